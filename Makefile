@@ -1,0 +1,59 @@
+# vbert: two commands to start.
+#   make demo   the whole pipeline on SynthCook with the tiny preset, report under runs/demo
+#   make test   unit tests + every notebook executed under nbval
+# A virtual environment (.venv) is created unless one is already active.
+
+PYTHON ?= python3
+PRESET ?= tiny
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else ifdef CONDA_PREFIX
+VENV := $(CONDA_PREFIX)
+else
+VENV := .venv
+endif
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vbert-installed
+export VBERT_CACHE ?= $(CURDIR)/runs/cache
+PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	--nbval-cell-timeout 300
+
+.PHONY: install demo test unit notebooks execute-notebooks clean help
+
+help:
+	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
+	@echo "make test    install, run the unit tests and execute every notebook under nbval"
+	@echo "make execute-notebooks   re-execute and store every notebook in place"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vbert)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/vbert run --preset $(PRESET) --out runs/demo
+
+test: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope --durations=25 \
+		$(PYTEST_NOTEBOOK_FLAGS) tests notebooks
+
+unit: install
+	$(PY) -m pytest -n 2 --dist loadscope --durations=15 tests
+
+notebooks: install
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope $(PYTEST_NOTEBOOK_FLAGS) notebooks
+
+execute-notebooks: install
+	for nb in notebooks/*.ipynb; do \
+		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	done
+
+clean:
+	rm -rf runs/demo runs/cache release .pytest_cache

@@ -1,0 +1,12 @@
+"""vbert: VideoBERT (Sun et al., ICCV 2019) built from scratch, for a course and for research.
+
+The pipeline flows one way, one module a stage: video -> features -> vocab (visual words)
+-> text -> data -> model -> train -> tasks. See the README for the course map.
+"""
+
+__version__ = "0.1.0"
+
+from vbert.config import Config, load_config  # noqa: E402
+from vbert.device import seed_everything, select_device  # noqa: E402
+
+__all__ = ["Config", "__version__", "load_config", "seed_everything", "select_device"]

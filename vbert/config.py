@@ -1,0 +1,303 @@
+"""Typed configuration: presets shipped as YAML inside the package, loaded into dataclasses.
+
+A preset (``tiny``, ``small``, ``base``, ``paper``) or a user's YAML file names only what differs
+from the defaults below. Unknown keys and values of the wrong type are refused with one line that
+names the file, the key and what was expected. Each choice the paper leaves open is a named field
+with its default explained next to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from vbert.errors import ConfigError
+
+PRESETS = ("tiny", "small", "base", "paper")
+
+
+@dataclass
+class DataConfig:
+    """SynthCook generation: how many videos, how big, how long."""
+
+    num_train_videos: int = 400
+    num_val_videos: int = 100
+    action_clips_per_class: int = 40  # labelled single-action clips (the role Kinetics plays)
+    width: int = 128
+    height: int = 128
+    fps: float = 20.0  # frame rate the videos are rendered at (decoding resamples anyway)
+    min_step_seconds: float = 2.0
+    max_step_seconds: float = 6.0
+
+
+@dataclass
+class VideoConfig:
+    """Decoding: the paper samples 20 fps and cuts non-overlapping 30-frame (1.5 s) clips."""
+
+    fps: float = 20.0
+    clip_frames: int = 30
+    crop_size: int = 112  # frames are resized (short side) then centre-cropped to this
+
+
+@dataclass
+class FeaturesConfig:
+    """Clip -> vector. The paper: S3D pre-classifier activations, average-pooled, 1024-d."""
+
+    extractor: str = "course"  # "course" (trained on SynthCook), "s3d" or "resnet"
+    weights: str = "default"  # "default", "kinetics400", "none" or a local file
+    batch_size: int = 16
+    num_workers: int = 0
+
+
+@dataclass
+class VocabConfig:
+    """Hierarchical k-means: k clusters per node, `depth` levels -> k**depth visual words."""
+
+    k: int = 12
+    depth: int = 4
+    sample_size: int = 1_000_000  # features sampled to fit the tree
+    n_init: int = 1  # k-means restarts per node
+    max_iter: int = 50
+
+
+@dataclass
+class TextConfig:
+    """WordPiece: trained on the narrations, or an existing BERT vocabulary directory."""
+
+    vocab_size: int = 30522
+    tokenizer: str = "train"  # "train", or a directory holding a BERT vocab.txt
+    lowercase: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """BERT encoder sizes (BERT-base by default; the paper uses BERT-large)."""
+
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    init_from: str = ""  # "" = from scratch, or a BERT directory saved by save_pretrained
+
+
+@dataclass
+class PretrainConfig:
+    """Joint pretraining; fields the paper leaves open carry our documented default."""
+
+    steps: int = 100_000
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    schedule: Literal["linear", "cosine"] = "linear"
+    grad_accum: int = 1
+    clip_grad: float = 1.0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    compile: bool = False
+    mask_prob: float = 0.15  # not in the paper: BERT's rate
+    max_seq_len: int = 128  # not in the paper
+    log_every: int = 50
+    checkpoint_every: int = 1000
+
+
+@dataclass
+class EvalConfig:
+    """Downstream evaluation settings."""
+
+    zero_shot_template: str = "now let me show you how to [MASK] the [MASK]"
+    top_k: tuple[int, ...] = (1, 5)
+
+
+@dataclass
+class Config:
+    """Everything one run needs, section by section, in pipeline order."""
+
+    name: str = "custom"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists), ready for JSON or YAML."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def section_hash(self, *sections: str) -> str:
+        """Short stable hash of the named sections (all when none), used as a cache key."""
+        data = self.to_dict()
+        chosen = {s: data[s] for s in sections} if sections else data
+        text = json.dumps(chosen, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- typed loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`; return it converted (int -> float, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin in (Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+    elif origin in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            inner = (typing.get_args(tp) or (Any,))[0]
+            items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+            return tuple(items) if origin is tuple else items
+    elif tp is Any:
+        return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif isinstance(value, tp):
+        return value
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            known = ", ".join(names)
+            raise ConfigError(f"{_join(where, key)}: unknown setting{hint}; known here: {known}")
+        kwargs[key] = _coerce(value, hints[key], _join(where, key))
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}:{line} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    return data
+
+
+def preset_text(name: str) -> str:
+    """The YAML text of a shipped preset."""
+    return resources.files("vbert.configs").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn 'model.num_layers=4' into {'model': {'num_layers': 4}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected section.key=value")
+    dotted, raw = text.split("=", 1)
+    value = _read_yaml(f"v: {raw}", f"override '{text}'")["v"]
+    out: dict[str, Any] = {}
+    node = out
+    *parents, leaf = dotted.strip().split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+def load_config(preset: str | Path = "tiny", overrides: list[str] | None = None) -> Config:
+    """Load a shipped preset by name, or a YAML file by path, then apply `key=value` overrides."""
+    preset_str = str(preset)
+    if preset_str in PRESETS:
+        source = f"preset '{preset_str}' (vbert/configs/{preset_str}.yaml)"
+        data = _read_yaml(preset_text(preset_str), source)
+    else:
+        path = Path(preset_str)
+        if path.suffix not in (".yaml", ".yml") and not path.exists():
+            raise ConfigError(
+                f"preset '{preset_str}' does not exist: choose one of {', '.join(PRESETS)} "
+                "or give the path of a YAML file"
+            )
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        source = str(path)
+        data = _read_yaml(path.read_text(encoding="utf-8"), source)
+        base = data.pop("preset", None)
+        if base is not None:  # a user file may start from a shipped preset
+            if base not in PRESETS:
+                raise ConfigError(f"{source}: preset: expected one of {', '.join(PRESETS)}, got {base!r}")
+            data = _merge(_read_yaml(preset_text(base), f"preset '{base}'"), data)
+    for text in overrides or []:
+        data = _merge(data, parse_override(text))
+    try:
+        return _build(Config, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the full resolved config as YAML (it reloads to an equal Config)."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
