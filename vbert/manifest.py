@@ -68,6 +68,10 @@ def package_versions() -> dict[str, str]:
     for name in ("vbert", "torch", "torchvision", "transformers", "tokenizers", "numpy", "opencv-python-headless"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
+    with contextlib.suppress(ImportError):
+        import torch
+
+        out["torch"] = torch.__version__  # carries the build, e.g. +cu130
     return out
 
 
