@@ -1,0 +1,82 @@
+"""The pretraining benchmark: FLOP accounting, batch construction, and vbert == plain loop on CPU."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from vbert.bench import CLS, MASK, SEP, SIZES, BenchSetup, make_batch
+from vbert.model import IGNORE_INDEX, flops_per_token
+
+
+@pytest.mark.parametrize(
+    ("size", "seq_per_s", "expected_mfu"),
+    [("base", 1983, 0.144), ("base", 2712, 0.196), ("paper", 1136, 0.279)],
+)
+def test_useful_mfu_matches_the_published_reference_numbers(size: str, seq_per_s: float, expected_mfu: float) -> None:
+    """The issue's reference loop figures (H100, 989 TFLOP/s) follow from our FLOP formula."""
+    layers, hidden, heads, inter = SIZES[size]
+    setup = BenchSetup(layers, hidden, heads, inter)
+    assert setup.vocab_size == 30522 + 20736 + 1
+    useful = flops_per_token(setup.bert_config(), setup.seq_len, setup.mask_prob) * seq_per_s * setup.seq_len
+    assert useful / 989e12 == pytest.approx(expected_mfu, abs=0.0015)
+
+
+def test_flops_count_only_the_predicted_positions_in_the_head() -> None:
+    config = BenchSetup().bert_config()
+    base = flops_per_token(config, 128, 0.0)
+    with_head = flops_per_token(config, 128, 0.15)
+    assert with_head - base == pytest.approx(6 * 0.15 * (768 * 768 + 768 * config.vocab_size))
+    assert flops_per_token(config, 256, 0.0) - base == pytest.approx(12 * 12 * 768 * 128)
+
+
+def test_batch_layout_masking_and_static_positions() -> None:
+    setup = BenchSetup(batch=64, seq_len=48, text_vocab=500, visual_words=36)
+    batch = make_batch(setup, torch.Generator().manual_seed(0))
+    ids, types, labels = batch["input_ids"], batch["token_type_ids"], batch["labels"]
+    p = setup.predictions_per_sequence
+    assert ids.shape == types.shape == labels.shape == (64, 48)
+    assert batch["positions"].shape == batch["targets"].shape == (64 * p,)
+    assert (ids[:, 0] == CLS).all() and (ids[:, -1] == SEP).all()
+    separator = setup.text_vocab + setup.visual_words
+    sep_rows, sep_cols = (ids == separator).nonzero(as_tuple=True)
+    assert sep_rows.tolist() == list(range(64))  # exactly one [>] per row
+    for row, col in zip(sep_rows.tolist(), sep_cols.tolist()):
+        assert (types[row, :col] == 0).all() and (types[row, col:] == 1).all()
+        assert (labels[row, [0, col, 47]] == IGNORE_INDEX).all()  # specials are never predicted
+    assert ((labels != IGNORE_INDEX).sum(1) == p).all()
+    assert torch.equal(labels.flatten()[batch["positions"]], batch["targets"])
+    chosen = labels != IGNORE_INDEX
+    masked_share = (ids[chosen] == MASK).float().mean().item()
+    assert 0.72 < masked_share < 0.88  # 80% become [MASK]
+    video_targets = chosen & (types == 1)
+    replaced = video_targets & (ids != MASK) & (ids != labels)
+    assert ((ids[replaced] >= setup.text_vocab) & (ids[replaced] < separator)).all()  # same modality
+
+
+def test_vbert_and_the_plain_transformers_loop_agree_on_cpu() -> None:
+    pytest.importorskip("transformers")
+    from vbert.bench import agreement
+    from vbert.config import PretrainConfig
+
+    setup = BenchSetup(*SIZES["tiny"], text_vocab=300, visual_words=36, seq_len=32, batch=8)
+    config = PretrainConfig(steps=1000, lr=1e-3, warmup_steps=0, precision="fp32")
+    result = agreement(setup, config, torch.device("cpu"), steps=15, compile_both=False)
+    assert result["step0_vbert"] == pytest.approx(result["step0_plain"], abs=1e-5)
+    assert result["max_abs_diff"] < 1e-3
+    assert result["final_vbert"] < result["step0_vbert"]  # both actually learn
+
+
+def test_bench_cli_runs_on_cpu(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vbert.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "pretrain", "--size", "tiny", "--device", "cpu", "--batch", "4", "--seq-len", "32",
+                 "--text-vocab", "300", "--visual-words", "36", "--warmup", "1", "--steps", "2",
+                 "--variants", "plain-eager,vbert-eager,vbert-fullhead-eager", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "plain-eager" in text and "vbert-fullhead-eager" in text and "vs plain-compiled" in text
+    assert out.is_file()
