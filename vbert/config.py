@@ -110,7 +110,31 @@ class PretrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False
     mask_prob: float = 0.15  # not in the paper: BERT's rate
-    max_seq_len: int = 128  # not in the paper
+    mask_frac: float = 0.8  # of the chosen tokens, share replaced by [MASK] (BERT's 80/10/10)
+    random_frac: float = 0.1  # share replaced by a random token of the same modality; the rest unchanged
+    max_seq_len: int = 128  # not in the paper: BERT's pretraining length, a whole batch is [B, 128]
+    max_text_len: int = 48  # text budget of a video-text sequence; the video words fill the rest
+    # Share of each batch per regime (text-only, video-only, video-text); fixed counts per batch so
+    # shapes never change. Not in the paper: half joint, so alignment sees as many pairs as MLM.
+    regime_mix: tuple[float, ...] = (0.25, 0.25, 0.5)
+    # Loss weights (not in the paper): every objective counts the same.
+    text_mlm_weight: float = 1.0
+    video_mlm_weight: float = 1.0
+    joint_mlm_weight: float = 1.0
+    align_weight: float = 1.0
+    # Alignment negatives (not in the paper): half the video-text pairs are misaligned, like BERT's
+    # next-sentence task; of those, half take the video from another time of the same video (hard:
+    # same kitchen, same recipe) and half from another video (easy).
+    negative_prob: float = 0.5
+    negative_same_video: float = 0.5
+    max_concat_sentences: int = 3  # paper: neighbouring sentences concatenated at random; 1..this many
+    max_subsample: int = 5  # paper: video subsampling rate drawn from 1 to 5
+    video_only_len: int = 64  # video-only sequence: a random window of this many words (before subsampling)
+    visual_init: Literal["random", "centroids"] = "random"  # new visual rows: random, or projected centroids
+    freeze_input_embeddings: bool = False  # the paper (reported) keeps the word embeddings frozen
+    num_workers: int = 0  # data loader processes; batches are built on the CPU while the GPU trains
+    tensorboard: bool = True
+    keep_checkpoints: int = 2  # how many recent checkpoints a run folder keeps
     log_every: int = 50
     checkpoint_every: int = 1000
 

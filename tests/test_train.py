@@ -1,0 +1,199 @@
+"""The generic trainer on a toy regression model: schedule, accumulation, logs, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vbert.checkpoint import latest_checkpoint, load_checkpoint
+from vbert.config import PretrainConfig
+from vbert.errors import DataError, VbertError
+from vbert.train import Trainer, TrainingDiverged, build_optimizer, lr_factor
+
+
+class ToyModel(nn.Module):
+    """y = MLP(x) with dropout, so resuming must restore the random state to match exactly."""
+
+    def __init__(self, nan_at_call: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Dropout(0.2), nn.Linear(16, 1))
+        self.calls = 0
+        self.nan_at_call = nan_at_call
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        loss = ((self.net(x).squeeze(-1) - y) ** 2).mean()
+        if self.nan_at_call is not None and self.calls >= self.nan_at_call:
+            loss = loss * float("nan")
+        return {"loss": loss, "mse": loss.detach()}
+
+
+def toy_batch(index: int, batch_size: int = 8) -> dict[str, torch.Tensor]:
+    """Batch number `index` of a fixed regression problem, the same every time it is asked for."""
+    g = torch.Generator().manual_seed(1000 + index)
+    x = torch.randn(batch_size, 4, generator=g)
+    return {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0])}
+
+
+class ToyBatches:
+    """Deterministic batches by position, with a checkpointable position."""
+
+    def __init__(self, batch_size: int = 8, length: int | None = None) -> None:
+        self.batch_size, self.length, self.position = batch_size, length, 0
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        return toy_batch(index, self.batch_size)
+
+    def __iter__(self):
+        while self.length is None or self.position < self.length:
+            self.position += 1
+            yield self.batch(self.position - 1)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.position = state["position"]
+
+
+class PlainBatches:
+    """The same batches from a plain re-iterable (no state_dict): resume must skip what was seen."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __iter__(self):
+        return (toy_batch(i) for i in range(self.length))
+
+
+def tiny_config(**kw) -> PretrainConfig:
+    base = dict(steps=12, lr=0.01, warmup_steps=2, log_every=1, checkpoint_every=4, tensorboard=False,
+                precision="fp32")
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def losses(path) -> list[float]:
+    return [json.loads(line)["loss"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    assert lr_factor(0, 4, 20, "linear") == pytest.approx(0.25)
+    assert lr_factor(3, 4, 20, "linear") == pytest.approx(1.0)
+    assert lr_factor(12, 4, 20, "linear") == pytest.approx(0.5)
+    assert lr_factor(12, 4, 20, "cosine") == pytest.approx(0.5)
+    assert lr_factor(8, 4, 20, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_factor(20, 4, 20, "linear") == pytest.approx(0.0)
+
+
+def test_weight_decay_only_on_matrices():
+    groups = build_optimizer(ToyModel(), 1e-3, 0.1, torch.device("cpu")).param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    assert all(p.ndim >= 2 for p in groups[0]["params"]) and all(p.ndim == 1 for p in groups[1]["params"])
+
+
+def test_fit_lowers_the_loss_and_writes_logs_and_checkpoints(tmp_path):
+    trainer = Trainer(ToyModel(), tiny_config(steps=40, lr=0.05, tensorboard=True, log_every=5), tmp_path, ToyBatches())
+    result = trainer.fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(5, 41, 5))
+    assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
+    assert {"mse", "grad_norm", "lr", "sequences_per_s"} <= set(rows[0])
+    assert any((tmp_path / "tensorboard").iterdir())
+    assert result.checkpoint == latest_checkpoint(tmp_path)
+    state = load_checkpoint(result.checkpoint)
+    assert state["step"] == 40 and state["data"] == {"position": 40}
+    assert len(list((tmp_path / "checkpoints").glob("step-*.pt"))) == 2  # older ones pruned
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    big, small = ToyModel(), ToyModel()
+    big.net[2].p = small.net[2].p = 0.0
+    t_big = Trainer(big, tiny_config(), None)
+    t_small = Trainer(small, tiny_config(grad_accum=2), None)
+    data = ToyBatches(batch_size=8).batch(0)
+    halves = [{k: v[:4] for k, v in data.items()}, {k: v[4:] for k, v in data.items()}]
+    for _ in range(3):
+        m_big = t_big.train_step(data)
+        m_small = t_small.train_step(halves)
+    assert float(m_big["loss"]) == pytest.approx(float(m_small["loss"]), rel=1e-5)
+    for a, b in zip(big.parameters(), small.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(step: int):
+    def callback(trainer: Trainer) -> None:
+        if trainer.step == step:
+            raise Crash(f"injected crash at step {step}")
+    return callback
+
+
+@pytest.mark.parametrize("data_cls", [ToyBatches, PlainBatches])
+def test_resume_after_crash_matches_the_uninterrupted_run_step_for_step(tmp_path, data_cls):
+    Trainer(ToyModel(), tiny_config(), tmp_path / "full", data_cls(length=50)).fit()
+    with pytest.raises(Crash):
+        Trainer(ToyModel(), tiny_config(), tmp_path / "cut", data_cls(length=50), callbacks=[crash_at(7)]).fit()
+    assert load_checkpoint(latest_checkpoint(tmp_path / "cut"))["step"] == 4
+    resumed = Trainer(ToyModel(), tiny_config(), tmp_path / "cut", data_cls(length=50), resume="require")
+    result = resumed.fit()
+    assert result.step == 12
+    full, cut = losses(tmp_path / "full" / "metrics.jsonl"), losses(tmp_path / "cut" / "metrics.jsonl")
+    assert len(cut) == 12  # the rows of steps 5-7 logged before the crash were replaced, not duplicated
+    assert cut == full  # exactly, step for step (same CPU kernels, same random states)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(ToyModel(nan_at_call=6), tiny_config(checkpoint_every=2), tmp_path, ToyBatches())
+    with pytest.raises(TrainingDiverged, match="NaN or infinite.*step-0000004.pt"):
+        trainer.fit()
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    trainer = Trainer(ToyModel(), tiny_config(steps=4, checkpoint_every=2), tmp_path, ToyBatches())
+    calls = {"n": 0}
+    real_replace = __import__("os").replace
+
+    def failing_replace(src, dst):
+        calls["n"] += 1
+        if str(dst).endswith("step-0000004.pt"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("vbert.manifest.os.replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        trainer.fit()
+    assert load_checkpoint(latest_checkpoint(tmp_path))["step"] == 2
+    assert not list((tmp_path / "checkpoints").glob(".*tmp"))  # the torn temporary file was removed
+
+
+def test_bad_resumes_and_empty_data_are_refused_before_training(tmp_path):
+    with pytest.raises(VbertError, match="nothing to resume"):
+        Trainer(ToyModel(), tiny_config(), tmp_path / "none", ToyBatches(), resume="require").fit()
+    Trainer(ToyModel(), tiny_config(steps=2), tmp_path / "run", ToyBatches(), identity={"hidden": 16}).fit()
+    model = ToyModel()
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(DataError, match="another configuration.*hidden"):
+        Trainer(model, tiny_config(steps=4), tmp_path / "run", ToyBatches(), identity={"hidden": 32}).fit()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(DataError, match="no batches"):
+        Trainer(ToyModel(), tiny_config(), tmp_path / "empty", ToyBatches(length=0)).fit()
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(ToyModel(), tiny_config(steps=2, checkpoint_every=2), tmp_path, ToyBatches()).fit()
+    path = latest_checkpoint(tmp_path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="not a readable vbert checkpoint"):
+        Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()

@@ -1,0 +1,403 @@
+"""The trainer: bf16 autocast, torch.compile, fused AdamW, warmup + decay, accumulation, DDP, resume.
+
+It is generic: a model whose `forward(**batch)` returns a dict with a scalar `"loss"` (other scalar
+entries are logged as metrics), and data that yields batches (dicts of tensors). Speed rules:
+no host synchronisation inside a step (metrics stay on the device until a log step), batches of a
+fixed shape (torch.compile never recompiles), pinned memory with non-blocking copies, and a fused
+optimizer on CUDA. `Trainer.train_step` is the step-level API a benchmark loop calls directly.
+
+Several GPUs or nodes: launch the same command with `torchrun --nproc_per_node=N ...`; each process
+reads RANK / WORLD_SIZE / LOCAL_RANK, wraps the model in DistributedDataParallel and draws its own
+slice of every global batch. Checkpoints hold model, optimizer, scheduler, data position and every
+rank's random state, so a resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vbert.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vbert.config import PretrainConfig
+from vbert.errors import DataError, VbertError
+from vbert.manifest import atomic_write_bytes
+from vbert.progress import progress
+
+Batch = dict[str, torch.Tensor]
+Callback = Callable[["Trainer"], None]
+
+
+class TrainingDiverged(VbertError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint is kept."""
+
+
+# ---------------------------------------------------------------- distributed setup
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits in a (possibly single-process) distributed run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes logs and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when more than one process trains together."""
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a no-op when alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
+    return DistInfo(rank, world, local), device
+
+
+# ---------------------------------------------------------------- optimisation pieces
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the peak learning rate: linear warmup, then linear or cosine decay to zero."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress_frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress_frac))
+    return 1.0 - progress_frac
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with decay on weight matrices only (not biases, LayerNorms); fused kernels on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6, **fused)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`: bf16 on CUDA under 'auto', None means fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+def batch_to_device(batch: Batch, device: torch.device) -> Batch:
+    """Copy a batch to `device` without blocking the host (the source should be pinned)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under torch.compile and DistributedDataParallel wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+@dataclass
+class TrainResult:
+    """What `Trainer.fit` returns: the last step, the logged rows and the final checkpoint."""
+
+    step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+
+
+class Trainer:
+    """Trains `model` on `data` as `config` says; `out_dir` receives checkpoints and logs.
+
+    `data` is an iterable of batches for this process; when it has `state_dict()` and
+    `load_state_dict()` its position is checkpointed, otherwise a resumed run skips the batches
+    already consumed. `identity` (any JSON-able dict: the model config, the vocabulary) is stored in
+    each checkpoint; resuming against a different identity is refused. `resume` is "auto" (continue
+    when a checkpoint exists), "require" (a checkpoint must exist) or "never".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: PretrainConfig,
+        out_dir: str | Path | None = None,
+        data: Iterable[Batch] | None = None,
+        *,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        identity: dict[str, Any] | None = None,
+        resume: str = "auto",
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.data = data
+        self.seed = seed
+        self.identity = json.loads(json.dumps(identity or {}))
+        self.callbacks = list(callbacks)
+        if resume not in ("auto", "require", "never"):
+            raise VbertError(f"resume must be 'auto', 'require' or 'never', got {resume!r}")
+        self.resume = resume
+        requested = torch.device(device) if device is not None else next(model.parameters()).device
+        self.dist, self.device = init_distributed(requested)
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, self.device)
+        schedule = partial(lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.amp_dtype = autocast_dtype(config.precision, self.device)
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
+        forward: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            forward = self.ddp
+        self.forward = torch.compile(forward) if config.compile else forward
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.step = 0
+        self.batches_seen = 0
+        self.last_checkpoint: Path | None = None
+        self.history: list[dict[str, float]] = []
+        self._writer: Any = None  # TensorBoard SummaryWriter on rank 0
+        self._sums: dict[str, torch.Tensor] = {}
+        self._window_steps = 0
+        self._window_sequences = 0
+        self._window_start = time.perf_counter()
+        self._bad = torch.zeros((), dtype=torch.bool, device=self.device)  # any non-finite loss since last check
+
+    # ------------------------------------------------------------ one optimisation step
+
+    def train_step(self, micro_batches: Batch | Sequence[Batch]) -> dict[str, torch.Tensor]:
+        """One optimizer step over `grad_accum` micro-batches; returns detached metrics on the device."""
+        if isinstance(micro_batches, dict):
+            micro_batches = [micro_batches]
+        self.model.train()
+        n = len(micro_batches)
+        metrics: dict[str, torch.Tensor] = {}
+        for i, batch in enumerate(micro_batches):
+            batch = batch_to_device(batch, self.device)
+            last = i == n - 1
+            no_sync = self.ddp.no_sync() if (self.ddp is not None and not last) else contextlib.nullcontext()
+            amp = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                   else contextlib.nullcontext())
+            with no_sync:
+                with amp:
+                    out = self.forward(**batch)
+                (out["loss"] / n).backward()
+            for key, value in out.items():
+                if isinstance(value, torch.Tensor) and value.ndim == 0:
+                    part = value.detach().float() / n
+                    metrics[key] = metrics[key] + part if key in metrics else part
+        if self.config.clip_grad > 0:
+            metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_grad, foreach=True)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self._bad |= ~torch.isfinite(metrics["loss"])
+        return metrics
+
+    # ------------------------------------------------------------ the loop
+
+    def fit(self) -> TrainResult:
+        """Train until `config.steps`, resuming from `out_dir` when a checkpoint is there."""
+        if self.data is None:
+            raise VbertError("Trainer.fit needs data (an iterable of batches)")
+        if self.config.steps <= 0:
+            raise VbertError(f"pretrain.steps must be positive, got {self.config.steps}")
+        resumed = self._maybe_resume()
+        if not resumed:
+            torch.manual_seed(self.seed + self.dist.rank)  # dropout differs per rank, reproducibly
+        self._open_logs(resumed)
+        batches = self._batch_stream()
+        quiet_rank = {} if self.dist.is_main else {"disable": True}
+        bar = progress(total=self.config.steps, initial=self.step, desc="pretrain", **quiet_rank)
+        self._window_start = time.perf_counter()
+        try:
+            while self.step < self.config.steps:
+                micro = [next(batches) for _ in range(self.config.grad_accum)]
+                metrics = self.train_step(micro)
+                self.step += 1
+                self._accumulate(metrics, micro)
+                bar.update(1)
+                final = self.step == self.config.steps
+                if self.step % self.config.log_every == 0 or final:
+                    row = self._flush_metrics()
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                if self.step % self.config.checkpoint_every == 0 or final:
+                    self.save()
+                for callback in self.callbacks:
+                    callback(self)
+        finally:
+            bar.close()
+            if self._writer is not None:
+                self._writer.close()
+        return TrainResult(self.step, self.history, self.last_checkpoint)
+
+    def _batch_stream(self):
+        """Yield batches forever, re-iterating the data at its end; count what was consumed."""
+        skip = 0 if hasattr(self.data, "load_state_dict") else self.batches_seen
+        epoch_yielded = True
+        while epoch_yielded:
+            epoch_yielded = False
+            for batch in self.data:
+                epoch_yielded = True
+                if skip > 0:
+                    skip -= 1
+                    continue
+                self.batches_seen += 1
+                yield batch
+        raise DataError("the training data yielded no batches (is the dataset empty?)")
+
+    def _accumulate(self, metrics: dict[str, torch.Tensor], micro: list[Batch]) -> None:
+        for key, value in metrics.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+        self._window_steps += 1
+        self._window_sequences += sum(int(next(iter(b.values())).shape[0]) for b in micro)
+
+    def _check_finite(self) -> None:
+        if bool(self._bad):  # the one host sync, at log and checkpoint steps only
+            where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
+                "; no checkpoint had been written yet"
+            raise TrainingDiverged(
+                f"loss became NaN or infinite at or before step {self.step}: training stopped{where} "
+                "(try a lower pretrain.lr, a longer warmup, or pretrain.precision=fp32)"
+            )
+
+    def _flush_metrics(self) -> dict[str, float]:
+        """Average the window's metrics (one host sync), write them to JSONL and TensorBoard."""
+        self._check_finite()
+        keys = sorted(self._sums)
+        values = torch.stack([self._sums[k] for k in keys]).tolist() if keys else []
+        if self.dist.enabled:  # average across ranks so the log describes the global batch
+            tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(tensor)
+            values = (tensor / self.dist.world_size).tolist()
+        elapsed = max(time.perf_counter() - self._window_start, 1e-9)
+        row: dict[str, float] = {"step": self.step}
+        row.update({k: v / self._window_steps for k, v in zip(keys, values)})
+        row["lr"] = self.scheduler.get_last_lr()[0]
+        row["steps_per_s"] = self._window_steps / elapsed
+        row["sequences_per_s"] = self._window_sequences * self.dist.world_size / elapsed
+        self._sums, self._window_steps, self._window_sequences = {}, 0, 0
+        self._window_start = time.perf_counter()
+        self.history.append(row)
+        if self.dist.is_main and self.out_dir is not None:
+            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+            if self._writer is not None:
+                for key, value in row.items():
+                    if key != "step":
+                        self._writer.add_scalar(f"pretrain/{key}", value, self.step)
+        return row
+
+    def _open_logs(self, resumed: bool) -> None:
+        """Prepare metrics.jsonl (dropping rows past the resumed step) and the TensorBoard writer."""
+        self._writer = None
+        if not self.dist.is_main or self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = self.out_dir / "metrics.jsonl"
+        kept = []
+        if resumed and log.is_file():
+            for line in log.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    if json.loads(line).get("step", 0) <= self.step:
+                        kept.append(line)
+        atomic_write_bytes(log, "".join(line + "\n" for line in kept).encode("utf-8"))
+        self.history = [json.loads(line) for line in kept]
+        if self.config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (the RNG states of every rank included)."""
+        rngs: list[Any] = [rng_state()]
+        if self.dist.enabled:
+            rngs = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(rngs, rng_state())
+        data_state = self.data.state_dict() if hasattr(self.data, "state_dict") else {}
+        return {
+            "step": self.step,
+            "batches_seen": self.batches_seen,
+            "identity": self.identity,
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "data": data_state,
+            "rng": rngs,
+            "world_size": self.dist.world_size,
+        }
+
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 writes; every rank waits for it)."""
+        self._check_finite()
+        if self.out_dir is None:
+            return None
+        state = self.state_dict()
+        if self.dist.is_main:
+            self.last_checkpoint = save_checkpoint(self.out_dir, self.step, state, keep=self.config.keep_checkpoints)
+        if self.dist.enabled:
+            torch.distributed.barrier()
+        return self.last_checkpoint
+
+    def _maybe_resume(self) -> bool:
+        """Load the latest checkpoint of `out_dir` as `resume` says; True when one was loaded."""
+        path = latest_checkpoint(self.out_dir) if self.out_dir is not None else None
+        if path is None:
+            if self.resume == "require":
+                raise VbertError(f"{self.out_dir}: nothing to resume, no checkpoint in {self.out_dir}/checkpoints")
+            return False
+        if self.resume == "never":
+            return False
+        state = load_checkpoint(path)
+        if state.get("identity") != self.identity:
+            saved = state.get("identity") or {}
+            diff = sorted(k for k in set(saved) | set(self.identity) if saved.get(k) != self.identity.get(k))
+            raise DataError(f"{path}: checkpoint was written for another configuration (differs in: "
+                            f"{', '.join(diff) or 'identity'}); use a fresh --out folder")
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if hasattr(self.data, "load_state_dict"):
+            self.data.load_state_dict(state["data"])
+        rngs = state["rng"]
+        set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world_size else rngs[0])
+        self.step, self.batches_seen = int(state["step"]), int(state["batches_seen"])
+        self.last_checkpoint = path
+        return True
