@@ -69,6 +69,7 @@ class FeatureStore:
         if not self.folder.is_dir():
             raise DataError(f"{self.folder}: features folder not found")
         arrays, rows, dims = [], [], set()
+        owner: dict[str, str] = {}  # video id -> the shard index that holds it
         for index_path in sorted(self.folder.glob("shard-r*-*.json")):
             array_path = index_path.with_suffix(".npy")
             index = _read_index(index_path)
@@ -81,6 +82,13 @@ class FeatureStore:
                     f"{array_path}: shape {list(array.shape)} does not match its index {index_path.name} "
                     f"({index['count']} rows of dimension {index['dim']}, {len(index['rows'])} listed)"
                 )
+            if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+                raise DataError(f"{array_path}: feature values must be finite floats (got {array.dtype}, or NaN/inf)")
+            _check_rows(index_path, index["rows"])
+            for video_id in dict.fromkeys(r[0] for r in index["rows"]):
+                if video_id in owner:
+                    raise DataError(f"{index_path}: video '{video_id}' is also in {owner[video_id]} (shards from two runs?)")
+                owner[video_id] = index_path.name
             dims.add(index["dim"])
             arrays.append(array)
             rows += index["rows"]
@@ -109,6 +117,15 @@ class FeatureStore:
             raise KeyError(f"{self.folder}: no features for video '{video_id}'")
         a, b = self._spans[video_id]
         return self.features[a:b].astype(np.float32), self.starts[a:b], self.ends[a:b]
+
+
+def _check_rows(path: Path, rows: list) -> None:
+    """Every index row must be [video_id, start_s, end_s] with start <= end."""
+    for i, row in enumerate(rows):
+        ok = isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+        ok = ok and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in row[1:])
+        if not ok or row[1] > row[2]:
+            raise DataError(f"{path}: row {i} is {row!r}, expected [video_id, start_s, end_s] with start <= end")
 
 
 def _read_index(path: Path) -> dict:

@@ -1,0 +1,368 @@
+"""The course's own S3D-style clip network, and its training on SynthCook's labelled action clips.
+
+S3D (Xie et al., 2018) factorises each 3D convolution k x k x k into a spatial 1 x k x k
+convolution followed by a temporal k x 1 x 1 one ("separable"), which is cheaper and learns
+better than full 3D kernels. This network keeps that idea at a size a laptop CPU can train in
+minutes: four separable stages, a 1x1x1 convolution up to 1024 channels (the paper's feature
+width), and global average pooling over time and space, so any crop size works (trained on
+several sizes so 64, 96 and 112 pixel presets all give meaningful features).
+
+Input normalisation: uint8 RGB / 255, then (x - 0.45) / 0.225 on every channel.
+
+Training plays the role of Kinetics pre-training: SynthCook's single-action clips, each with a
+verb and a noun label, two linear heads on the pooled 1024-d vector, cross-entropy on both.
+The heads are dropped at extraction time; only the pooled vector is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vbert.errors import DataError
+
+INPUT_MEAN = (0.45, 0.45, 0.45)
+INPUT_STD = (0.225, 0.225, 0.225)
+CHECKPOINT_NAME = "course_s3d.safetensors"
+
+
+@dataclass
+class CourseS3DConfig:
+    """Architecture and label sets of the course network (stored in its checkpoint)."""
+
+    widths: tuple[int, ...] = (24, 48, 96, 192)  # channels of the stem and the three stages
+    feature_dim: int = 1024  # the paper's S3D pre-classifier width
+    dropout: float = 0.3
+    verbs: list[str] = field(default_factory=list)
+    nouns: list[str] = field(default_factory=list)
+
+
+class SeparableConv3d(nn.Module):
+    """S3D's factorised convolution: 1 x k x k in space, then k x 1 x 1 in time, each with BN + ReLU.
+
+    Both halves run as 2D convolutions on reshaped tensors (frames as a batch for the spatial
+    one, time x pixels as an image for the temporal one): the same arithmetic as Conv3d with
+    those kernel shapes, but several times faster to train on a CPU.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: tuple[int, int, int] = (1, 1, 1), k: int = 3) -> None:
+        super().__init__()
+        st, ss, _ = stride
+        self.spatial = nn.Conv2d(c_in, c_out, k, stride=ss, padding=k // 2, bias=False)
+        self.spatial_norm = nn.BatchNorm2d(c_out)
+        self.temporal = nn.Conv2d(c_out, c_out, (k, 1), stride=(st, 1), padding=(k // 2, 0), bias=False)
+        self.temporal_norm = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C, T, H, W] -> [N, C', T', H', W']."""
+        n, c, t, h, w = x.shape
+        y = x.transpose(1, 2).reshape(n * t, c, h, w)  # [N*T, C, H, W]: frames as a batch
+        y = F.relu(self.spatial_norm(self.spatial(y)), inplace=True)  # [N*T, C', H', W']
+        c2, h2, w2 = y.shape[1:]
+        y = y.reshape(n, t, c2, h2 * w2).transpose(1, 2)  # [N, C', T, H'*W']
+        y = F.relu(self.temporal_norm(self.temporal(y)), inplace=True)  # [N, C', T', H'*W']
+        return y.reshape(n, c2, y.shape[2], h2, w2)
+
+
+class PointwiseConv3d(nn.Module):
+    """1x1x1 convolution + BN + ReLU (a per-position linear map), run as a 2D convolution."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.norm = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C, T, H, W] -> [N, C', T, H, W]."""
+        n, c, t, h, w = x.shape
+        y = F.relu(self.norm(self.conv(x.reshape(n, c, t, h * w))), inplace=True)  # [N, C', T, H*W]
+        return y.reshape(n, -1, t, h, w)
+
+
+class CourseS3D(nn.Module):
+    """Separable 3D CNN: clips [N, 3, T, H, W] -> pooled features [N, 1024] -> verb and noun logits."""
+
+    def __init__(self, config: CourseS3DConfig) -> None:
+        super().__init__()
+        self.config = config
+        w0, w1, w2, w3 = config.widths
+        self.trunk = nn.Sequential(
+            SeparableConv3d(3, w0, stride=(1, 2, 2)),  # [N, w0, T, H/2, W/2]
+            SeparableConv3d(w0, w1, stride=(2, 2, 2)),  # [N, w1, T/2, H/4, W/4]
+            SeparableConv3d(w1, w2, stride=(2, 2, 2)),  # [N, w2, T/4, H/8, W/8]
+            SeparableConv3d(w2, w2),
+            SeparableConv3d(w2, w3, stride=(1, 2, 2)),  # [N, w3, T/4, H/16, W/16]
+            PointwiseConv3d(w3, config.feature_dim),  # [N, 1024, t, h, w]
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.verb_head = nn.Linear(config.feature_dim, max(len(config.verbs), 1))
+        self.noun_head = nn.Linear(config.feature_dim, max(len(config.nouns), 1))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised clips [N, 3, T, H, W] -> [N, 1024], averaged over time and space."""
+        return self.trunk(x).mean(dim=(2, 3, 4))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(verb logits [N, V], noun logits [N, K]) of normalised clips [N, 3, T, H, W]."""
+        h = self.dropout(self.features(x))  # [N, 1024]
+        return self.verb_head(h), self.noun_head(h)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def default_checkpoint() -> Path:
+    """The committed checkpoint shipped in vbert/assets (a DataError if it is missing)."""
+    path = Path(str(resources.files("vbert").joinpath("assets", CHECKPOINT_NAME)))
+    if not path.is_file():
+        raise DataError(f"{path}: the committed course checkpoint is missing; make one with `vbert train-extractor`")
+    return path
+
+
+def save_checkpoint(model: CourseS3D, path: str | Path, **info: Any) -> Path:
+    """Write weights (safetensors, fp32) with the architecture, labels and `info` as JSON metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "vbert-course-s3d-1", "config": json.dumps(asdict(model.config))}
+    metadata.update({k: json.dumps(v) for k, v in info.items()})
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a course checkpoint (config, labels, training command, metrics)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except Exception as err:
+        raise DataError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
+    if raw.get("format") != "vbert-course-s3d-1":
+        raise DataError(f"{path}: not a course S3D checkpoint (no 'vbert-course-s3d-1' format tag)")
+    return {k: (v if k == "format" else json.loads(v)) for k, v in raw.items()}
+
+
+def load_checkpoint(path: str | Path) -> CourseS3D:
+    """A CourseS3D rebuilt from a checkpoint written by `save_checkpoint`, in eval mode."""
+    from vbert.features import load_matching, load_state_dict_file
+
+    meta = checkpoint_metadata(path)
+    config = meta["config"]
+    config["widths"] = tuple(config["widths"])
+    model = CourseS3D(CourseS3DConfig(**config))
+    load_matching(model, load_state_dict_file(path), str(path), ("",))
+    return model.eval()
+
+
+# ---------------------------------------------------------------- training data
+
+
+def load_labelled_clips(root: str | Path, size: int, fps: float = 20.0, clip_frames: int = 30) -> dict[str, Any]:
+    """Decode SynthCook's action clips: {'train'/'val': (clips uint8 [N, T, S, S, 3], verb ids, noun ids)}."""
+    from vbert.synthcook import load_action_clips
+    from vbert.video import read_clips
+
+    items = load_action_clips(root)
+    verbs = sorted({c.verb for c in items})
+    nouns = sorted({c.noun for c in items})
+    split: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "val": ([], [], [])}
+    skipped = []
+    for item in items:
+        try:
+            clips = read_clips(item.path, fps=fps, clip_frames=clip_frames, size=size)
+        except DataError as err:
+            skipped.append(str(err))
+            continue
+        if len(clips.frames) == 0:
+            skipped.append(f"{item.path}: shorter than one clip")
+            continue
+        frames, vs, ns = split["train" if item.subset == "training" else "val"]
+        frames.append(clips.frames[0])  # [T, S, S, 3]: one clip per labelled action
+        vs.append(verbs.index(item.verb))
+        ns.append(nouns.index(item.noun))
+    out: dict[str, Any] = {"verbs": verbs, "nouns": nouns, "skipped": skipped}
+    for name, (frames, vs, ns) in split.items():
+        if not frames:
+            raise DataError(f"{root}: no decodable {name} action clips")
+        out[name] = (np.stack(frames), np.array(vs), np.array(ns))
+    return out
+
+
+def normalise(clips: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, T, H, W, 3] -> float [N, 3, T, H, W] with the course normalisation."""
+    x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
+    mean = torch.tensor(INPUT_MEAN, device=x.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(INPUT_STD, device=x.device).view(1, 3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def augment(clips: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (60-100% of the side) resized to `size`: uint8 [N, T, S, S, 3] -> float [N, 3, T, size, size]."""
+    n, t, s = clips.shape[:3]
+    out = []
+    for clip in clips:
+        side = int(s * (0.6 + 0.4 * torch.rand(1, generator=generator).item()))
+        y, x = (torch.randint(0, s - side + 1, (2,), generator=generator)).tolist()
+        crop = clip[:, y : y + side, x : x + side].permute(0, 3, 1, 2).float()  # [T, 3, side, side]
+        out.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False))
+    x = torch.stack(out).permute(0, 2, 1, 3, 4) / 255.0  # [N, 3, T, size, size]
+    mean = torch.tensor(INPUT_MEAN).view(1, 3, 1, 1, 1)
+    std = torch.tensor(INPUT_STD).view(1, 3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def resize_clips(clips: np.ndarray, size: int) -> torch.Tensor:
+    """Resize uint8 clips [N, T, S, S, 3] to [N, T, size, size, 3] (bilinear), still uint8."""
+    x = torch.from_numpy(clips)
+    if x.shape[2] == size:
+        return x
+    n, t, s = x.shape[:3]
+    frames = x.reshape(n * t, s, s, 3).permute(0, 3, 1, 2).float()
+    frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+    return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(n, t, size, size, 3)
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainSettings:
+    """How the course network is trained (all recorded in the checkpoint)."""
+
+    steps: int = 1200
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    sizes: tuple[int, ...] = (48, 64, 96)  # training crop sizes, so every preset's crop works
+    decode_size: int = 96  # clips are decoded once at this size, then randomly cropped
+    label_smoothing: float = 0.1
+    seed: int = 0
+    log_every: int = 50
+
+
+def evaluate(model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.ndarray, size: int) -> dict[str, float]:
+    """Head accuracies of `model` on uint8 clips resized to `size`."""
+    model.eval()
+    correct_v = correct_n = 0
+    with torch.inference_mode():
+        for i in range(0, len(clips), 32):
+            x = normalise(resize_clips(clips[i : i + 32], size))
+            verb_logits, noun_logits = model(x)
+            correct_v += int((verb_logits.argmax(1).numpy() == verbs[i : i + 32]).sum())
+            correct_n += int((noun_logits.argmax(1).numpy() == nouns[i : i + 32]).sum())
+    return {"verb_acc": correct_v / len(clips), "noun_acc": correct_n / len(clips)}
+
+
+def train_course_extractor(
+    root: str | Path, out_path: str | Path, settings: TrainSettings, command: str = "", show_progress: bool = True
+) -> dict[str, Any]:
+    """Train CourseS3D on the action clips under SynthCook folder `root`; save to `out_path`; return metrics."""
+    from vbert.device import seed_everything
+    from vbert.progress import progress
+
+    seed_everything(settings.seed)
+    data = load_labelled_clips(root, settings.decode_size)
+    train_clips, train_v, train_n = data["train"]
+    model = CourseS3D(CourseS3DConfig(verbs=data["verbs"], nouns=data["nouns"]))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < settings.warmup_steps:
+            return (step + 1) / settings.warmup_steps
+        done = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    generator = torch.Generator().manual_seed(settings.seed)
+    clips_t = torch.from_numpy(train_clips)
+    verbs_t, nouns_t = torch.from_numpy(train_v), torch.from_numpy(train_n)
+    history, start = [], time.perf_counter()
+    bar = progress(range(settings.steps), desc="train-extractor", **({} if show_progress else {"disable": True}))
+    for step in bar:
+        model.train()
+        idx = torch.randint(0, len(clips_t), (settings.batch_size,), generator=generator)
+        size = settings.sizes[step % len(settings.sizes)]
+        x = augment(clips_t[idx], size, generator)  # [B, 3, T, size, size]
+        verb_logits, noun_logits = model(x)
+        loss = F.cross_entropy(verb_logits, verbs_t[idx], label_smoothing=settings.label_smoothing)
+        loss = loss + F.cross_entropy(noun_logits, nouns_t[idx], label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if step % settings.log_every == 0 or step == settings.steps - 1:
+            history.append({"step": step, "loss": round(float(loss), 4)})
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    val_clips, val_v, val_n = data["val"]
+    metrics = {
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "train_clips": len(train_clips),
+        "val_clips": len(val_clips),
+        "val": {str(s): evaluate(model, val_clips, val_v, val_n, s) for s in (64, 96, 112)},
+        "history": history,
+    }
+    save_checkpoint(model, out_path, settings=_jsonable(asdict(settings)), metrics=metrics, command=command)
+    return metrics
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
+# ---------------------------------------------------------------- `vbert train-extractor`
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `vbert train-extractor`."""
+    from vbert.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    defaults = TrainSettings()
+    parser.add_argument("--data", default=None, help="SynthCook folder (default: generate/reuse the preset's)")
+    parser.add_argument("--out", default="runs/extractor/" + CHECKPOINT_NAME, help="checkpoint to write")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes), help="training crop sizes")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Train the course extractor from the command line and print its validation accuracies."""
+    from vbert.cli import config_from_args
+    from vbert.synthcook import ensure_synthcook
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = config_from_args(args)
+    root = Path(args.data) if args.data else ensure_synthcook(config)
+    settings = TrainSettings(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, sizes=tuple(args.sizes), seed=config.seed
+    )
+    command = ["vbert", "train-extractor", "--preset", args.preset]
+    command += [f"--set={o}" for o in args.overrides]
+    command += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    command += ["--sizes", *map(str, args.sizes), "--out", args.out]
+    metrics = train_course_extractor(root, args.out, settings, command=" ".join(command))
+    for size, acc in metrics["val"].items():
+        print(f"crop {size:>3}: verb accuracy {acc['verb_acc']:.3f}, noun accuracy {acc['noun_acc']:.3f}")
+    print(f"checkpoint: {args.out} ({metrics['train_seconds']} s)")
+    return 0
