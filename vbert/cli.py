@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("info", "vbert.cli", "versions, device and presets of this installation"),
     ("config", "vbert.cli", "print a preset (or YAML file) fully resolved, with overrides applied"),
     ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
+    ("generate", "vbert.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 

@@ -38,6 +38,8 @@ class DataConfig:
     fps: float = 20.0  # frame rate the videos are rendered at (decoding resamples anyway)
     min_step_seconds: float = 2.0
     max_step_seconds: float = 6.0
+    max_steps: int = 8  # recipes have 4 to 8 steps; a smaller cap keeps tiny videos short
+    action_clip_seconds: float = 2.0  # longer than one 1.5 s clip, so a clip fits with slack
 
 
 @dataclass

@@ -34,6 +34,16 @@ class Stage:
 STAGES: list[Stage] = []
 
 
+def _generate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """SynthCook videos, narrations, annotations and action clips, written to run_dir/synthcook."""
+    from vbert.synthcook.generate import run_stage
+
+    return run_stage(config, run_dir, force)
+
+
+STAGES.append(Stage("generate", "SynthCook videos, narration and ground truth (vbert.synthcook)", _generate_stage))
+
+
 @dataclass
 class StageResult:
     """What one stage reported, and how long it took."""

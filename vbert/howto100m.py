@@ -1,0 +1,110 @@
+"""Read HowTo100M-style ASR captions into word-level `Narration`s.
+
+Two layouts are read: one JSON file `{video_id: {"text": [...], "start": [...], "end": [...]}}`
+(HowTo100M's `raw_caption.json`; SynthCook's `narrations.json`), or a folder of per-video
+`<video_id>.csv` files with a `start,end,text` header. HowTo100M's entries are short phrases;
+they are split into words, each given an equal share of its phrase's time span, so every
+later stage sees one word per entry. Text is lower-cased and stripped of punctuation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from vbert.dataset import Failure, Narration, VideoDataset
+from vbert.errors import DataError
+
+_NOT_WORD = re.compile(r"[^a-z0-9' ]+")
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case words of an ASR phrase, punctuation removed ("Now, ADD salt!" -> [now, add, salt])."""
+    return _NOT_WORD.sub(" ", str(text).lower()).replace("'", "").split()
+
+
+def to_narration(entry: Any, where: str) -> Narration:
+    """One caption entry ({"text", "start", "end"} lists) as a word-level Narration."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: caption entry is not a JSON object")
+    missing = [k for k in ("text", "start", "end") if k not in entry]
+    if missing:
+        raise DataError(f"{where}: caption entry is missing {', '.join(missing)}")
+    texts, starts, ends = entry["text"], entry["start"], entry["end"]
+    if not (isinstance(texts, list) and isinstance(starts, list) and isinstance(ends, list)):
+        raise DataError(f"{where}: text, start and end must be lists")
+    if not (len(texts) == len(starts) == len(ends)):
+        raise DataError(f"{where}: {len(texts)} texts but {len(starts)} starts and {len(ends)} ends")
+    words, word_starts, word_ends = [], [], []
+    for k, (text, start, end) in enumerate(zip(texts, starts, ends)):
+        try:
+            start, end = float(start), float(end)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: entry {k} has non-numeric times {start!r}, {end!r}") from None
+        if not (0 <= start <= end):
+            raise DataError(f"{where}: entry {k} has times [{start}, {end}] out of order")
+        pieces = normalise(text)
+        step = (end - start) / max(1, len(pieces))
+        for j, word in enumerate(pieces):
+            words.append(word)
+            word_starts.append(round(start + j * step, 3))
+            word_ends.append(round(start + (j + 1) * step, 3))
+    return Narration(words, word_starts, word_ends)
+
+
+def _read_csv(path: Path) -> dict[str, list]:
+    out: dict[str, list] = {"text": [], "start": [], "end": []}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"start", "end", "text"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: expected a CSV header with start, end and text")
+        for row in reader:
+            for key in out:
+                out[key].append(row[key])
+    return out
+
+
+def load_captions(path: str | Path, failures: list[Failure] | None = None) -> dict[str, Narration]:
+    """Captions by video id, from a JSON file or a folder of CSVs.
+
+    A bad entry raises a DataError naming the file and the video, unless a `failures` list is
+    given: then it is recorded there and the rest is read.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raw = {}
+        for csv_path in sorted(path.glob("*.csv")):
+            try:
+                raw[csv_path.stem] = _read_csv(csv_path)
+            except (DataError, OSError, UnicodeDecodeError, csv.Error) as err:
+                if failures is None:
+                    raise DataError(f"{csv_path}: {err}") from None
+                failures.append(Failure(csv_path.stem, str(err)))
+    elif path.is_file():
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"{path}: not readable JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}: expected a JSON object mapping video ids to captions")
+    else:
+        raise DataError(f"{path}: caption file or folder not found")
+    out = {}
+    for video_id, entry in raw.items():
+        try:
+            out[video_id] = to_narration(entry, f"{path}: video {video_id}")
+        except DataError as err:
+            if failures is None:
+                raise
+            failures.append(Failure(video_id, str(err)))
+    return out
+
+
+def attach_narrations(dataset: VideoDataset, captions: dict[str, Narration]) -> VideoDataset:
+    """Give each video of `dataset` its narration (videos without one keep None)."""
+    for video_id, record in dataset.videos.items():
+        record.narration = captions.get(video_id, record.narration)
+    return dataset

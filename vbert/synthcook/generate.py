@@ -1,0 +1,210 @@
+"""Write a SynthCook folder: videos, narrations, YouCook2-format annotations, action clips.
+
+Generation is resumable (a finished .mp4 is kept; files appear atomically), runs in a few
+worker processes, records failures and carries on, and ends with a complete manifest.
+`ensure_synthcook(config)` returns a cached folder keyed by the config's data section and seed,
+so every notebook and test builds it at most once. Also the `vbert generate` command and the
+pipeline's "generate" stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from vbert.config import Config
+from vbert.dataset import Failure
+from vbert.errors import DataError
+from vbert.manifest import atomic_write_json, cached_stage, is_complete, write_manifest
+from vbert.progress import progress, quiet
+from vbert.synthcook.narration import narrate
+from vbert.synthcook.plan import ActionClipPlan, VideoPlan, plan_action_clips, plan_video
+from vbert.synthcook.render import TimelineItem, render_timeline
+from vbert.synthcook.world import check_world, world_dict
+from vbert.video import probe, write_video
+
+GENERATOR_VERSION = 1  # bump when rendering or narration changes, so caches are rebuilt
+
+
+def generation_key(config: Config) -> dict[str, Any]:
+    """What a SynthCook folder depends on: the data section, the seed and the generator version."""
+    return {"data": config.to_dict()["data"], "seed": config.seed, "generator": GENERATOR_VERSION}
+
+
+def video_plans(config: Config) -> list[VideoPlan]:
+    """Plans of every training and validation video of this config."""
+    data = config.data
+    return [plan_video(config.seed, "training", i, data) for i in range(data.num_train_videos)] + [
+        plan_video(config.seed, "validation", i, data) for i in range(data.num_val_videos)
+    ]
+
+
+def timeline(plan: VideoPlan) -> list[TimelineItem]:
+    """The plan as what is on screen: idle pauses (showing the next ingredient) and the steps."""
+    items, t = [], 0.0
+    for step in plan.steps:
+        if step.start > t:
+            items.append(TimelineItem("idle", step.noun, t, step.start))
+        items.append(TimelineItem(step.verb, step.noun, step.start, step.end))
+        t = step.end
+    items.append(TimelineItem("idle", plan.steps[-1].noun, t, plan.duration + 1.0))
+    return items
+
+
+def _finished(path: Path, frames: int) -> bool:
+    """True when `path` is a readable video with the expected number of frames (resume check)."""
+    try:
+        return path.is_file() and probe(path).frame_count == frames
+    except DataError:
+        return False
+
+
+def _render_job(job: dict[str, Any]) -> tuple[str, str | None]:
+    """Render one video or action clip into its file (atomically); return (id, error or None)."""
+    cv2.setNumThreads(1)
+    path = Path(job["path"])
+    try:
+        frames = render_timeline(job["items"], job["duration"], job["width"], job["height"], job["fps"], job["seed"])
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        write_video(tmp, frames, job["fps"])
+        os.replace(tmp, path)
+        return job["id"], None
+    except Exception as err:  # a batch job records what failed and goes on
+        return job["id"], f"{type(err).__name__}: {err}"
+
+
+def _video_job(plan: VideoPlan, root: Path, config: Config) -> dict[str, Any]:
+    data = config.data
+    return {"id": plan.video_id, "path": str(root / "videos" / f"{plan.video_id}.mp4"), "items": timeline(plan),
+            "duration": plan.duration, "width": data.width, "height": data.height, "fps": data.fps,
+            "seed": plan.seed + [1]}
+
+
+def _clip_job(clip: ActionClipPlan, root: Path, config: Config) -> dict[str, Any]:
+    data = config.data
+    length = data.action_clip_seconds
+    item = TimelineItem(clip.verb, clip.noun, -clip.offset, length + 1.0)  # the clip starts `offset` s in
+    return {"id": clip.clip_id, "path": str(root / "action_clips" / f"{clip.clip_id}.mp4"), "items": [item],
+            "duration": length, "width": data.width, "height": data.height, "fps": data.fps, "seed": clip.seed}
+
+
+def annotation_entry(plan: VideoPlan) -> dict[str, Any]:
+    """The YouCook2-format entry of one video (each annotation also carries its verb and noun)."""
+    return {
+        "duration": plan.duration,
+        "subset": plan.subset,
+        "recipe_type": plan.recipe,
+        "video_url": f"synthcook://{plan.video_id}",
+        "annotations": [
+            {"id": i, "segment": [s.start, s.end], "sentence": s.sentence, "verb": s.verb, "noun": s.noun}
+            for i, s in enumerate(plan.steps)
+        ],
+    }
+
+
+def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool = True,
+                       workers: int | None = None) -> Path:
+    """Generate (or finish generating) the SynthCook dataset of `config` into `out_dir`."""
+    check_world()
+    root = Path(out_dir)
+    key = generation_key(config)
+    if is_complete(root, key):
+        return root
+    started = time.perf_counter()
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    (root / "action_clips").mkdir(parents=True, exist_ok=True)
+    plans = video_plans(config)
+    clips = plan_action_clips(config.seed, config.data)
+    jobs = [_video_job(p, root, config) for p in plans] + [_clip_job(c, root, config) for c in clips]
+    fps = config.data.fps
+    todo = [j for j in jobs if not _finished(Path(j["path"]), max(1, int(round(j["duration"] * fps))))]
+    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(todo) or 1))
+    errors: dict[str, str] = {}
+    bar = progress(total=len(jobs), initial=len(jobs) - len(todo), desc="synthcook", unit="video",
+                   disable=not show_progress or quiet())
+    if workers == 1:
+        results = map(_render_job, todo)
+        for item_id, error in results:
+            if error:
+                errors[item_id] = error
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for item_id, error in pool.map(_render_job, todo, chunksize=2):
+                if error:
+                    errors[item_id] = error
+                bar.update(1)
+    bar.close()
+    good_plans = [p for p in plans if p.video_id not in errors]
+    good_clips = [c for c in clips if c.clip_id not in errors]
+    atomic_write_json(root / "annotations.json", {"database": {p.video_id: annotation_entry(p) for p in good_plans}})
+    atomic_write_json(root / "narrations.json", {p.video_id: narrate(p) for p in good_plans})
+    atomic_write_json(root / "action_clips.json", [
+        {"id": c.clip_id, "path": f"action_clips/{c.clip_id}.mp4", "verb": c.verb, "noun": c.noun, "subset": c.subset}
+        for c in good_clips
+    ])
+    atomic_write_json(root / "world.json", world_dict())
+    failures = [Failure(item, reason).to_dict() for item, reason in sorted(errors.items())]
+    write_manifest(
+        root, "generate", key, failures=failures, complete=True,
+        videos=len(good_plans), action_clips=len(good_clips),
+        seconds=round(sum(p.duration for p in good_plans), 1),
+        build_seconds=round(time.perf_counter() - started, 1),
+    )
+    return root
+
+
+def ensure_synthcook(config: Config) -> Path:
+    """The cached SynthCook folder of `config` (built on first use, keyed by data section and seed)."""
+    return cached_stage("synthcook", generation_key(config),
+                        lambda folder: generate_synthcook(folder, config, show_progress=not quiet()))
+
+
+def run_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Pipeline stage "generate": write SynthCook under run_dir/synthcook and summarise it."""
+    from vbert.manifest import read_manifest
+
+    out = Path(run_dir) / "synthcook"
+    if force and out.exists():
+        shutil.rmtree(out)
+    generate_synthcook(out, config)
+    manifest = read_manifest(out)
+    return {"videos": manifest["videos"], "action_clips": manifest["action_clips"],
+            "seconds": manifest["seconds"], "failures": len(manifest["failures"])}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `vbert generate`."""
+    from vbert.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--out", default="runs/synthcook", help="output folder (default: runs/synthcook)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count, at most 4)")
+    parser.add_argument("--force", action="store_true", help="delete the folder and generate again")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Generate SynthCook from the command line and print a summary."""
+    from vbert.cli import config_from_args
+    from vbert.manifest import read_manifest
+
+    config = config_from_args(args)
+    out = Path(args.out)
+    if args.force and out.exists():
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    generate_synthcook(out, config, workers=args.workers)
+    manifest = read_manifest(out)
+    print(f"{out}: {manifest['videos']} videos ({manifest['seconds']:.0f} s of video), "
+          f"{manifest['action_clips']} action clips, {len(manifest['failures'])} failures, "
+          f"{time.perf_counter() - start:.1f} s")
+    for failure in manifest["failures"]:
+        print(f"  failed: {failure['item']}: {failure['reason']}")
+    return 0
