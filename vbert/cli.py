@@ -22,6 +22,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("config", "vbert.cli", "print a preset (or YAML file) fully resolved, with overrides applied"),
     ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
     ("generate", "vbert.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
+    ("extract", "vbert.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
+    ("train-extractor", "vbert.course_s3d", "train the course's S3D-style network on SynthCook's labelled action clips"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 

@@ -155,12 +155,19 @@ def _weight_choice(name: str, weights: str, named: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------- the extractors
 
 
-def build_s3d(weights: str = "kinetics400", device: str | torch.device = "cpu") -> Extractor:
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Construct a network with a fixed seed, so random-weight baselines agree across runs and ranks."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def build_s3d(weights: str = "kinetics400", device: str | torch.device = "cpu", seed: int = 0) -> Extractor:
     """torchvision's S3D; features: `features` trunk, mean over (T, H, W) -> [N, 1024]."""
     from torchvision.models.video import S3D_Weights, s3d
 
     choice = _weight_choice("s3d", "kinetics400" if weights == "default" else weights, ("kinetics400",))
-    network = s3d(weights=None, num_classes=400)
+    network = _seeded(lambda: s3d(weights=None, num_classes=400), seed)
     if choice == "kinetics400":
         load_matching(network, _download_weights(S3D_Weights.KINETICS400_V1, "S3D Kinetics-400"), "S3D Kinetics-400", ("features.",))
     elif choice == "none":
@@ -175,12 +182,14 @@ def build_s3d(weights: str = "kinetics400", device: str | torch.device = "cpu") 
     return Extractor("s3d", network, embed, KINETICS_MEAN, KINETICS_STD, torch.device(device), choice)
 
 
-def build_resnet(weights: str = "imagenet1k", device: str | torch.device = "cpu", frames: int = 8) -> Extractor:
+def build_resnet(
+    weights: str = "imagenet1k", device: str | torch.device = "cpu", seed: int = 0, frames: int = 8
+) -> Extractor:
     """Per-frame ResNet-50: 2048-d per frame, averaged over `frames` evenly spaced frames, pooled to 1024."""
     from torchvision.models import ResNet50_Weights, resnet50
 
     choice = _weight_choice("resnet", "imagenet1k" if weights == "default" else weights, ("imagenet1k",))
-    network = resnet50(weights=None)
+    network = _seeded(lambda: resnet50(weights=None), seed)
     if choice == "imagenet1k":
         load_matching(network, _download_weights(ResNet50_Weights.IMAGENET1K_V2, "ResNet-50 ImageNet"), "ResNet-50 ImageNet", ("conv1.", "bn1.", "layer"))
     elif choice == "none":
@@ -200,7 +209,7 @@ def build_resnet(weights: str = "imagenet1k", device: str | torch.device = "cpu"
     return Extractor("resnet", network, embed, IMAGENET_MEAN, IMAGENET_STD, torch.device(device), choice)
 
 
-def build_course(weights: str = "default", device: str | torch.device = "cpu") -> Extractor:
+def build_course(weights: str = "default", device: str | torch.device = "cpu", seed: int = 0) -> Extractor:
     """The course's S3D-style network: the committed checkpoint, a file from train-extractor, or random."""
     from vbert import course_s3d
 
@@ -209,7 +218,7 @@ def build_course(weights: str = "default", device: str | torch.device = "cpu") -
     choice = _weight_choice("course", weights, ())
     if choice == "none":
         warnings.warn(f"course extractor: {RANDOM_WEIGHTS_WARNING}", UserWarning, stacklevel=2)
-        network = course_s3d.CourseS3D(course_s3d.CourseS3DConfig())
+        network = _seeded(lambda: course_s3d.CourseS3D(course_s3d.CourseS3DConfig()), seed)
     else:
         network = course_s3d.load_checkpoint(choice)
     return Extractor(
@@ -220,11 +229,14 @@ def build_course(weights: str = "default", device: str | torch.device = "cpu") -
 EXTRACTORS: dict[str, Callable[..., Extractor]] = {"s3d": build_s3d, "resnet": build_resnet, "course": build_course}
 
 
-def build_extractor(name: str, weights: str = "default", device: str | torch.device = "cpu") -> Extractor:
-    """The extractor called `name` ("s3d", "resnet" or "course") with `weights` on `device`."""
+def build_extractor(name: str, weights: str = "default", device: str | torch.device = "cpu", seed: int = 0) -> Extractor:
+    """The extractor called `name` ("s3d", "resnet" or "course") with `weights` on `device`.
+
+    `seed` fixes the random initialisation of weights 'none' (the same network in every run and rank).
+    """
     if name not in EXTRACTORS:
         raise ConfigError(f"features.extractor: unknown extractor '{name}'; choose one of {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name](weights=weights, device=device)
+    return EXTRACTORS[name](weights=weights, device=device, seed=seed)
 
 
 def weights_identity(name: str, weights: str) -> dict[str, str]:

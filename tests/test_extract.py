@@ -1,0 +1,205 @@
+"""`vbert extract`: shards that match the clips, failures recorded, resume after a kill, ranks merged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vbert import extract as extract_mod
+from vbert.config import load_config
+from vbert.errors import DataError
+from vbert.feature_store import FeatureStore, FeatureWriter
+from vbert.features import build_extractor
+from vbert.manifest import read_manifest
+from vbert.video import read_clips, write_video
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*little meaning:UserWarning")
+
+SECONDS = {"alpha": 3.2, "bravo": 1.6, "charlie": 4.6, "delta": 3.1, "echo": 1.7}  # clips: 2, 1, 3, 2, 1
+
+
+def _config(**extra: object):
+    sets = ["features.weights=none", "video.crop_size=32", "features.batch_size=3", *[f"{k}={v}" for k, v in extra.items()]]
+    return load_config("tiny", sets)
+
+
+@pytest.fixture(scope="module")
+def video_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five small moving-square videos, one too short for a clip and one corrupt file."""
+    folder = tmp_path_factory.mktemp("videos")
+    rng = np.random.default_rng(0)
+    for i, (name, seconds) in enumerate(SECONDS.items()):
+        n = int(seconds * 20)
+        frames = np.full((n, 48, 64, 3), 40 * i, np.uint8)  # [T, H, W, 3]
+        for t in range(n):
+            x = (t * 2) % 48
+            frames[t, 10:26, x : x + 16] = rng.integers(0, 256, 3)
+        write_video(folder / f"{name}.mp4", frames, fps=20)
+    write_video(folder / "short.mp4", np.zeros((12, 48, 64, 3), np.uint8), fps=20)  # 0.6 s: no clip
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    return folder
+
+
+def _expected_counts() -> dict[str, int]:
+    return {name: int(seconds * 20) // 30 for name, seconds in SECONDS.items()}
+
+
+def test_extraction_writes_every_clip_and_records_failures(video_folder: Path, tmp_path: Path) -> None:
+    config = _config()
+    out = extract_mod.extract_features(video_folder, tmp_path / "f", config, show_progress=False)
+    store = FeatureStore(out)
+    assert store.dim == 1024
+    assert {v: len(store.clips_of(v)[0]) for v in store.videos()} == _expected_counts()
+    manifest = read_manifest(out)
+    assert manifest["complete"] and manifest["outputs"]["clips"] == sum(_expected_counts().values())
+    reasons = {f["item"]: f["reason"] for f in manifest["failures"]}
+    assert set(reasons) == {"short", "broken"}
+    assert "too short" in reasons["short"] and "broken.mp4" in reasons["broken"]
+    # the stored vectors are the extractor's output for those clips (float16 precision)
+    clips = read_clips(video_folder / "charlie.mp4", fps=20, clip_frames=30, size=32)
+    vectors, starts, ends = store.clips_of("charlie")
+    np.testing.assert_allclose(starts, [0.0, 1.5, 3.0])
+    np.testing.assert_allclose(ends, [1.5, 3.0, 4.5])
+    direct = build_extractor("course", "none")(clips.frames)
+    np.testing.assert_allclose(vectors, direct, rtol=2e-2, atol=1e-3 * np.abs(direct).max())
+
+
+def test_rerun_skips_and_a_killed_run_resumes_without_losing_work(
+    video_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config()
+    reference = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "ref", config, show_progress=False))
+
+    decoded: list[str] = []
+    real_getitem = extract_mod.ClipDecoding.__getitem__
+
+    def counting_getitem(self, i):  # type: ignore[no-untyped-def]
+        decoded.append(self.videos[i][0])
+        if len(decoded) == 4:
+            raise KeyboardInterrupt  # the run is killed while decoding its fourth video
+        return real_getitem(self, i)
+
+    monkeypatch.setattr(extract_mod.ClipDecoding, "__getitem__", counting_getitem)
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        extract_mod.extract_features(video_folder, out, config, shard_size=1, show_progress=False)
+    assert not (out / "manifest.json").exists()
+    finished = set(FeatureStore(out).videos())
+    assert finished == {"alpha", "bravo"}  # shards of the first videos survived the kill
+
+    decoded.clear()
+    monkeypatch.setattr(extract_mod.ClipDecoding, "__getitem__", real_getitem)
+    monkeypatch.setattr(extract_mod.ClipDecoding, "__getitem__",
+                        lambda self, i: decoded.append(self.videos[i][0]) or real_getitem(self, i))
+    extract_mod.extract_features(video_folder, out, config, shard_size=1, show_progress=False)
+    assert not finished & set(decoded)  # nothing finished was decoded again
+    resumed = FeatureStore(out)
+    assert sorted(resumed.videos()) == sorted(reference.videos())
+    for video in reference.videos():
+        np.testing.assert_array_equal(resumed.clips_of(video)[0], reference.clips_of(video)[0])
+    decoded.clear()
+    extract_mod.extract_features(video_folder, out, config, shard_size=1, show_progress=False)
+    assert decoded == []  # complete: the whole run is skipped
+
+
+def test_ranks_take_shares_and_their_shards_merge(video_folder: Path, tmp_path: Path) -> None:
+    config = _config()
+    out = tmp_path / "ranks"
+    extract_mod.extract_features(video_folder, out, config, rank=1, world_size=2, show_progress=False)
+    assert not (out / "manifest.json").exists()  # rank 0 has not finished
+    extract_mod.extract_features(video_folder, out, config, rank=0, world_size=2, show_progress=False)
+    assert list(out.glob("shard-r0-*.npy")) and list(out.glob("shard-r1-*.npy"))
+    store = FeatureStore(out)
+    assert {v: len(store.clips_of(v)[0]) for v in store.videos()} == _expected_counts()
+    manifest = read_manifest(out)
+    assert manifest["world_size"] == 2 and {f["item"] for f in manifest["failures"]} == {"short", "broken"}
+
+
+def test_decoding_workers_give_the_same_features(video_folder: Path, tmp_path: Path) -> None:
+    serial = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "a", _config(), show_progress=False))
+    parallel_config = _config(**{"features.num_workers": 2})
+    parallel = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "b", parallel_config, show_progress=False))
+    assert sorted(parallel.videos()) == sorted(serial.videos())
+    for video in serial.videos():
+        np.testing.assert_array_equal(parallel.clips_of(video)[0], serial.clips_of(video)[0])
+
+
+def test_a_folder_made_with_other_settings_is_refused_unless_forced(video_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f"
+    extract_mod.extract_features(video_folder, out, _config(), show_progress=False)
+    other = _config(**{"video.crop_size": 40})
+    with pytest.raises(DataError, match="different settings"):
+        extract_mod.extract_features(video_folder, out, other, show_progress=False)
+    extract_mod.extract_features(video_folder, out, other, force=True, show_progress=False)
+    assert read_manifest(out)["config"]["video"]["crop_size"] == 40
+
+
+def test_cli_extract_runs_on_a_folder(video_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from vbert.cli import main
+
+    out = tmp_path / "cli"
+    code = main(["extract", str(video_folder), "--out", str(out), "--set", "video.crop_size=32",
+                 "--weights", "none", "--batch-size", "4"])
+    assert code == 0
+    assert "9 clips from 5 videos, 2 failures" in capsys.readouterr().out
+    assert main(["extract", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+def test_extract_is_registered_as_command_and_pipeline_stage() -> None:
+    from vbert.cli import COMMANDS
+    from vbert.pipeline import STAGES
+
+    commands = [name for name, _, _ in COMMANDS]
+    assert "extract" in commands and "train-extractor" in commands
+    names = [stage.name for stage in STAGES]
+    assert "extract" in names
+    if "generate" in names:
+        assert names.index("extract") == names.index("generate") + 1
+
+
+# ---------------------------------------------------------------- shards that do not match their index
+
+
+def _one_shard(folder: Path) -> tuple[Path, Path]:
+    writer = FeatureWriter(folder, dim=4)
+    writer.add("v1", np.ones((3, 4), np.float32), [0.0, 1.5, 3.0], [1.5, 3.0, 4.5])
+    writer.flush()
+    return folder / "shard-r0-00000.npy", folder / "shard-r0-00000.json"
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda a, i: np.save(a, np.ones((2, 4), np.float16)), r"shard-r0-00000\.npy: shape \[2, 4\] does not match"),
+        (lambda a, i: np.save(a, np.ones((3, 5), np.float16)), r"shard-r0-00000\.npy: shape \[3, 5\] does not match"),
+        (lambda a, i: a.write_bytes(b"garbage"), r"shard-r0-00000\.npy: cannot read feature shard"),
+        (lambda a, i: a.unlink(), r"shard-r0-00000\.npy: cannot read feature shard"),
+        (lambda a, i: np.save(a, np.full((3, 4), np.nan, np.float16)), r"shard-r0-00000\.npy: feature values must be finite"),
+        (lambda a, i: i.write_text("{not json"), r"shard-r0-00000\.json: feature index is not readable JSON"),
+        (lambda a, i: i.write_text(json.dumps({"dim": 4, "count": 3})), r"shard-r0-00000\.json: feature index lacks 'rows'"),
+        (
+            lambda a, i: i.write_text(json.dumps({"dim": 4, "count": 3, "rows": [["v1", 0, 1.5], ["v1", 3, 1.5], ["v1", 3, 4.5]]})),
+            r"shard-r0-00000\.json: row 1 is",
+        ),
+    ],
+    ids=["wrong-count", "wrong-dim", "corrupt-array", "missing-array", "nan", "bad-json", "no-rows", "bad-row"],
+)
+def test_shards_that_do_not_match_their_index_are_refused_by_name(tmp_path: Path, damage, message: str) -> None:
+    array_path, index_path = _one_shard(tmp_path)
+    assert len(FeatureStore(tmp_path)) == 3
+    damage(array_path, index_path)
+    with pytest.raises(DataError, match=message):
+        FeatureStore(tmp_path)
+
+
+def test_a_video_in_two_shards_is_refused(tmp_path: Path) -> None:
+    _one_shard(tmp_path)
+    FeatureWriter(tmp_path, dim=4, rank=1).add("v1", np.ones((1, 4), np.float32), [0.0], [1.5])
+    writer = FeatureWriter(tmp_path, dim=4, rank=1)
+    writer.add("v1", np.ones((1, 4), np.float32), [0.0], [1.5])
+    writer.flush()
+    with pytest.raises(DataError, match=r"shard-r1-00000\.json: video 'v1' is also in shard-r0-00000\.json"):
+        FeatureStore(tmp_path)
