@@ -1,0 +1,165 @@
+"""VideoBERT: losses per regime, initialisation (scratch / BERT checkpoint / centroids), freezing, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_pretrain_data import write_tokens
+from vbert.config import load_config
+from vbert.errors import DataError, VbertError
+from vbert.model import IGNORE_INDEX, BertConfig
+from vbert.pretrain import load_pretrained, run_pretraining
+from vbert.pretrain_data import JOINT, TEXT, VIDEO, JointVocab, synthetic_batch
+from vbert.videobert import VideoBertForPretraining, build_videobert, project_centroids
+
+TEXT_V, VISUAL_V = 50, 36
+
+
+def small_config(**overrides):
+    sets = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
+            "model.max_position_embeddings=64", "model.hidden_dropout=0.0", "model.attention_dropout=0.0",
+            "vocab.k=6", "vocab.depth=2", "pretrain.max_seq_len=32", "pretrain.max_text_len=12"]
+    sets += [f"{k}={v}" for k, v in overrides.items()]
+    return load_config("tiny", sets)
+
+
+def test_losses_per_regime_match_a_direct_computation():
+    torch.manual_seed(0)
+    cfg = small_config()
+    vocab = JointVocab(TEXT_V, VISUAL_V)
+    model = build_videobert(cfg, vocab).eval()
+    batch = synthetic_batch(8, 32, TEXT_V, VISUAL_V, config=cfg.pretrain)
+    out = model(**batch)
+    logits, aligned = model.predict(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])  # [B, L, V]
+    flat = logits.reshape(-1, vocab.size)
+    pos, lab = batch["mlm_positions"], batch["mlm_labels"]
+    slot_regime = batch["regime"][pos // 32]
+    for regime, name in ((TEXT, "text_mlm"), (VIDEO, "video_mlm"), (JOINT, "joint_mlm")):
+        keep = (lab != IGNORE_INDEX) & (slot_regime == regime)
+        torch.testing.assert_close(out[name], F.cross_entropy(flat[pos[keep]], lab[keep]), rtol=1e-4, atol=1e-5)
+    joint = batch["regime"] == JOINT
+    p = aligned[joint]
+    y = batch["align_labels"][joint].float()
+    torch.testing.assert_close(out["align"], F.binary_cross_entropy(p, y), rtol=1e-4, atol=1e-5)
+    total = out["text_mlm"] + out["video_mlm"] + out["joint_mlm"] + out["align"]
+    torch.testing.assert_close(out["loss"], total)
+
+
+def test_loss_weights_come_from_the_config():
+    cfg = small_config(**{"pretrain.text_mlm_weight": 0.0, "pretrain.align_weight": 2.0})
+    torch.manual_seed(0)
+    model = build_videobert(cfg, JointVocab(TEXT_V, VISUAL_V))
+    out = model(**synthetic_batch(8, 32, TEXT_V, VISUAL_V, config=cfg.pretrain))
+    torch.testing.assert_close(out["loss"], out["video_mlm"] + out["joint_mlm"] + 2.0 * out["align"])
+
+
+def save_tiny_bert(directory, vocab_size: int = TEXT_V) -> None:
+    """A random transformers BertForMaskedLM and a matching vocab.txt, as save_pretrained writes them."""
+    import transformers
+
+    hf_config = transformers.BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(1)
+    transformers.BertForMaskedLM(hf_config).save_pretrained(directory)
+    words = [f"w{i}" for i in range(vocab_size - 5)]
+    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+
+
+def test_init_from_bert_keeps_text_rows_and_appends_visual_rows_and_next(tmp_path):
+    from vbert.hf import load_hf_bert
+
+    save_tiny_bert(tmp_path / "bert")
+    source = load_hf_bert(tmp_path / "bert")
+    vocab = JointVocab(TEXT_V, VISUAL_V)
+    model = build_videobert(small_config(**{"model.init_from": str(tmp_path / "bert")}), vocab)
+    table = model.bert.embeddings.word_embeddings.weight
+    assert table.shape == (vocab.size, 32)
+    torch.testing.assert_close(table[:TEXT_V], source.bert.embeddings.word_embeddings.weight)
+    torch.testing.assert_close(model.bert.layers[1].ffn_in.weight, source.bert.layers[1].ffn_in.weight)
+    assert model.mlm.mlm.bias.shape == (vocab.size,)
+    assert 0.005 < float(table[TEXT_V:].detach().std()) < 0.05  # new rows at BERT's scale
+    with pytest.raises(DataError, match="vocabulary has 50 ids.*tokenizer has 60"):
+        build_videobert(small_config(**{"model.init_from": str(tmp_path / "bert")}), JointVocab(60, VISUAL_V))
+
+
+def test_centroid_initialisation_projects_to_the_hidden_size(tmp_path):
+    torch.manual_seed(0)
+    centroids = torch.randn(VISUAL_V, 20)
+    rows = project_centroids(centroids, 32, scale=0.02)
+    assert rows.shape == (VISUAL_V, 32) and abs(float(rows.std()) - 0.02) < 1e-6
+    d_in = torch.cdist(centroids, centroids).flatten()
+    d_out = torch.cdist(rows, rows).flatten()
+    assert torch.corrcoef(torch.stack([d_in, d_out]))[0, 1] > 0.8  # neighbourhoods survive the projection
+    cfg = small_config(**{"pretrain.visual_init": "centroids"})
+    vocab = JointVocab(TEXT_V, VISUAL_V)
+    model = build_videobert(cfg, vocab, centroids)
+    torch.testing.assert_close(model.bert.embeddings.word_embeddings.weight[TEXT_V:vocab.next_id],
+                               project_centroids(centroids, 32, 0.02, cfg.seed))
+    with pytest.raises(DataError, match="no visual-word centroids"):
+        build_videobert(cfg, vocab)
+
+
+def test_frozen_input_embeddings_do_not_move():
+    from vbert.train import Trainer
+
+    cfg = small_config(**{"pretrain.freeze_input_embeddings": True, "pretrain.lr": 0.01})
+    vocab = JointVocab(TEXT_V, VISUAL_V)
+    model = build_videobert(cfg, vocab)
+    before = model.bert.embeddings.word_embeddings.weight.clone()
+    layer_before = model.bert.layers[0].ffn_in.weight.clone()
+    trainer = Trainer(model, cfg.pretrain, None, device="cpu")
+    trainer.train_step(synthetic_batch(8, 32, TEXT_V, VISUAL_V, config=cfg.pretrain))
+    assert torch.equal(before, model.bert.embeddings.word_embeddings.weight)
+    assert not torch.equal(layer_before, model.bert.layers[0].ffn_in.weight)
+
+
+def test_vocab_size_mismatch_is_refused():
+    with pytest.raises(ValueError, match="joint vocabulary size"):
+        VideoBertForPretraining(BertConfig(vocab_size=10, hidden_size=32, num_heads=2), JointVocab(TEXT_V, VISUAL_V))
+
+
+def train_config(**overrides):
+    sets = {"pretrain.steps": 40, "pretrain.batch_size": 16, "pretrain.lr": 0.002, "pretrain.warmup_steps": 4,
+            "pretrain.log_every": 10, "pretrain.checkpoint_every": 20, "pretrain.tensorboard": False,
+            "text.vocab_size": 60, "model.hidden_size": 64, "model.intermediate_size": 128,
+            "model.num_heads": 2}
+    sets.update(overrides)
+    return small_config(**sets)
+
+
+def test_tiny_videobert_loss_falls_on_narrated_toy_videos_and_reloads(tmp_path):
+    tokens = write_tokens(tmp_path / "tokens" / "tokens.jsonl", num_videos=24)
+    result = run_pretraining(train_config(), tokens, tmp_path / "run", device="cpu")
+    rows = result.history
+    assert [r["step"] for r in rows] == [10, 20, 30, 40]
+    assert rows[-1]["loss"] < rows[0]["loss"] - 0.5
+    assert rows[-1]["video_mlm"] < rows[0]["video_mlm"] and rows[-1]["text_mlm"] < rows[0]["text_mlm"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["steps"] == 40
+    model, vocab, tokenizer = load_pretrained(tmp_path / "run")
+    assert vocab.visual_size == 36 and vocab.text_size == len(tokenizer)
+    ids = torch.tensor([[vocab.cls_id, *tokenizer("we cut the tomato", add_special_tokens=False)["input_ids"],
+                         vocab.next_id, vocab.text_size + 0, vocab.sep_id]])
+    logits, aligned = model.predict(ids, (ids >= vocab.text_size).long())
+    assert logits.shape == (1, ids.shape[1], vocab.size) and 0 <= float(aligned) <= 1
+
+
+def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):
+    tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=4)
+    with pytest.raises(VbertError, match="nothing to resume"):
+        run_pretraining(train_config(), tokens, tmp_path / "fresh", resume="require", device="cpu")
+    run_pretraining(train_config(**{"pretrain.steps": 2, "pretrain.checkpoint_every": 2}), tokens, tmp_path / "run",
+                    device="cpu")
+    with pytest.raises(DataError, match="another configuration.*model"):
+        run_pretraining(train_config(**{"pretrain.steps": 4, "model.num_layers": 1}), tokens, tmp_path / "run",
+                        device="cpu")
+    with pytest.raises(DataError, match="another vocabulary"):
+        run_pretraining(train_config(**{"vocab.k": 4}), tokens, tmp_path / "other", device="cpu")
+    (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        run_pretraining(train_config(), tmp_path / "empty.jsonl", tmp_path / "e", device="cpu")
+    assert not (tmp_path / "e" / "checkpoints").exists() and not (tmp_path / "other" / "checkpoints").exists()

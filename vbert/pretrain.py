@@ -1,0 +1,205 @@
+"""`vbert pretrain`: token files -> a pretrained VideoBERT folder (checkpoints, logs, final weights).
+
+    vbert pretrain --preset tiny --data runs/demo/tokenize --out runs/pretrain
+    torchrun --nproc_per_node=8 -m vbert.cli pretrain --preset base --data ... --out ...
+
+The output folder holds `checkpoints/` (resumable), `metrics.jsonl`, `tensorboard/`, and when the
+run is complete: `videobert.safetensors` (encoder + both heads), `bert_config.json`,
+`joint_vocab.json`, `tokenizer/`, `hf/` (a `transformers` BertForMaskedLM directory) and a manifest.
+Re-running the same command continues an interrupted run from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vbert.config import Config
+from vbert.errors import ConfigError, DataError
+from vbert.manifest import atomic_write_json, cached_stage, file_sha256, is_complete, write_manifest
+from vbert.model import BertConfig
+from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
+from vbert.train import Trainer, TrainResult, init_distributed
+from vbert.videobert import VideoBertForPretraining, build_videobert
+
+WEIGHTS = "videobert.safetensors"
+
+
+def token_file(data: str | Path) -> Path:
+    """The tokens.jsonl named by `data` (the file, or the folder holding it)."""
+    path = Path(data)
+    return path / "tokens.jsonl" if path.is_dir() else path
+
+
+def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path) -> Any:
+    """The text tokenizer: the BERT checkpoint's own, one trained earlier in `out_dir`, or a new one."""
+    from vbert.text import build_tokenizer, load_tokenizer
+
+    if config.model.init_from:
+        return load_tokenizer(config.model.init_from, lowercase=config.text.lowercase)
+    saved = out_dir / "tokenizer"
+    if config.text.tokenizer == "train" and (saved / "vocab.txt").is_file():
+        return load_tokenizer(saved, lowercase=config.text.lowercase)  # a resumed run keeps its vocabulary
+    texts = [s["text"] for r in records for s in r["sentences"]]
+    return build_tokenizer(config.text, texts, saved)
+
+
+def load_centroids(vocab_file: str | Path | None) -> torch.Tensor | None:
+    """Leaf centroids [K, D] of a saved hierarchical k-means, or None."""
+    if vocab_file is None:
+        return None
+    from vbert.kmeans import HierarchicalKMeans
+
+    return HierarchicalKMeans.load(vocab_file, device="cpu").leaf_centroids.float()
+
+
+def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, resume: str = "auto",
+                    device: str | None = None, vocab_file: str | Path | None = None,
+                    callbacks: tuple = ()) -> TrainResult:
+    """Check the inputs, build model and batches, train (resuming when possible), save the final model."""
+    from vbert.device import select_device
+
+    pcfg, out_dir = config.pretrain, Path(out_dir)
+    tokens = token_file(data)
+    visual_size = config.vocab.k ** config.vocab.depth
+    records = read_token_file(tokens, visual_size)  # refuses missing, empty, foreign-vocabulary files
+    dist, dev = init_distributed(select_device(device))
+    per_rank = dist.world_size * pcfg.grad_accum
+    if pcfg.batch_size % per_rank:
+        raise ConfigError(f"pretrain.batch_size {pcfg.batch_size} is not divisible by world size "
+                          f"{dist.world_size} x grad_accum {pcfg.grad_accum}")
+    if pcfg.max_seq_len > config.model.max_position_embeddings:
+        raise ConfigError(f"pretrain.max_seq_len {pcfg.max_seq_len} exceeds model.max_position_embeddings "
+                          f"{config.model.max_position_embeddings}")
+    if resume == "require" and not (out_dir / "checkpoints" / "latest.json").is_file():
+        raise DataError(f"{out_dir}: nothing to resume, no checkpoint in {out_dir / 'checkpoints'}")
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer = prepare_tokenizer(config, records, out_dir)
+    if dist.enabled:
+        torch.distributed.barrier()  # rank 0 trained the tokenizer; the others load it
+        if not dist.is_main:
+            tokenizer = prepare_tokenizer(config, records, out_dir)
+    vocab = JointVocab.from_tokenizer(tokenizer, visual_size)
+    videos = tokenize_records(records, tokenizer)
+    builder = ExampleBuilder(videos, vocab, pcfg, source=str(tokens))
+    centroids = load_centroids(vocab_file) if pcfg.visual_init == "centroids" else None
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    model = build_videobert(config, vocab, centroids)
+    batches = PretrainBatches(builder, pcfg.batch_size // per_rank, seed=config.seed, rank=dist.rank,
+                              num_workers=pcfg.num_workers, pin_memory=dev.type == "cuda")
+    identity = {"model": dataclasses.asdict(model.config), "vocab": vocab.to_dict(), "max_seq_len": pcfg.max_seq_len}
+    trainer = Trainer(model, pcfg, out_dir, batches, device=dev, seed=config.seed, identity=identity,
+                      resume=resume, callbacks=callbacks)
+    result = trainer.fit()
+    if dist.is_main:
+        save_pretrained(model, vocab, tokenizer, out_dir)
+        write_manifest(out_dir, "pretrain", config.to_dict(), inputs={"tokens": file_sha256(tokens)},
+                       outputs={WEIGHTS: file_sha256(out_dir / WEIGHTS)}, steps=result.step,
+                       final=result.history[-1] if result.history else {})
+    return result
+
+
+def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer: Any, out_dir: Path) -> None:
+    """Write the final weights (safetensors), configs, tokenizer and a transformers export."""
+    from safetensors.torch import save_file
+
+    from vbert.hf import export_hf
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS))
+    atomic_write_json(out_dir / "bert_config.json", dataclasses.asdict(model.config))
+    atomic_write_json(out_dir / "joint_vocab.json", vocab.to_dict())
+    tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    export_hf(model.mlm, out_dir / "hf", tokenizer)
+
+
+def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> tuple[VideoBertForPretraining, JointVocab, Any]:
+    """A finished pretraining folder -> (model in eval mode, joint vocabulary, text tokenizer)."""
+    from safetensors.torch import load_file
+
+    from vbert.text import load_tokenizer
+
+    folder = Path(folder)
+    for name in (WEIGHTS, "bert_config.json", "joint_vocab.json"):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder}: no {name} here (is this a finished `vbert pretrain` folder?)")
+    config = BertConfig(**json.loads((folder / "bert_config.json").read_text(encoding="utf-8")))
+    vocab = JointVocab(**json.loads((folder / "joint_vocab.json").read_text(encoding="utf-8")))
+    model = VideoBertForPretraining(config, vocab)
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except (RuntimeError, OSError) as err:
+        raise DataError(f"{folder / WEIGHTS}: does not fit {folder / 'bert_config.json'} ({err})") from None
+    return model.to(device).eval(), vocab, load_tokenizer(folder / "tokenizer")
+
+
+def pretrain_key(config: Config) -> dict[str, Any]:
+    """The config sections a pretrained model depends on (the cache key)."""
+    data = config.to_dict()
+    return {k: data[k] for k in ("seed", "data", "video", "features", "vocab", "text", "model", "pretrain")}
+
+
+def _vocab_file(folder: Path) -> Path | None:
+    found = sorted(folder.glob("*.safetensors"))
+    return found[0] if found else None
+
+
+def ensure_pretrained(config: Config) -> Path:
+    """A pretrained VideoBERT for `config`, built once (tokens via `ensure_tokens`) and cached."""
+    from vbert.visual_vocab import ensure_tokens, ensure_vocab
+
+    def build(folder: Path) -> None:
+        vocab_file = _vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
+        run_pretraining(config, ensure_tokens(config), folder, vocab_file=vocab_file)
+
+    return cached_stage("pretrain", pretrain_key(config), build)
+
+
+def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """The "pretrain" stage of `vbert run`: tokens of run_dir/tokenize -> run_dir/pretrain."""
+    out = run_dir / "pretrain"
+    if not force and is_complete(out, config.to_dict()):
+        return {"skipped": "complete", "folder": str(out)}
+    vocab_file = _vocab_file(run_dir / "vocab") if config.pretrain.visual_init == "centroids" else None
+    result = run_pretraining(config, run_dir / "tokenize", out, resume="never" if force else "auto",
+                             vocab_file=vocab_file)
+    last = result.history[-1] if result.history else {}
+    return {"steps": result.step, "loss": round(last.get("loss", float("nan")), 4),
+            "align_acc": round(last.get("align_acc", float("nan")), 3)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `vbert pretrain`."""
+    from vbert.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--data", default=None, help="tokens.jsonl or its folder (default: build/reuse the preset's)")
+    parser.add_argument("--out", default="runs/pretrain", help="run folder (default: runs/pretrain)")
+    parser.add_argument("--vocab-file", default=None, help="visual vocabulary (.safetensors) for visual_init=centroids")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda (torchrun assigns cuda:LOCAL_RANK)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
+    group.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out and start over")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `vbert pretrain` from the command line."""
+    from vbert.cli import config_from_args
+
+    config = config_from_args(args)
+    data = args.data
+    if data is None:
+        from vbert.visual_vocab import ensure_tokens
+
+        data = ensure_tokens(config)
+    resume = "require" if args.resume else "never" if args.fresh else "auto"
+    result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=args.vocab_file)
+    last = result.history[-1] if result.history else {}
+    print(f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}")
+    return 0

@@ -1,0 +1,396 @@
+"""Pretraining data: the joint vocabulary, token files, the three regimes, masking and fixed-shape batches.
+
+One vocabulary holds WordPiece ids `[0, V_text)`, then visual word `w` at `V_text + w`, then `[>]`
+at `V_text + K` (K = k**depth). Sequences are built in three regimes (the paper's):
+
+    text-only    [CLS] text [SEP]                 masked prediction of text
+    video-only   [CLS] video [SEP]                masked prediction of visual words
+    video-text   [CLS] text [>] video [SEP]       masked prediction + linguistic-visual alignment
+
+Token type is 0 for [CLS] and text, 1 for [>], video and the [SEP] that closes a video. The
+paper's noise: a random number of neighbouring sentences concatenated (1 to
+`max_concat_sentences`), and the video subsampled at a random rate from 1 to `max_subsample`.
+Alignment negatives (label 0, share `negative_prob`) pair the text with video from another time
+of the same video (share `negative_same_video` of negatives) or from another video.
+
+Every batch has the same shape: `[B, max_seq_len]` ids padded with [PAD], a fixed number of
+prediction slots (`vbert.masking.prediction_capacity`), and a fixed count of examples per regime,
+so a compiled model never recompiles and never waits on the host. Batch `i` is a pure function of
+(seed, i, rank): the data position in a checkpoint is a single integer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vbert.config import PretrainConfig
+from vbert.errors import DataError
+from vbert.masking import mask_tokens, predicted_positions, prediction_capacity
+from vbert.model import IGNORE_INDEX
+
+TEXT, VIDEO, JOINT = 0, 1, 2  # regime ids, in the order of PretrainConfig.regime_mix
+REGIMES = ("text", "video", "video-text")
+
+
+@dataclass(frozen=True)
+class JointVocab:
+    """Layout of the joint text + visual vocabulary and its special ids."""
+
+    text_size: int  # V_text: WordPiece ids [0, V_text)
+    visual_size: int  # K = k**depth visual words, at ids [V_text, V_text + K)
+    pad_id: int = 0
+    unk_id: int = 1
+    cls_id: int = 2
+    sep_id: int = 3
+    mask_id: int = 4
+
+    @property
+    def next_id(self) -> int:
+        """The id of `[>]`, the token between text and video."""
+        return self.text_size + self.visual_size
+
+    @property
+    def size(self) -> int:
+        """Rows of the joint embedding table."""
+        return self.text_size + self.visual_size + 1
+
+    @property
+    def text_low(self) -> int:
+        """First ordinary WordPiece id (random text replacements are drawn from [text_low, V_text))."""
+        return max(self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id) + 1
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """Ids masking never touches: [PAD], [CLS], [SEP], [MASK] and [>]."""
+        return (self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.next_id)
+
+    def visual_ids(self, words: np.ndarray) -> np.ndarray:
+        """Visual word numbers [n] -> joint ids [n]."""
+        return np.asarray(words, dtype=np.int64) + self.text_size
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, visual_size: int) -> JointVocab:
+        """Read the special ids of a BertTokenizerFast; append `visual_size` visual words and [>]."""
+        ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
+               (("pad_id", "[PAD]"), ("unk_id", "[UNK]"), ("cls_id", "[CLS]"), ("sep_id", "[SEP]"), ("mask_id", "[MASK]"))}
+        return cls(text_size=len(tokenizer), visual_size=visual_size, **ids)
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain dict (stored in checkpoints and manifests)."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+# ---------------------------------------------------------------- token files
+
+
+@dataclass
+class VideoTokens:
+    """One video of a token file: its visual words, and its sentences as (text ids, video words)."""
+
+    video_id: str
+    words: np.ndarray  # [num_clips] visual word numbers (not joint ids)
+    texts: list[np.ndarray]  # per sentence: WordPiece ids
+    video_words: list[np.ndarray]  # per sentence: visual word numbers of the clips in its span
+
+
+def _check_manifest_vocab(folder: Path, visual_size: int) -> None:
+    """Refuse a token folder whose manifest says it was made with another k**depth."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: manifest is not readable JSON ({err})") from None
+    vocab = config.get("vocab", config) if isinstance(config, dict) else {}
+    if isinstance(vocab, dict) and "k" in vocab and "depth" in vocab:
+        theirs = int(vocab["k"]) ** int(vocab["depth"])
+        if theirs != visual_size:
+            raise DataError(f"{path}: these tokens use a vocabulary of {vocab['k']}^{vocab['depth']} = {theirs} "
+                            f"visual words, but this config expects {visual_size}; re-run `vbert tokenize`")
+
+
+def read_token_file(path: str | Path, visual_size: int, subsets: tuple[str, ...] | None = ("training",)) -> list[dict]:
+    """Read tokens.jsonl, validating each record; keep the videos of `subsets` (None keeps all)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokens.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: token file not found (run `vbert tokenize` first)")
+    _check_manifest_vocab(path.parent, visual_size)
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg}); the file may be truncated") from None
+            missing = [k for k in ("video_id", "words", "sentences") if k not in record]
+            if missing:
+                raise DataError(f"{where}: record lacks {', '.join(missing)}")
+            words = record["words"]
+            if any(not isinstance(w, int) or not 0 <= w < visual_size for w in words):
+                bad = next(w for w in words if not isinstance(w, int) or not 0 <= w < visual_size)
+                raise DataError(f"{where}: visual word {bad!r} is outside [0, {visual_size}): "
+                                "these tokens come from another vocabulary")
+            for s in record["sentences"]:
+                if "text" not in s or "video_words" not in s:
+                    raise DataError(f"{where}: a sentence lacks 'text' or 'video_words'")
+                if any(not isinstance(w, int) or not 0 <= w < visual_size for w in s["video_words"]):
+                    raise DataError(f"{where}: a sentence's video words fall outside [0, {visual_size})")
+            if subsets is None or record.get("subset", "training") in subsets:
+                records.append(record)
+    if not records:
+        chosen = "any subset" if subsets is None else "subset " + "/".join(subsets)
+        raise DataError(f"{path}: no videos of {chosen}: the dataset is empty")
+    return records
+
+
+def tokenize_records(records: list[dict], tokenizer: Any) -> list[VideoTokens]:
+    """Turn each record's sentence texts into WordPiece ids (one batched call)."""
+    texts = [s["text"] for r in records for s in r["sentences"]]
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    out, k = [], 0
+    for r in records:
+        n = len(r["sentences"])
+        out.append(VideoTokens(
+            video_id=str(r["video_id"]),
+            words=np.asarray(r["words"], dtype=np.int64),
+            texts=[np.asarray(ids, dtype=np.int64) for ids in encoded[k:k + n]],
+            video_words=[np.asarray(s["video_words"], dtype=np.int64) for s in r["sentences"]],
+        ))
+        k += n
+    return out
+
+
+# ---------------------------------------------------------------- examples of each regime
+
+
+@dataclass
+class Example:
+    """One sequence before padding: joint ids, token types, regime and alignment label."""
+
+    ids: np.ndarray  # [n] joint ids
+    types: np.ndarray  # [n] token types
+    regime: int
+    aligned: int = IGNORE_INDEX  # 1 aligned, 0 misaligned, IGNORE_INDEX outside the video-text regime
+
+
+def regime_counts(batch_size: int, mix: tuple[float, ...]) -> list[int]:
+    """Examples per regime in a batch of `batch_size`: largest remainders of batch_size * mix."""
+    if len(mix) != 3 or any(m < 0 for m in mix) or sum(mix) <= 0:
+        raise DataError(f"pretrain.regime_mix must be three non-negative shares, got {mix}")
+    share = np.asarray(mix, dtype=np.float64) / sum(mix) * batch_size
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts), kind="stable")[: batch_size - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+class ExampleBuilder:
+    """Draws examples of the three regimes from a corpus, with the paper's noise and our negatives."""
+
+    def __init__(self, videos: list[VideoTokens], vocab: JointVocab, config: PretrainConfig, source: str = "corpus") -> None:
+        self.videos, self.vocab, self.config = videos, vocab, config
+        self.sentences = [(v, s) for v, video in enumerate(videos) for s in range(len(video.texts))
+                          if len(video.texts[s]) > 0]
+        self.paired = [(v, s) for v, s in self.sentences if len(videos[v].video_words[s]) > 0]
+        self.with_words = [v for v, video in enumerate(videos) if len(video.words) > 0]
+        need = dict(zip(REGIMES, (self.sentences, self.with_words, self.paired)))
+        for (name, pool), share in zip(need.items(), config.regime_mix):
+            if share > 0 and not pool:
+                raise DataError(f"{source}: no material for the {name} regime (no narrated sentences "
+                                "or no visual words): the dataset is empty for it")
+        if config.max_seq_len < 8 or config.max_text_len >= config.max_seq_len - 3:
+            raise DataError(f"pretrain.max_text_len ({config.max_text_len}) must leave room for video "
+                            f"in max_seq_len ({config.max_seq_len})")
+
+    def _span(self, rng: np.random.Generator, video: int, start: int) -> range:
+        """Neighbouring sentences [start, start + n) with n drawn from 1..max_concat_sentences."""
+        n = int(rng.integers(1, self.config.max_concat_sentences + 1))
+        return range(start, min(start + n, len(self.videos[video].texts)))
+
+    def _subsample(self, rng: np.random.Generator, words: np.ndarray, limit: int) -> np.ndarray:
+        """Every r-th word (r in 1..max_subsample) from a random offset, at most `limit` words."""
+        rate = int(rng.integers(1, self.config.max_subsample + 1))
+        offset = int(rng.integers(0, rate)) if len(words) > rate else 0
+        return words[offset::rate][:limit]
+
+    def text_only(self, rng: np.random.Generator) -> Example:
+        """[CLS] text [SEP] from neighbouring sentences."""
+        v, s = self.sentences[int(rng.integers(len(self.sentences)))]
+        video = self.videos[v]
+        text = np.concatenate([video.texts[i] for i in self._span(rng, v, s)])[: self.config.max_seq_len - 2]
+        ids = np.concatenate([[self.vocab.cls_id], text, [self.vocab.sep_id]])
+        return Example(ids, np.zeros(len(ids), dtype=np.int64), TEXT)
+
+    def video_only(self, rng: np.random.Generator) -> Example:
+        """[CLS] video [SEP] from a random window of a video's words, subsampled."""
+        video = self.videos[self.with_words[int(rng.integers(len(self.with_words)))]]
+        length = min(self.config.video_only_len, self.config.max_seq_len - 2)
+        window = length * self.config.max_subsample
+        start = int(rng.integers(0, max(1, len(video.words) - window + 1)))
+        words = self._subsample(rng, video.words[start:start + window], length)
+        ids = np.concatenate([[self.vocab.cls_id], self.vocab.visual_ids(words), [self.vocab.sep_id]])
+        types = np.ones(len(ids), dtype=np.int64)
+        types[0] = 0
+        return Example(ids, types, VIDEO)
+
+    def _negative_words(self, rng: np.random.Generator, v: int, span: range) -> np.ndarray | None:
+        """Video words misaligned with sentences `span` of video `v`: another time, or another video."""
+        same = [s for s in range(len(self.videos[v].video_words))
+                if (s < span.start or s >= span.stop) and len(self.videos[v].video_words[s]) > 0]
+        others = [(w, s) for w, s in self.paired if w != v]
+        if same and (not others or rng.random() < self.config.negative_same_video):
+            s = same[int(rng.integers(len(same)))]
+            return np.concatenate([self.videos[v].video_words[i] for i in range(s, min(s + len(span), len(self.videos[v].video_words)))])
+        if others:
+            w, s = others[int(rng.integers(len(others)))]
+            return np.concatenate([self.videos[w].video_words[i] for i in self._span(rng, w, s)])
+        return None  # a corpus of one single-sentence video has no negatives
+
+    def video_text(self, rng: np.random.Generator) -> Example:
+        """[CLS] text [>] video [SEP]; with probability negative_prob the video is someone else's."""
+        v, s = self.paired[int(rng.integers(len(self.paired)))]
+        video, span = self.videos[v], self._span(rng, v, s)
+        text = np.concatenate([video.texts[i] for i in span])[: self.config.max_text_len]
+        words = np.concatenate([video.video_words[i] for i in span])
+        aligned = 1
+        if rng.random() < self.config.negative_prob:
+            negative = self._negative_words(rng, v, span)
+            if negative is not None and len(negative) > 0:
+                words, aligned = negative, 0
+        words = self._subsample(rng, words, self.config.max_seq_len - 3 - len(text))
+        ids = np.concatenate([[self.vocab.cls_id], text, [self.vocab.next_id], self.vocab.visual_ids(words),
+                              [self.vocab.sep_id]])
+        types = np.concatenate([np.zeros(1 + len(text), dtype=np.int64), np.ones(len(words) + 2, dtype=np.int64)])
+        return Example(ids, types, JOINT, aligned)
+
+    def examples(self, rng: np.random.Generator, batch_size: int) -> list[Example]:
+        """A batch's examples: fixed counts per regime (text-only, video-only, video-text, in that order)."""
+        counts = regime_counts(batch_size, self.config.regime_mix)
+        makers = (self.text_only, self.video_only, self.video_text)
+        return [make(rng) for make, n in zip(makers, counts) for _ in range(n)]
+
+
+# ---------------------------------------------------------------- collate and masking
+
+
+def collate(examples: list[Example], vocab: JointVocab, config: PretrainConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Pad to [B, max_seq_len], mask within each modality, gather a fixed number of prediction slots."""
+    batch, length = len(examples), config.max_seq_len
+    ids = torch.full((batch, length), vocab.pad_id, dtype=torch.long)  # [B, L]
+    types = torch.zeros((batch, length), dtype=torch.long)  # [B, L]
+    attention = torch.zeros((batch, length), dtype=torch.long)  # [B, L]
+    for i, ex in enumerate(examples):
+        n = len(ex.ids)
+        ids[i, :n], types[i, :n], attention[i, :n] = torch.from_numpy(ex.ids), torch.from_numpy(ex.types), 1
+    special = torch.isin(ids, torch.tensor(vocab.special_ids))  # [B, L]
+    is_video = (ids >= vocab.text_size) & (ids < vocab.next_id)  # [B, L]
+    low = torch.where(is_video, vocab.text_size, vocab.text_low)  # same-modality replacements
+    high = torch.where(is_video, vocab.next_id, vocab.text_size)
+    masked, labels = mask_tokens(ids, special, vocab.mask_id, (low, high), config.mask_prob,
+                                 config.mask_frac, config.random_frac, generator)
+    positions, targets = predicted_positions(labels, prediction_capacity(batch * length, config.mask_prob))
+    return {
+        "input_ids": masked,  # [B, L]
+        "token_type_ids": types,  # [B, L]
+        "attention_mask": attention,  # [B, L] 1 = token, 0 = padding
+        "mlm_positions": positions,  # [N] flat indices into B*L (padded slots point at 0)
+        "mlm_labels": targets,  # [N] original ids, IGNORE_INDEX in padded slots
+        "regime": torch.tensor([ex.regime for ex in examples], dtype=torch.long),  # [B]
+        "align_labels": torch.tensor([ex.aligned for ex in examples], dtype=torch.long),  # [B]
+    }
+
+
+class PretrainBatches:
+    """Endless fixed-shape batches for one process; batch i depends only on (seed, i, rank).
+
+    Iterating continues from `position`, which `state_dict()` / `load_state_dict()` checkpoint.
+    With `num_workers > 0` a DataLoader builds batches in worker processes, pinned for the GPU.
+    """
+
+    def __init__(self, builder: ExampleBuilder, batch_size: int, seed: int = 0, rank: int = 0,
+                 num_workers: int = 0, pin_memory: bool = False) -> None:
+        if batch_size <= 0:
+            raise DataError(f"batch size must be positive, got {batch_size}")
+        self.builder, self.batch_size, self.seed, self.rank = builder, batch_size, seed, rank
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.position = 0
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        """Batch number `index` of this rank (deterministic)."""
+        rng = np.random.default_rng([self.seed, index, self.rank])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return collate(self.builder.examples(rng, self.batch_size), self.builder.vocab, self.builder.config, generator)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.batch(index)
+
+    def __iter__(self):
+        if self.num_workers == 0:
+            while True:
+                batch = self.batch(self.position)
+                self.position += 1
+                yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
+        loader = torch.utils.data.DataLoader(self, batch_size=None, sampler=itertools.count(self.position),
+                                             num_workers=self.num_workers, pin_memory=self.pin_memory)
+        for batch in loader:
+            self.position += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """The data position: the index of the next batch."""
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a checkpointed position."""
+        self.position = int(state["position"])
+
+
+# ---------------------------------------------------------------- synthetic batches (benchmarks)
+
+
+def synthetic_batch(batch_size: int, seq_len: int, text_vocab: int, visual_vocab: int,
+                    device: torch.device | str = "cpu", mask_prob: float = 0.15, seed: int = 0,
+                    config: PretrainConfig | None = None) -> dict[str, torch.Tensor]:
+    """A realistic video-text batch of the given sizes (random ids, real layout and masking), on `device`.
+
+    Every sequence fills `seq_len` exactly, as long narrated videos do; the regime mix and the
+    alignment labels follow `config` (default PretrainConfig). Made for benchmark loops.
+    """
+    config = config or PretrainConfig()
+    config = PretrainConfig(**{**config.__dict__, "max_seq_len": seq_len, "mask_prob": mask_prob})
+    vocab = JointVocab(text_size=text_vocab, visual_size=visual_vocab)
+    rng = np.random.default_rng(seed)
+    examples = []
+    for regime, n in zip((TEXT, VIDEO, JOINT), regime_counts(batch_size, config.regime_mix)):
+        for _ in range(n):
+            if regime == TEXT:
+                body = rng.integers(vocab.text_low, text_vocab, seq_len - 2)
+                ids, types = np.concatenate([[vocab.cls_id], body, [vocab.sep_id]]), np.zeros(seq_len, np.int64)
+                examples.append(Example(ids, types, TEXT))
+            elif regime == VIDEO:
+                body = vocab.visual_ids(rng.integers(0, visual_vocab, seq_len - 2))
+                ids, types = np.concatenate([[vocab.cls_id], body, [vocab.sep_id]]), np.ones(seq_len, np.int64)
+                types[0] = 0
+                examples.append(Example(ids, types, VIDEO))
+            else:
+                n_text = int(rng.integers(8, min(config.max_text_len, seq_len - 8) + 1))
+                text = rng.integers(vocab.text_low, text_vocab, n_text)
+                video = vocab.visual_ids(rng.integers(0, visual_vocab, seq_len - 3 - n_text))
+                ids = np.concatenate([[vocab.cls_id], text, [vocab.next_id], video, [vocab.sep_id]])
+                types = np.concatenate([np.zeros(1 + n_text, np.int64), np.ones(seq_len - 1 - n_text, np.int64)])
+                examples.append(Example(ids, types, JOINT, int(rng.random() >= config.negative_prob)))
+    batch = collate(examples, vocab, config, torch.Generator().manual_seed(seed))
+    return {k: v.to(device) for k, v in batch.items()}
