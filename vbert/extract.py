@@ -254,9 +254,9 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
 
 
 def run_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
-    """Pipeline stage: extract the features of run_dir/generate's videos into run_dir/features."""
-    out = run_dir / "features"
-    extract_features(run_dir / "generate", out, config, force=force, rank=0, world_size=1)
+    """Pipeline stage: extract the features of run_dir/synthcook's videos into run_dir/features."""
+    out = Path(run_dir) / "features"
+    extract_features(Path(run_dir) / "synthcook", out, config, force=force, rank=0, world_size=1)
     return summarize(out)
 
 

@@ -34,16 +34,6 @@ class Stage:
 STAGES: list[Stage] = []
 
 
-def _extract_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
-    """Clip features of run_dir/generate's videos, written to run_dir/features."""
-    from vbert.extract import run_stage
-
-    return run_stage(config, run_dir, force)
-
-
-STAGES.append(Stage("extract", "clips -> 1024-d features (vbert.extract)", _extract_stage))
-
-
 def _generate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     """SynthCook videos, narrations, annotations and action clips, written to run_dir/synthcook."""
     from vbert.synthcook.generate import run_stage
@@ -52,6 +42,16 @@ def _generate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 
 STAGES.append(Stage("generate", "SynthCook videos, narration and ground truth (vbert.synthcook)", _generate_stage))
+
+
+def _extract_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Clip features of the SynthCook videos in run_dir/synthcook, written to run_dir/features."""
+    from vbert.extract import run_stage
+
+    return run_stage(config, run_dir, force)
+
+
+STAGES.append(Stage("extract", "clips -> 1024-d features (vbert.extract)", _extract_stage))
 
 
 @dataclass
