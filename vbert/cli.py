@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "vbert.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
     ("extract", "vbert.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
     ("train-extractor", "vbert.course_s3d", "train the course's S3D-style network on SynthCook's labelled action clips"),
+    ("vocab", "vbert.visual_vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
+    ("tokenize", "vbert.visual_tokens", "every clip -> its visual word, grouped into sentences aligned to the narration"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 

@@ -54,6 +54,27 @@ def _extract_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
 STAGES.append(Stage("extract", "clips -> 1024-d features (vbert.extract)", _extract_stage))
 
 
+def _vocab_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Visual vocabulary fitted on run_dir/features, written to run_dir/vocab."""
+    from vbert.visual_vocab import run_vocab_stage
+
+    return run_vocab_stage(config, run_dir, force)
+
+
+STAGES.append(Stage("vocab", "hierarchical k-means -> visual words (vbert.visual_vocab)", _vocab_stage))
+
+
+def _tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Clips of run_dir/features -> visual words and sentences in run_dir/tokenize."""
+    from vbert.visual_tokens import run_tokenize_stage
+
+    return run_tokenize_stage(config, run_dir, force)
+
+
+STAGES.append(Stage("tokenize", "clips -> visual words, grouped by narration sentence (vbert.visual_tokens)",
+                    _tokenize_stage))
+
+
 @dataclass
 class StageResult:
     """What one stage reported, and how long it took."""
