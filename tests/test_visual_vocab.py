@@ -1,0 +1,224 @@
+"""Visual vocabulary and tokenization: fit on a features folder, refuse foreign features, token files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vbert.cli import main as cli_main
+from vbert.config import load_config
+from vbert.dataset import Narration, Segment, VideoDataset, VideoRecord
+from vbert.errors import DataError
+from vbert.feature_store import FeatureWriter
+from vbert.manifest import manifest_hash, read_manifest, write_manifest
+from vbert.visual_tokens import clips_in_span, read_tokens, tokenize_features, video_sentences
+from vbert.visual_vocab import VOCAB_FILE, fit_vocab, load_vocab
+
+DIM = 8
+
+
+def tiny_config(**vocab):
+    config = load_config("tiny")
+    config.vocab.k, config.vocab.depth = 3, 2
+    for key, value in vocab.items():
+        setattr(config.vocab, key, value)
+    return config
+
+
+def clip_times(n: int) -> tuple[list[float], list[float]]:
+    starts = [1.5 * i for i in range(n)]
+    return starts, [s + 1.5 for s in starts]
+
+
+def make_features(folder, videos: dict[str, int], dim: int = DIM, seed: int = 0, shuffle: str | None = None):
+    """A features folder with `videos` {id: clips}; clips near 9 well-separated centres; a manifest."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(9, dim)) * 5
+    writer = FeatureWriter(folder, dim=dim, shard_size=64)
+    for video_id, n in videos.items():
+        vectors = centres[rng.integers(0, 9, n)] + 0.1 * rng.normal(size=(n, dim))
+        starts, ends = clip_times(n)
+        if video_id == shuffle:  # stored out of time order: tokenization must sort
+            perm = rng.permutation(n)
+            vectors, starts, ends = vectors[perm], [starts[i] for i in perm], [ends[i] for i in perm]
+        writer.add(video_id, vectors.astype(np.float32), starts, ends)
+    writer.flush()
+    write_manifest(folder, "extract", {"features": {"extractor": "test", "dim": dim}})
+    return folder
+
+
+def narration(sentences: list[tuple[float, float, str]]) -> Narration:
+    """Word-level narration: each sentence's words spread evenly over its span."""
+    words, starts, ends = [], [], []
+    for start, end, text in sentences:
+        pieces = text.split()
+        step = (end - start) / len(pieces)
+        for j, w in enumerate(pieces):
+            words.append(w)
+            starts.append(start + j * step)
+            ends.append(start + (j + 1) * step)
+    return Narration(words, starts, ends)
+
+
+def make_dataset() -> VideoDataset:
+    narrated = VideoRecord(
+        "narrated", None, 30.0, "training", "salad",
+        segments=[Segment(0, 0.0, 6.0, "cut the tomato", "cut", "tomato"),
+                  Segment(1, 9.0, 9.4, "add salt", "add", "salt")],
+        narration=narration([(0.2, 4.4, "now we cut the tomato"), (9.0, 13.9, "then a little salt goes in")]),
+    )
+    silent = VideoRecord("silent", None, 60.0, "validation", "soup",
+                         segments=[Segment(0, 3.0, 12.0, "stir the soup", "stir", "soup")])
+    missing = VideoRecord("never_extracted", None, 10.0, "training", "soup")
+    return VideoDataset({v.video_id: v for v in (narrated, silent, missing)})
+
+
+def test_fit_vocab_writes_file_metadata_and_manifest(tmp_path):
+    features = make_features(tmp_path / "features", {"a": 60, "b": 50})
+    out = fit_vocab(features, tmp_path / "vocab", tiny_config(), sample_size=80)
+    tree = load_vocab(out, features)
+    assert (tree.k, tree.depth, tree.dim) == (3, 2, DIM)
+    assert tree.metadata["features_hash"] == manifest_hash(features)
+    manifest = read_manifest(out)
+    assert manifest["complete"] and manifest["inputs"] == {"features": manifest_hash(features)}
+    assert manifest["outputs"]["sample"] == 80 and manifest["outputs"]["vocab_size"] == 9
+    assert manifest["config"]["vocab"]["sample_size"] == 80
+    # 9 separated centres, 9 words: every word is used
+    assert manifest["outputs"]["words_used"] == 9
+
+
+def test_vocab_refused_for_features_of_another_dimension(tmp_path):
+    features = make_features(tmp_path / "features", {"a": 40})
+    vocab = fit_vocab(features, tmp_path / "vocab", tiny_config())
+    other = make_features(tmp_path / "wide", {"a": 10}, dim=DIM + 4)
+    with pytest.raises(DataError) as err:
+        load_vocab(vocab, other)
+    assert str(vocab / VOCAB_FILE) in str(err.value) and f"{DIM}-d" in str(err.value) and "wide" in str(err.value)
+    with pytest.raises(DataError, match="wide"):
+        tokenize_features(other, make_dataset(), vocab, tmp_path / "tokens", tiny_config())
+
+
+def test_clips_in_span_uses_centres_and_falls_back_to_the_nearest_overlapping_clip():
+    starts, ends = (np.array(t) for t in clip_times(6))  # centres 0.75, 2.25, 3.75, ...
+    assert clips_in_span(starts, ends, 0.0, 3.0).tolist() == [0, 1]
+    assert clips_in_span(starts, ends, 3.1, 3.3).tolist() == [2]  # too short for a centre
+    assert clips_in_span(starts, ends, 20.0, 25.0).tolist() == []  # after the last clip
+    assert clips_in_span(starts[:0], ends[:0], 0.0, 1.0).tolist() == []
+
+
+def test_videos_without_narration_are_cut_into_segments_of_sixteen_words():
+    words = np.arange(40)
+    starts, ends = (np.array(t) for t in clip_times(40))
+    sentences = video_sentences(None, words, starts, ends, 16)
+    assert [len(s["video_words"]) for s in sentences] == [16, 16, 8]
+    assert sentences[1]["video_words"] == list(range(16, 32)) and sentences[1]["text"] == ""
+    assert sentences[2]["start"] == 48.0 and sentences[2]["end"] == 60.0
+
+
+def test_tokenize_writes_words_sentences_segments_and_failures(tmp_path):
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40, "orphan": 5}, shuffle="narrated")
+    config = tiny_config()
+    vocab = fit_vocab(features, tmp_path / "vocab", config)
+    out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
+    records = {r["video_id"]: r for r in read_tokens(out)}
+    assert set(records) == {"narrated", "silent"}
+    tree = load_vocab(vocab)
+    from vbert.feature_store import FeatureStore
+
+    vectors, starts, _ = FeatureStore(features).clips_of("narrated")
+    order = np.argsort(starts)
+    expected = tree.assign(torch.from_numpy(vectors[order])).tolist()
+    rec = records["narrated"]
+    assert rec["words"] == expected and rec["clip_starts"] == sorted(rec["clip_starts"])
+    assert (rec["subset"], rec["recipe_type"]) == ("training", "salad")
+    first, second = rec["sentences"]
+    assert first["text"] == "now we cut the tomato"
+    assert first["video_words"] == expected[0:3]  # centres 0.75, 2.25, 3.75 lie in [0.2, 4.4]
+    assert second["video_words"] == expected[6:9]  # centres 9.75, 11.25, 12.75 lie in [9.0, 13.9]
+    seg0, seg1 = rec["segments"]
+    assert (seg0["verb"], seg0["noun"], seg0["video_words"]) == ("cut", "tomato", expected[0:4])
+    assert seg1["video_words"] == [expected[6]]  # a 0.4 s segment still gets its clip
+    silent = records["silent"]
+    assert [len(s["video_words"]) for s in silent["sentences"]] == [16, 16, 8]
+    assert silent["segments"][0]["video_words"] == silent["words"][2:8]
+    manifest = read_manifest(out)
+    assert manifest["outputs"]["videos"] == 2 and manifest["outputs"]["clips"] == 60
+    assert {f["item"] for f in manifest["failures"]} == {"never_extracted", "orphan"}
+    assert manifest["config"]["vocab"]["k"] == 3
+
+
+def test_token_file_reads_back_in_pretraining(tmp_path):
+    from vbert.pretrain_data import read_token_file
+
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40})
+    config = tiny_config()
+    vocab = fit_vocab(features, tmp_path / "vocab", config)
+    out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
+    records = read_token_file(out, visual_size=9, subsets=None)
+    assert {r["video_id"] for r in records} == {"narrated", "silent"}
+    with pytest.raises(DataError, match="3\\^2 = 9"):
+        read_token_file(out, visual_size=36, subsets=None)
+
+
+def test_nearest_leaf_assignment_option(tmp_path):
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40})
+    config = tiny_config(assignment="nearest")
+    vocab = fit_vocab(features, tmp_path / "vocab", config)
+    out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
+    tree = load_vocab(vocab)
+    rec = {r["video_id"]: r for r in read_tokens(out)}["silent"]
+    from vbert.feature_store import FeatureStore
+
+    vectors, _, _ = FeatureStore(features).clips_of("silent")
+    assert rec["words"] == tree.assign_nearest_leaf(torch.from_numpy(vectors)).tolist()
+
+
+def test_cli_vocab_and_tokenize_on_youcook2_files(tmp_path, capsys):
+    features = make_features(tmp_path / "features", {"v1": 30})
+    annotations = {"database": {"v1": {"duration": 45.0, "subset": "training", "recipe_type": "soup",
+                                       "annotations": [{"id": 0, "segment": [1.0, 10.0], "sentence": "stir soup"}]}}}
+    (tmp_path / "ann.json").write_text(json.dumps(annotations), encoding="utf-8")
+    captions = {"v1": {"text": ["stir the soup", "well done"], "start": [1.0, 20.0], "end": [4.0, 22.0]}}
+    (tmp_path / "captions.json").write_text(json.dumps(captions), encoding="utf-8")
+    common = ["--set", "vocab.k=3", "--set", "vocab.depth=2"]
+    assert cli_main(["vocab", "--features", str(features), "--out", str(tmp_path / "vocab"),
+                     "--sample-size", "25", "--device", "cpu", *common]) == 0
+    assert "9 words (3^2)" in capsys.readouterr().out
+    assert cli_main(["tokenize", "--features", str(features), "--vocab", str(tmp_path / "vocab"),
+                     "--data", str(tmp_path / "ann.json"), "--captions", str(tmp_path / "captions.json"),
+                     "--out", str(tmp_path / "tokens"), "--device", "cpu", *common]) == 0
+    (record,) = read_tokens(tmp_path / "tokens")
+    assert [s["text"] for s in record["sentences"]] == ["stir the soup", "well done"]
+    assert len(record["words"]) == 30 and record["segments"][0]["sentence"] == "stir soup"
+    # a vocabulary of another feature dimension: one clear line, exit code 2
+    wide = make_features(tmp_path / "wide", {"v1": 10}, dim=DIM + 1)
+    assert cli_main(["tokenize", "--features", str(wide), "--vocab", str(tmp_path / "vocab"),
+                     "--data", str(tmp_path / "ann.json"), "--out", str(tmp_path / "t2"), *common]) == 2
+    assert "vocab.safetensors" in capsys.readouterr().err
+
+
+def test_ensure_vocab_and_tokens_build_once(tmp_path, monkeypatch):
+    import vbert.extract
+    import vbert.synthcook
+    from vbert.visual_vocab import ensure_tokens, ensure_vocab
+
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40})
+    data_root = tmp_path / "synthcook"
+    data_root.mkdir()
+    write_manifest(data_root, "generate", {"data": "test"})
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(vbert.extract, "ensure_features", lambda config: features)
+    monkeypatch.setattr(vbert.synthcook, "ensure_synthcook", lambda config: data_root)
+    monkeypatch.setattr(vbert.synthcook, "load_synthcook", lambda root: make_dataset())
+    monkeypatch.setenv("VBERT_DEVICE", "cpu")
+    config = tiny_config()
+    vocab = ensure_vocab(config)
+    stamp = (vocab / VOCAB_FILE).stat().st_mtime_ns
+    tokens = ensure_tokens(config)
+    assert ensure_vocab(config) == vocab and (vocab / VOCAB_FILE).stat().st_mtime_ns == stamp
+    assert ensure_tokens(config) == tokens and len(read_tokens(tokens)) == 2
+    config.vocab.k = 2  # another vocabulary, another folder
+    assert ensure_vocab(config) != vocab
