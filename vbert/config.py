@@ -152,6 +152,13 @@ class EvalConfig:
 
     zero_shot_template: str = "now let me show you how to [MASK] the [MASK]"
     top_k: tuple[int, ...] = (1, 5)
+    # Captioning (Table 3): the encoder-decoder's own training; not in the paper, our choices.
+    caption_epochs: int = 40
+    caption_lr: float = 1e-3
+    caption_batch_size: int = 32
+    caption_max_len: int = 20  # words per generated caption (YouCook2 captions average ~9 words)
+    caption_beam_size: int = 4
+    caption_min_count: int = 2  # caption words seen fewer times become [UNK]
 
 
 @dataclass
