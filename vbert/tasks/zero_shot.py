@@ -200,9 +200,9 @@ def top_k_accuracy(scores: np.ndarray, targets: Sequence[int], k: int) -> float:
     return float((order == targets[:, None]).any(axis=1).mean())
 
 
-def label_indices(names: Sequence[str | None], labels: LabelSet) -> np.ndarray:
-    """Gold label names -> indices into `labels` (-1 where missing or not in the label set)."""
-    index = {n: i for i, n in enumerate(labels.names)}
+def label_indices(names: Sequence[str | None], labels: Sequence[str]) -> np.ndarray:
+    """Gold label names -> indices into the label list (-1 where missing or not in it)."""
+    index = {n: i for i, n in enumerate(labels)}
     return np.array([index.get(n, -1) if n is not None else -1 for n in names], dtype=np.int64)
 
 
@@ -212,7 +212,7 @@ def accuracy_table(scores: ZeroShotScores, gold_verbs: Sequence[str | None], gol
     out: dict[str, float] = {}
     for kind, matrix, gold, labels in (("verb", scores.verb_scores, gold_verbs, scores.verbs),
                                        ("noun", scores.noun_scores, gold_nouns, scores.nouns)):
-        idx = label_indices(gold, labels)
+        idx = label_indices(gold, labels.names)
         keep = idx >= 0
         if not keep.any():
             raise VbertError(f"no example has a {kind} in the label set")

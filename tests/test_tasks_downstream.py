@@ -1,0 +1,177 @@
+"""Generation, forecasting, retrieval, classification, VideoBERT features and the task data layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vbert.errors import DataError, VbertError
+from vbert.model import BertConfig
+from vbert.pretrain_data import JointVocab
+from vbert.tasks.action_table import chance_row, probe_row, subset_token_file
+from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
+from vbert.tasks.data import fill_labels, label_sets, load_segments, load_videos
+from vbert.tasks.embeddings import alignment_scores, caption_features, pooled_video
+from vbert.tasks.forecasting import forecast, forecasting_examples, word_accuracy
+from vbert.tasks.generation import text_to_video
+from vbert.tasks.retrieval import recall_at_k, retrieval_scores, windows
+from vbert.videobert import VideoBertForPretraining
+
+WORDS = ["now", "let", "'", "s", "me", "show", "you", "how", "to", "the", "and", "then", ",", "cut", "tomato", "egg"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    from vbert.text import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("vocab")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
+                                      encoding="utf-8")
+    return load_tokenizer(folder)
+
+
+@pytest.fixture(scope="module")
+def model_and_vocab(tokenizer):
+    torch.manual_seed(0)
+    vocab = JointVocab(text_size=len(tokenizer), visual_size=6)
+    config = BertConfig(vocab_size=vocab.size, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
+                        max_position_embeddings=32, hidden_dropout=0.0, attention_dropout=0.0)
+    return VideoBertForPretraining(config, vocab).eval(), vocab
+
+
+def test_recall_at_k_by_hand() -> None:
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.5, 0.7], [0.3, 0.3, 0.1]])
+    assert recall_at_k(scores, [0, 1, 1], ks=(1, 2, 3)) == pytest.approx({"R@1": 200 / 3, "R@2": 100.0, "R@3": 100.0})
+    with pytest.raises(VbertError):
+        recall_at_k(np.zeros((2, 3)), [0])
+
+
+def test_windows_cover_the_video() -> None:
+    assert windows([1, 2, 3], 5) == [[1, 2, 3]]
+    got = windows(list(range(10)), 4)
+    assert got[0] == [0, 1, 2, 3] and got[-1] == [6, 7, 8, 9] and all(len(w) == 4 for w in got)
+
+
+def test_retrieval_takes_the_best_window(model_and_vocab, tokenizer) -> None:
+    model, vocab = model_and_vocab
+    videos = [[0, 1, 2, 3, 4, 5, 0, 1], [2, 2]]
+    scores = retrieval_scores(model, tokenizer, vocab, ["cut the tomato", "egg"], videos, max_len=32, window=4)
+    assert scores.shape == (2, 2)
+    per_window = alignment_scores(model, tokenizer, vocab, [("egg", w) for w in windows(videos[0], 4)], max_len=32)
+    assert scores[1, 0] == pytest.approx(per_window.max(), abs=1e-6)
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_caption_features_average_video_and_slot_outputs(model_and_vocab, tokenizer) -> None:
+    model, vocab = model_and_vocab
+    feats = caption_features(model, tokenizer, vocab, [[1, 2, 3], [4]], max_len=32)
+    assert feats.shape == (2, 32)
+    text = tokenizer("now let's [MASK] the [MASK] to the [MASK], and then [MASK] the [MASK]",
+                     add_special_tokens=False)["input_ids"]
+    ids = [vocab.cls_id, *text, vocab.next_id, vocab.text_size + 4, vocab.sep_id]
+    types = [0] * (len(text) + 1) + [1, 1, 1]
+    hidden = model.bert(torch.tensor([ids]), torch.tensor([types]), None)[0]
+    slots = [i for i, t in enumerate(ids) if t == vocab.mask_id]
+    assert len(slots) == 5
+    assert np.allclose(feats[1, :16], hidden[len(text) + 2].detach().numpy(), atol=1e-5)
+    assert np.allclose(feats[1, 16:], hidden[slots].mean(0).detach().numpy(), atol=1e-5)
+    with pytest.raises(VbertError, match="no \\[MASK\\]"):
+        caption_features(model, tokenizer, vocab, [[1]], template="no slots here")
+
+
+def test_pooled_video_averages_windows(model_and_vocab) -> None:
+    model, vocab = model_and_vocab
+    long = list(range(6)) * 10  # 60 words, windows of 30 at max_len 32
+    pooled = pooled_video(model, vocab, [long, long[:30], long[30:]], max_len=32)
+    assert pooled.shape == (3, 16)
+    assert np.allclose(pooled[0], (pooled[1] + pooled[2]) / 2, atol=1e-5)
+    with pytest.raises(VbertError, match="no visual words"):
+        pooled_video(model, vocab, [[]], max_len=32)
+
+
+def test_text_to_video_and_forecast_write_visual_words(model_and_vocab, tokenizer) -> None:
+    model, vocab = model_and_vocab
+    words = text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)
+    assert len(words) == 5 and all(0 <= w < vocab.visual_size for w in words)
+    assert words == text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)  # greedy: deterministic
+    with pytest.raises(VbertError, match="non-empty sentence"):
+        text_to_video(model, tokenizer, vocab, "   ", num_words=3)
+    future = forecast(model, vocab, list(range(6)) * 20, num_words=4, max_len=32)  # long context is cut
+    assert len(future) == 4 and all(0 <= w < vocab.visual_size for w in future)
+    with pytest.raises(VbertError, match="context"):
+        forecast(model, vocab, [], num_words=2, max_len=32)
+
+
+def test_word_accuracy() -> None:
+    assert word_accuracy([[1, 2, 3], [4]], [[1, 0, 3], [4, 5]]) == pytest.approx(75.0)
+
+
+def _write_tokens(folder: Path) -> Path:
+    def seg(i, verb, noun, words):
+        return {"id": i, "start": 2.0 * i, "end": 2.0 * i + 1.5, "sentence": f"{verb} the {noun}",
+                "verb": verb, "noun": noun, "video_words": words}
+
+    records = [
+        {"video_id": f"v{n}", "subset": "training" if n < 4 else "validation", "recipe_type": "r" + str(n % 2),
+         "words": [n % 6, 1, 2, 3], "sentences": [],
+         "segments": [seg(0, "cut", "tomato", [n % 6]), seg(1, "crack", "egg", [1, 2]), seg(2, "cut", "egg", [])]}
+        for n in range(6)
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokens.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return folder
+
+
+def test_token_file_segments_and_subsets(tmp_path: Path) -> None:
+    folder = _write_tokens(tmp_path / "tokens")
+    val = load_segments(folder, ("validation",))
+    assert len(val) == 4 and {s.video_id for s in val} == {"v4", "v5"}  # segments without words are left out
+    assert label_sets(val) == (["crack", "cut"], ["egg", "tomato"])
+    videos = load_videos(folder, None)
+    assert len(videos) == 6 and videos[0].segments[1].index == 1
+    examples = forecasting_examples(videos)
+    assert len(examples) == 6 and examples[0]["next"].verb == "crack" and examples[0]["context"] == [0]
+    half = subset_token_file(folder, 0.5, tmp_path / "half")
+    assert len(load_videos(half, ("training",))) == 2 and len(load_videos(half, ("validation",))) == 2
+    with pytest.raises(DataError, match="no video of subset testing"):
+        load_videos(folder, ("testing",))
+
+
+def test_token_file_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "tokens.jsonl"
+    bad.write_text(json.dumps({"video_id": "a", "words": [], "segments": [{"start": 0}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="tokens.jsonl.*segment 0 lacks"):
+        load_segments(bad, None)
+    bad.write_text('{"video_id": "a", "words": [1]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="tokens.jsonl"):
+        load_segments(bad, None)
+
+
+def test_fill_labels_from_captions(tmp_path: Path) -> None:
+    segments = load_segments(_write_tokens(tmp_path / "t"), None)
+    unlabeled = [s.__class__(**{**s.__dict__, "verb": None, "noun": None}) for s in segments]
+    filled = fill_labels(unlabeled, verbs=["cut", "crack"], nouns=["tomato", "egg"])
+    assert [(s.verb, s.noun) for s in filled] == [(s.verb, s.noun) for s in segments]
+    with pytest.raises(DataError, match="label sets"):
+        fill_labels(unlabeled)
+
+
+def test_probes_on_separable_data() -> None:
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    y = rng.integers(0, 3, 90)
+    x = np.eye(3)[y] * 5 + rng.standard_normal((90, 3)) * 0.1
+    result = recipe_probe(x[:60], [names[i] for i in y[:60]], x[60:], [names[i] for i in y[60:]])
+    assert result["accuracy"] == 100.0 and result["confusion"].trace() == 30
+    neighbours = nearest_neighbours(x, k=3)
+    assert neighbours.shape == (90, 3) and precision_at_k(neighbours, [names[i] for i in y]) == 100.0
+    segs = [type("S", (), {"verb": names[i], "noun": names[2 - i]})() for i in y]
+    row = probe_row(x[:60], segs[:60], x[60:], segs[60:], names, names, ks=(1, 2))
+    assert row["verb top-1"] == 100.0 and row["noun top-1"] == 100.0
+    assert chance_row(names, names + ["d"], ks=(1,)) == pytest.approx({"verb top-1": 100 / 3, "noun top-1": 25.0})
+    with pytest.raises(VbertError, match="two recipe types"):
+        recipe_probe(x[:5], ["a"] * 5, x[5:10], ["a"] * 5)

@@ -1,0 +1,175 @@
+"""The paper's Table 1 (zero-shot verb/noun classification) and Table 2 (effect of data size).
+
+Rows of Table 1, all on the same validation segments and label sets:
+
+    text-only BERT, language prior   a BERT pretrained on the narrations alone, template only
+    VideoBERT, language prior        the VideoBERT model, template only ([CLS] template [SEP])
+    VideoBERT, cross-modal           template + [>] + the segment's visual words
+    supervised probe on clips        logistic regression on the mean clip feature (the paper's
+                                     supervised S3D row is a fully supervised network; ours is
+                                     an upper bound of the same spirit, trained on training segments)
+
+The text-only BERT is trained by the same pretraining code with `pretrain.regime_mix = [1, 0, 0]`
+(only text-only masked prediction), on the same narrations, for the same steps. Table 2 trains
+VideoBERT on 10/25/50/100% of the training videos for the same number of epochs (steps scaled by
+the fraction) and reports zero-shot top-5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vbert.config import Config
+from vbert.errors import VbertError
+from vbert.tasks.data import EvalSegment, label_sets
+from vbert.tasks.zero_shot import accuracy_table, encode_labels, label_indices, top_k_accuracy, zero_shot_scores
+
+
+def zero_shot_row(model: Any, tokenizer: Any, vocab: Any, segments: Sequence[EvalSegment], template: str,
+                  verbs: Sequence[str], nouns: Sequence[str], with_video: bool = True, max_len: int = 128,
+                  ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Zero-shot top-k accuracy (percent) of one model; `model` is a VideoBertForPretraining or BertForMaskedLM."""
+    mlm = getattr(model, "mlm", model)
+    verb_set = encode_labels(verbs, tokenizer, "verb")
+    noun_set = encode_labels(nouns, tokenizer, "noun")
+    videos = [s.video_words if with_video else None for s in segments]
+    scores = zero_shot_scores(mlm, tokenizer, vocab, template, videos, verb_set, noun_set, max_len=max_len)
+    return accuracy_table(scores, [s.verb for s in segments], [s.noun for s in segments], ks)
+
+
+def probe_row(train_x: np.ndarray, train_segments: Sequence[EvalSegment], test_x: np.ndarray,
+              test_segments: Sequence[EvalSegment], verbs: Sequence[str], nouns: Sequence[str],
+              ks: Sequence[int] = (1, 5), seed: int = 0) -> dict[str, float]:
+    """Supervised upper bound: logistic regression on pooled clip features [N, D]; top-k (percent)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out: dict[str, float] = {}
+    for kind, names in (("verb", verbs), ("noun", nouns)):
+        y_train = label_indices([getattr(s, kind) for s in train_segments], names)
+        y_test = label_indices([getattr(s, kind) for s in test_segments], names)
+        keep_train, keep_test = y_train >= 0, y_test >= 0
+        if len(set(y_train[keep_train].tolist())) < 2:
+            raise VbertError(f"the supervised probe needs training segments of at least two {kind}s")
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000, random_state=seed))
+        probe.fit(train_x[keep_train].astype(np.float64), y_train[keep_train])
+        proba = probe.predict_proba(test_x[keep_test].astype(np.float64))  # [N, seen classes]
+        scores = np.full((len(proba), len(names)), -np.inf)
+        scores[:, probe.classes_] = proba
+        for k in ks:
+            out[f"{kind} top-{k}"] = 100.0 * top_k_accuracy(scores, y_test[keep_test], k)
+    return out
+
+
+def text_only_config(config: Config) -> Config:
+    """The same config with pretraining on text alone (the text-only BERT of Table 1)."""
+    return dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0)))
+
+
+def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Accuracy of a uniform random guess (percent)."""
+    out = {}
+    for kind, names in (("verb", verbs), ("noun", nouns)):
+        for k in ks:
+            out[f"{kind} top-{k}"] = 100.0 * min(1.0, k / len(names))
+    return out
+
+
+def table1(config: Config, device: str = "cpu", with_probe: bool = True) -> dict[str, Any]:
+    """Table 1 on the preset's data: builds (or reuses) the pretrained models, returns rows and label sets."""
+    from vbert.extract import ensure_features
+    from vbert.feature_store import FeatureStore
+    from vbert.pretrain import ensure_pretrained, load_pretrained
+    from vbert.tasks.data import load_segments, segment_features
+    from vbert.visual_vocab import ensure_tokens
+
+    tokens = ensure_tokens(config)
+    val = load_segments(tokens, ("validation",))
+    train = load_segments(tokens, ("training",))
+    verbs, nouns = label_sets(train + val)
+    template, ks = config.eval.zero_shot_template, config.eval.top_k
+    max_len = config.pretrain.max_seq_len
+    rows: dict[str, dict[str, float]] = {"chance": chance_row(verbs, nouns, ks)}
+    bert, bert_vocab, bert_tok = load_pretrained(ensure_pretrained(text_only_config(config)), device)
+    rows["text-only BERT, language prior"] = zero_shot_row(bert, bert_tok, bert_vocab, val, template, verbs, nouns,
+                                                           with_video=False, max_len=max_len, ks=ks)
+    model, vocab, tokenizer = load_pretrained(ensure_pretrained(config), device)
+    rows["VideoBERT, language prior"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
+                                                      with_video=False, max_len=max_len, ks=ks)
+    rows["VideoBERT, cross-modal"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
+                                                   with_video=True, max_len=max_len, ks=ks)
+    if with_probe:
+        store = FeatureStore(ensure_features(config))
+        pooled_train = np.stack([f.mean(0) for f in segment_features(store, train)])
+        pooled_val = np.stack([f.mean(0) for f in segment_features(store, val)])
+        rows["supervised probe on clip features"] = probe_row(pooled_train, train, pooled_val, val, verbs, nouns,
+                                                              ks, config.seed)
+    return {"rows": rows, "verbs": verbs, "nouns": nouns, "num_segments": len(val)}
+
+
+def format_table(rows: dict[str, dict[str, float]]) -> str:
+    """Rows of percentages as a Markdown table."""
+    columns = list(next(iter(rows.values())))
+    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |" for name, row in rows.items()]
+    return "\n".join(lines)
+
+
+def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, seed: int = 0) -> Path:
+    """A copy of a token file keeping `fraction` of the training videos (chosen at random) and every other video."""
+    from vbert.visual_tokens import read_tokens
+
+    tokens = Path(tokens)
+    records = read_tokens(tokens)
+    train = [i for i, r in enumerate(records) if r.get("subset", "training") == "training"]
+    keep_n = max(1, round(fraction * len(train)))
+    chosen = set(np.random.default_rng(seed).permutation(train)[:keep_n].tolist())
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kept = [r for i, r in enumerate(records) if i in chosen or r.get("subset", "training") != "training"]
+    path = out_dir / "tokens.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    manifest = (tokens if tokens.is_dir() else tokens.parent) / "manifest.json"
+    if manifest.is_file():  # keeps the vocabulary check of the pretraining reader
+        (out_dir / "manifest.json").write_text(manifest.read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
+def data_size_table(config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+                    device: str = "cpu") -> list[dict[str, float]]:
+    """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
+    from vbert.manifest import cached_stage, write_manifest
+    from vbert.pretrain import ensure_pretrained, load_pretrained, pretrain_key, run_pretraining
+    from vbert.tasks.data import load_segments
+    from vbert.visual_vocab import ensure_tokens
+
+    tokens = ensure_tokens(config)
+    val = load_segments(tokens, ("validation",))
+    verbs, nouns = label_sets(load_segments(tokens, ("training",)) + val)
+    results = []
+    for fraction in fractions:
+        steps = max(1, round(config.pretrain.steps * fraction))
+        cfg = dataclasses.replace(config, pretrain=dataclasses.replace(
+            config.pretrain, steps=steps, warmup_steps=min(config.pretrain.warmup_steps, max(1, steps // 10))))
+
+        def build(folder: Path, cfg: Config = cfg, fraction: float = fraction) -> None:
+            data = subset_token_file(tokens, fraction, folder / "data", seed=cfg.seed)
+            run_pretraining(cfg, data, folder / "model")
+            write_manifest(folder, "data-size", {"fraction": fraction, "steps": cfg.pretrain.steps})
+
+        if fraction == 1.0:  # the whole set: the preset's own pretrained model
+            model_dir = ensure_pretrained(config)
+        else:
+            model_dir = cached_stage("data-size", {**pretrain_key(cfg), "fraction": fraction}, build) / "model"
+        model, vocab, tokenizer = load_pretrained(model_dir, device)
+        row = zero_shot_row(model, tokenizer, vocab, val, config.eval.zero_shot_template, verbs, nouns,
+                            max_len=config.pretrain.max_seq_len, ks=config.eval.top_k)
+        results.append({"fraction": fraction, "steps": steps, **row})
+    return results

@@ -1,0 +1,208 @@
+"""`vbert eval TASK`: the downstream evaluations, each writing a JSON and a Markdown table.
+
+    vbert eval zero-shot --preset tiny --out runs/eval         # Table 1
+    vbert eval data-size --preset tiny --out runs/eval         # Table 2
+    vbert eval captioning --preset tiny --out runs/eval        # Table 3
+    vbert eval retrieval | forecasting | classification --preset tiny --out runs/eval
+
+Each task builds (or reuses, through the stage cache) the preset's data, features, visual words and
+pretrained model. Also the "evaluate" stage of `vbert run` (zero-shot, captioning, retrieval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vbert.config import Config
+from vbert.manifest import atomic_write_bytes, atomic_write_json
+
+TASKS = ("zero-shot", "data-size", "captioning", "retrieval", "forecasting", "classification")
+
+
+def _table(rows: dict[str, dict[str, Any]], fmt: str = "{:.1f}") -> str:
+    columns = list(next(iter(rows.values())))
+    lines = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, row in rows.items():
+        cells = ["missing" if row[c] is None else fmt.format(row[c]) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_zero_shot(config: Config, device: str) -> tuple[dict[str, Any], str]:
+    """Table 1."""
+    from vbert.tasks.action_table import table1
+    from vbert.tasks.zero_shot import parse_template
+
+    parse_template(config.eval.zero_shot_template)  # a bad template fails before anything is built
+    result = table1(config, device)
+    text = f"Zero-shot verb/noun classification, {result['num_segments']} validation segments, " \
+           f"{len(result['verbs'])} verbs, {len(result['nouns'])} nouns (percent)\n\n" + _table(result["rows"])
+    return result, text
+
+
+def run_data_size(config: Config, device: str) -> tuple[list[dict[str, float]], str]:
+    """Table 2."""
+    from vbert.tasks.action_table import data_size_table
+
+    rows = data_size_table(config, device=device)
+    return rows, _table({f"{100 * r['fraction']:.0f}% ({r['steps']} steps)": {k: v for k, v in r.items()
+                                                                                if k not in ("fraction", "steps")} for r in rows})
+
+
+def run_captioning(config: Config, device: str, beam: bool = False) -> tuple[dict[str, Any], str]:
+    """Table 3."""
+    from vbert.tasks.caption_metrics import format_scores
+    from vbert.tasks.caption_table import caption_table
+
+    result = caption_table(config, device, beam=beam)
+    lines = ["| input | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---:|---:|---:|---:|---:|"]
+    for row in result["rows"]:
+        shown = format_scores(row["scores"])
+        lines.append(f"| {row['input']} | " + " | ".join(shown.values()) + " |")
+    for row in result["rows"]:
+        row.pop("loss", None)
+    return result, "\n".join(lines)
+
+
+def _model(config: Config, device: str):
+    from vbert.pretrain import ensure_pretrained, load_pretrained
+
+    return load_pretrained(ensure_pretrained(config), device)
+
+
+def run_retrieval(config: Config, device: str) -> tuple[dict[str, Any], str]:
+    """Sentence -> validation video, recall@1/5/10."""
+    from vbert.tasks.data import load_videos
+    from vbert.tasks.retrieval import recall_at_k, retrieval_scores
+    from vbert.visual_vocab import ensure_tokens
+
+    model, vocab, tokenizer = _model(config, device)
+    videos = load_videos(ensure_tokens(config), ("validation",))
+    queries = [(s.sentence, i) for i, v in enumerate(videos) for s in v.segments]
+    scores = retrieval_scores(model, tokenizer, vocab, [q[0] for q in queries], [v.words for v in videos],
+                              config.pretrain.max_seq_len)
+    recall = recall_at_k(scores, [q[1] for q in queries])
+    chance = {f"R@{k}": 100.0 * min(1.0, k / len(videos)) for k in (1, 5, 10)}
+    result = {"rows": {"VideoBERT alignment": recall, "chance": chance}, "num_queries": len(queries),
+              "num_videos": len(videos)}
+    return result, f"{len(queries)} sentences, {len(videos)} videos (percent)\n\n" + _table(result["rows"])
+
+
+def run_forecasting(config: Config, device: str) -> tuple[dict[str, Any], str]:
+    """Next-step forecasting."""
+    from vbert.tasks.data import label_sets, load_videos
+    from vbert.tasks.forecasting import forecasting_table
+    from vbert.visual_vocab import ensure_tokens
+
+    model, vocab, tokenizer = _model(config, device)
+    tokens = ensure_tokens(config)
+    videos = load_videos(tokens, ("validation",))
+    verbs, nouns = label_sets([s for v in load_videos(tokens, None) for s in v.segments])
+    result = forecasting_table(model, tokenizer, vocab, videos, config.eval.zero_shot_template, verbs, nouns,
+                               config.pretrain.max_seq_len)
+    result.pop("examples"), result.pop("predicted")
+    text = (f"{result['num_examples']} steps; visual-word accuracy {result['word_accuracy']:.1f}% "
+            f"(repeat last word: {result['word_accuracy_repeat_last']:.1f}%)\n\n" + _table(result["rows"]))
+    return result, text
+
+
+def run_classification(config: Config, device: str) -> tuple[dict[str, Any], str]:
+    """Recipe type from the pooled output; nearest-neighbour precision."""
+    from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
+    from vbert.tasks.data import load_videos
+    from vbert.tasks.embeddings import pooled_video
+    from vbert.visual_vocab import ensure_tokens
+
+    model, vocab, _ = _model(config, device)
+    tokens = ensure_tokens(config)
+    train, val = load_videos(tokens, ("training",)), load_videos(tokens, ("validation",))
+    x_train = pooled_video(model, vocab, [v.words for v in train], config.pretrain.max_seq_len)
+    x_val = pooled_video(model, vocab, [v.words for v in val], config.pretrain.max_seq_len)
+    probe = recipe_probe(x_train, [v.recipe_type for v in train], x_val, [v.recipe_type for v in val], config.seed)
+    neighbours = nearest_neighbours(x_val, k=3)
+    result = {"accuracy": probe["accuracy"], "labels": probe["labels"], "confusion": probe["confusion"].tolist(),
+              "chance": 100.0 / len(probe["labels"]),
+              "neighbour_precision@3": precision_at_k(neighbours, [v.recipe_type for v in val])}
+    text = (f"Recipe type of {len(val)} validation videos: linear probe accuracy {result['accuracy']:.1f}% "
+            f"(chance {result['chance']:.1f}%); same recipe among 3 nearest neighbours "
+            f"{result['neighbour_precision@3']:.1f}%")
+    return result, text
+
+
+RUNNERS = {"zero-shot": run_zero_shot, "data-size": run_data_size, "captioning": run_captioning,
+           "retrieval": run_retrieval, "forecasting": run_forecasting, "classification": run_classification}
+
+
+def write_result(out_dir: Path, task: str, result: Any, text: str) -> None:
+    """out_dir/<task>.json and out_dir/<task>.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / f"{task}.json", json.loads(json.dumps(result, default=_jsonable)))
+    atomic_write_bytes(out_dir / f"{task}.md", (f"# {task}\n\n{text}\n").encode("utf-8"))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval."""
+    from vbert.device import select_device
+    from vbert.manifest import is_complete, write_manifest
+
+    out = run_dir / "eval"
+    if not force and is_complete(out, config.to_dict()):
+        return {"skipped": "complete", "folder": str(out)}
+    device = str(select_device())
+    summary: dict[str, Any] = {}
+    zero, text = run_zero_shot(config, device)
+    write_result(out, "zero-shot", zero, text)
+    cross = zero["rows"]["VideoBERT, cross-modal"]
+    summary["zero-shot verb top-1"] = round(cross["verb top-1"], 1)
+    summary["zero-shot noun top-1"] = round(cross["noun top-1"], 1)
+    caps, text = run_captioning(config, device)
+    write_result(out, "captioning", caps, text)
+    best = caps["rows"][-1]["scores"]
+    summary["captioning BLEU-4"] = round(100 * best["BLEU-4"], 2)
+    summary["captioning CIDEr"] = round(best["CIDEr"], 3)
+    ret, text = run_retrieval(config, device)
+    write_result(out, "retrieval", ret, text)
+    summary["retrieval R@5"] = round(ret["rows"]["VideoBERT alignment"]["R@5"], 1)
+    write_manifest(out, "evaluate", config.to_dict(), outputs={f"{t}.json": "" for t in ("zero-shot", "captioning", "retrieval")})
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `vbert eval`."""
+    from vbert.cli import add_config_arguments
+
+    parser.add_argument("task", choices=TASKS, help="which evaluation to run")
+    add_config_arguments(parser)
+    parser.add_argument("--out", default="runs/eval", help="folder for <task>.json and <task>.md (default: runs/eval)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda")
+    parser.add_argument("--beam", action="store_true", help="captioning: beam search instead of greedy decoding")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one evaluation and print its table."""
+    from vbert.cli import config_from_args
+    from vbert.device import select_device
+
+    config = config_from_args(args)
+    device = str(select_device(args.device))
+    if args.task == "captioning":
+        result, text = run_captioning(config, device, beam=args.beam)
+    else:
+        result, text = RUNNERS[args.task](config, device)
+    write_result(Path(args.out), args.task, result, text)
+    print(text)
+    print(f"written: {Path(args.out) / (args.task + '.json')}")
+    return 0

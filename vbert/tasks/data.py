@@ -1,0 +1,122 @@
+"""What the downstream tasks read: annotated segments with their visual words, and clip features.
+
+Segments come from a token file (`tokens.jsonl`, written by `vbert tokenize`): every ground-truth
+segment carries its caption, its verb and noun (SynthCook) and the visual words of its clips.
+YouCook2 segments have no verb or noun: `fill_labels` reads them from the caption by the rule of
+`vbert.tasks.labels`. Clip features (for the supervised probe and captioning) come from a
+features folder (`vbert.feature_store`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from vbert.errors import DataError
+from vbert.feature_store import FeatureStore
+from vbert.tasks.labels import build_label_sets, labels_from_caption
+
+
+@dataclass
+class EvalSegment:
+    """One annotated segment: where it is, what it says, its labels and its visual words."""
+
+    video_id: str
+    subset: str
+    recipe_type: str
+    start: float
+    end: float
+    sentence: str
+    verb: str | None
+    noun: str | None
+    video_words: list[int] = field(default_factory=list)
+    index: int = 0  # position of the segment within its video
+
+
+@dataclass
+class EvalVideo:
+    """One video of a token file: its whole visual-word sequence and its segments in time order."""
+
+    video_id: str
+    subset: str
+    recipe_type: str
+    words: list[int]
+    segments: list[EvalSegment]
+
+
+def load_videos(tokens: str | Path, subsets: Sequence[str] | None = ("validation",)) -> list[EvalVideo]:
+    """Videos of a token file (the file or its folder), keeping `subsets` (None keeps all)."""
+    from vbert.visual_tokens import read_tokens
+
+    path = Path(tokens)
+    out = []
+    for n, record in enumerate(read_tokens(path)):
+        if "video_id" not in record or "words" not in record:
+            raise DataError(f"{path}: record {n + 1} lacks video_id or words")
+        subset = record.get("subset", "training")
+        if subsets is not None and subset not in subsets:
+            continue
+        segments = []
+        for i, s in enumerate(record.get("segments", [])):
+            missing = [k for k in ("start", "end", "sentence", "video_words") if k not in s]
+            if missing:
+                raise DataError(f"{path}: video {record['video_id']} segment {i} lacks {', '.join(missing)}")
+            segments.append(EvalSegment(str(record["video_id"]), subset, record.get("recipe_type", ""),
+                                        float(s["start"]), float(s["end"]), s["sentence"], s.get("verb"),
+                                        s.get("noun"), [int(w) for w in s["video_words"]], i))
+        out.append(EvalVideo(str(record["video_id"]), subset, record.get("recipe_type", ""),
+                             [int(w) for w in record["words"]], segments))
+    if not out:
+        raise DataError(f"{path}: no video of subset {'/'.join(subsets or [])} in this token file")
+    return out
+
+
+def load_segments(tokens: str | Path, subsets: Sequence[str] | None = ("validation",),
+                  min_words: int = 1) -> list[EvalSegment]:
+    """All segments of the chosen subsets that have at least `min_words` visual words."""
+    return [s for v in load_videos(tokens, subsets) for s in v.segments if len(s.video_words) >= min_words]
+
+
+def label_sets(segments: Sequence[EvalSegment]) -> tuple[list[str], list[str]]:
+    """Sorted verb and noun label sets of segments that carry labels."""
+    verbs = sorted({s.verb for s in segments if s.verb})
+    nouns = sorted({s.noun for s in segments if s.noun})
+    return verbs, nouns
+
+
+def fill_labels(segments: Sequence[EvalSegment], train_captions: Sequence[str] | None = None,
+                verbs: Sequence[str] | None = None, nouns: Sequence[str] | None = None) -> list[EvalSegment]:
+    """Segments without verb/noun get them from their caption (label sets given, or built from train captions)."""
+    if verbs is None or nouns is None:
+        if not train_captions:
+            raise DataError("labels from captions need the label sets or the training captions to build them")
+        verbs, nouns = build_label_sets(train_captions)
+    out = []
+    for s in segments:
+        if s.verb and s.noun:
+            out.append(s)
+            continue
+        verb, noun = labels_from_caption(s.sentence, verbs, nouns)
+        out.append(replace(s, verb=s.verb or verb, noun=s.noun or noun))
+    return out
+
+
+def segment_features(store: FeatureStore, segments: Sequence[EvalSegment]) -> list[np.ndarray]:
+    """Clip features [n_i, D] of each segment: the clips whose centre lies inside it (nearest if none)."""
+    from vbert.visual_tokens import clips_in_span
+
+    out = []
+    for s in segments:
+        try:
+            vectors, starts, ends = store.clips_of(s.video_id)
+        except KeyError:
+            raise DataError(f"{store.folder}: no features for video '{s.video_id}' (features and tokens "
+                            "from different datasets?)") from None
+        idx = clips_in_span(starts, ends, s.start, s.end)
+        if len(idx) == 0:
+            idx = np.array([int(np.argmin(np.abs((starts + ends) / 2 - (s.start + s.end) / 2)))])
+        out.append(vectors[idx])
+    return out

@@ -1,0 +1,101 @@
+"""Features read out of a pretrained VideoBERT for the downstream probes and the captioner.
+
+- `caption_features`: the paper's captioning features. The input is a fill-in template followed
+  by the segment's visual words, `[CLS] now let's [MASK] the [MASK] to the [MASK], and then [MASK]
+  the [MASK] [>] v... [SEP]`; the outputs at the video tokens are averaged, the outputs at the
+  masked slots are averaged, and the two are concatenated -> [2H].
+- `pooled_video`: BERT's pooled [CLS] output of a video-only sequence `[CLS] v... [SEP]` -> [H]
+  (for recipe classification and "more videos like this"); long videos are cut into windows that
+  fit the model, whose pooled outputs are averaged.
+- `alignment_scores`: the linguistic-visual alignment probability of (sentence, visual words) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from vbert.errors import VbertError
+from vbert.tasks.zero_shot import MASK, build_input
+
+CAPTION_TEMPLATE = "now let's [MASK] the [MASK] to the [MASK], and then [MASK] the [MASK]"
+
+
+def _batches(rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, device: torch.device):
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        width = max(len(r[0]) for r in chunk)
+        ids = torch.tensor([r[0] + [pad_id] * (width - len(r[0])) for r in chunk], device=device)  # [B, L]
+        types = torch.tensor([r[1] + [0] * (width - len(r[1])) for r in chunk], device=device)  # [B, L]
+        mask = (ids != pad_id).long()
+        yield start, ids, types, mask
+
+
+def _device(model: Any) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def caption_features(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[Sequence[int]],
+                     template: str = CAPTION_TEMPLATE, max_len: int = 128, batch_size: int = 64) -> np.ndarray:
+    """[N, 2H]: mean output at the video tokens, concatenated with the mean output at the template's [MASK]s."""
+    if MASK not in template:
+        raise VbertError(f"caption feature template {template!r} has no {MASK} slot")
+    text = tokenizer(template, add_special_tokens=False)["input_ids"]
+    model.eval()
+    rows = [build_input(list(text), list(words) if len(words) else [], vocab, max_len) for words in videos]
+    out = np.zeros((len(rows), 2 * model.config.hidden_size), np.float32)
+    for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
+        hidden = model.bert(ids, types, mask).float()  # [B, L, H]
+        is_video = ((ids >= vocab.text_size) & (ids < vocab.next_id)).float()[..., None]  # [B, L, 1]
+        is_slot = (ids == vocab.mask_id).float()[..., None]  # [B, L, 1]
+        video_mean = (hidden * is_video).sum(1) / is_video.sum(1).clamp(min=1)  # [B, H]
+        slot_mean = (hidden * is_slot).sum(1) / is_slot.sum(1).clamp(min=1)  # [B, H]
+        out[start:start + len(ids)] = torch.cat([video_mean, slot_mean], -1).cpu().numpy()
+    return out
+
+
+def _video_only(words: Sequence[int], vocab: Any) -> tuple[list[int], list[int]]:
+    ids = [vocab.cls_id] + [vocab.text_size + int(w) for w in words] + [vocab.sep_id]
+    return ids, [0] + [1] * (len(ids) - 1)
+
+
+@torch.no_grad()
+def pooled_video(model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128,
+                 batch_size: int = 64) -> np.ndarray:
+    """[N, H]: pooled [CLS] output of each video's words (windows of max_len - 2 words, averaged)."""
+    model.eval()
+    width = max_len - 2
+    rows, owner = [], []
+    for n, words in enumerate(videos):
+        words = list(words)
+        if not words:
+            raise VbertError(f"video {n} has no visual words to embed")
+        for start in range(0, len(words), width):
+            rows.append(_video_only(words[start:start + width], vocab))
+            owner.append(n)
+    pooled = np.zeros((len(rows), model.config.hidden_size), np.float32)
+    for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
+        hidden = model.bert(ids, types, mask)  # [B, L, H]
+        pooled[start:start + len(ids)] = model.bert.pool(hidden).float().cpu().numpy()
+    out = np.zeros((len(videos), pooled.shape[1]), np.float32)
+    counts = np.bincount(owner, minlength=len(videos))[:, None]
+    np.add.at(out, owner, pooled)
+    return out / counts
+
+
+@torch.no_grad()
+def alignment_scores(model: Any, tokenizer: Any, vocab: Any, pairs: Sequence[tuple[str, Sequence[int]]],
+                     max_len: int = 128, batch_size: int = 64) -> np.ndarray:
+    """[N] probability that each sentence describes its visual words (the alignment head on [CLS])."""
+    model.eval()
+    texts = tokenizer([p[0] for p in pairs], add_special_tokens=False)["input_ids"] if pairs else []
+    rows = [build_input(list(t)[: max_len // 2], list(words), vocab, max_len) for t, (_, words) in zip(texts, pairs)]
+    out = np.zeros(len(rows), np.float32)
+    for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
+        _, aligned = model.predict(ids, types, mask)  # [B]
+        out[start:start + len(ids)] = aligned.float().cpu().numpy()
+    return out

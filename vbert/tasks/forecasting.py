@@ -1,0 +1,81 @@
+"""Forecasting: given the visual words so far, predict the next ones, then read off the next step.
+
+    [CLS] v... (the video up to the end of step i) [MASK] x n [SEP]     (video-only sequence)
+
+The n masked positions are filled left to right (`vbert.tasks.generation.fill_visual_masks`).
+To measure it against the recipe, the forecast words are read with the zero-shot template: the
+verb and noun VideoBERT names for the forecast are compared with the true next step's verb and
+noun. Two reference rows frame the number: reading the current step's own words (a model that
+predicts "the same again"), and reading the true next step's words (the zero-shot accuracy an
+exact forecast would get). Visual-word accuracy compares forecast and true words position by position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vbert.errors import VbertError
+from vbert.tasks.data import EvalVideo
+from vbert.tasks.generation import fill_visual_masks
+
+
+def forecast(model: Any, vocab: Any, context: Sequence[int], num_words: int, max_len: int = 128) -> list[int]:
+    """The next `num_words` visual words after `context` (the most recent words that fit are kept)."""
+    if num_words < 1 or num_words > max_len - 3:
+        raise VbertError(f"num_words must be in [1, {max_len - 3}], got {num_words}")
+    context = list(context)[-(max_len - 2 - num_words):]
+    if not context:
+        raise VbertError("forecasting needs at least one visual word of context")
+    ids = [vocab.cls_id] + [vocab.text_size + int(w) for w in context] + [vocab.mask_id] * num_words + [vocab.sep_id]
+    types = [0] + [1] * (len(ids) - 1)
+    start = 1 + len(context)
+    return fill_visual_masks(model, vocab, ids, types, range(start, start + num_words))
+
+
+def forecasting_examples(videos: Sequence[EvalVideo], max_words: int = 8) -> list[dict[str, Any]]:
+    """(context, current step, true next step) for every step that has a next step with visual words."""
+    out = []
+    for video in videos:
+        steps = [s for s in video.segments if s.video_words]
+        for i in range(len(steps) - 1):
+            context = [w for s in steps[: i + 1] for w in s.video_words]
+            out.append({"video_id": video.video_id, "context": context, "current": steps[i],
+                        "next": steps[i + 1], "target": steps[i + 1].video_words[:max_words]})
+    if not out:
+        raise VbertError("no video has two consecutive steps with visual words to forecast from")
+    return out
+
+
+def word_accuracy(predicted: Sequence[Sequence[int]], target: Sequence[Sequence[int]]) -> float:
+    """Percent of positions where the forecast word equals the true word."""
+    hits = sum(int(p == t) for ps, ts in zip(predicted, target) for p, t in zip(ps, ts))
+    total = sum(min(len(ps), len(ts)) for ps, ts in zip(predicted, target))
+    return 100.0 * hits / max(1, total)
+
+
+def forecasting_table(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[EvalVideo], template: str,
+                      verbs: Sequence[str], nouns: Sequence[str], max_len: int = 128, max_words: int = 8) -> dict[str, Any]:
+    """Next-step verb/noun top-1 (percent) of the forecast and of the two reference readings; word accuracy."""
+    from vbert.tasks.action_table import zero_shot_row
+
+    examples = forecasting_examples(videos, max_words)
+    predicted = [forecast(model, vocab, e["context"], len(e["target"]), max_len) for e in examples]
+    gold = [e["next"] for e in examples]
+
+    def read(words: list[list[int]]) -> dict[str, float]:
+        segments = [dataclasses.replace(g, video_words=list(w)) for g, w in zip(gold, words)]
+        return zero_shot_row(model, tokenizer, vocab, segments, template, verbs, nouns, max_len=max_len, ks=(1,))
+
+    rows = {
+        "forecast (VideoBERT)": read(predicted),
+        "current step's words (same again)": read([e["current"].video_words for e in examples]),
+        "true next step's words (exact forecast)": read([e["target"] for e in examples]),
+    }
+    repeat = [e["current"].video_words[-1:] * len(e["target"]) for e in examples]
+    return {"rows": rows, "num_examples": len(examples), "word_accuracy": word_accuracy(predicted, [e["target"] for e in examples]),
+            "word_accuracy_repeat_last": word_accuracy(repeat, [e["target"] for e in examples]),
+            "examples": examples, "predicted": predicted}
