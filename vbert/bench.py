@@ -25,6 +25,7 @@ import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,10 @@ class PlainHFLoop:
         fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(_decay_groups(model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999), eps=1e-6, **fused)
+        from vbert.train import lr_factor  # the same warmup + decay as vbert's trainer
+
+        schedule = partial(lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.amp = device.type == "cuda" and config.precision != "fp32"
 
@@ -174,6 +179,7 @@ class PlainHFLoop:
         if self.config.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad, foreach=True)
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": out.loss.detach().float()}
 
