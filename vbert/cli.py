@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train-extractor", "vbert.course_s3d", "train the course's S3D-style network on SynthCook's labelled action clips"),
     ("vocab", "vbert.visual_vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
     ("tokenize", "vbert.visual_tokens", "every clip -> its visual word, grouped into sentences aligned to the narration"),
+    ("pretrain", "vbert.pretrain", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 

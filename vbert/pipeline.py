@@ -75,6 +75,17 @@ STAGES.append(Stage("tokenize", "clips -> visual words, grouped by narration sen
                     _tokenize_stage))
 
 
+def _pretrain_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Joint VideoBERT pretraining on the tokenize stage's tokens, written to run_dir/pretrain."""
+    from vbert.pretrain import pipeline_stage
+
+    return pipeline_stage(config, run_dir, force)
+
+
+# keep this after the "tokenize" stage
+STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretrain)", _pretrain_stage))
+
+
 @dataclass
 class StageResult:
     """What one stage reported, and how long it took."""
