@@ -65,7 +65,7 @@ def test_vbert_and_the_plain_transformers_loop_agree_on_cpu() -> None:
     config = PretrainConfig(steps=1000, lr=1e-3, warmup_steps=0, precision="fp32")
     result = agreement(setup, config, torch.device("cpu"), steps=15, compile_both=False)
     assert result["step0_vbert"] == pytest.approx(result["step0_plain"], abs=1e-5)
-    assert result["max_abs_diff"] < 1e-3
+    assert result["max_abs_diff"] < 1e-4  # fp32: measured ~1e-6 over 15 steps
     assert result["final_vbert"] < result["step0_vbert"]  # both actually learn
 
 
