@@ -222,3 +222,51 @@ def test_ensure_vocab_and_tokens_build_once(tmp_path, monkeypatch):
     assert ensure_tokens(config) == tokens and len(read_tokens(tokens)) == 2
     config.vocab.k = 2  # another vocabulary, another folder
     assert ensure_vocab(config) != vocab
+
+
+def test_purity_numbers_by_hand():
+    from vbert.vocab_figures import chance_purity, cluster_purity, labelled_clips, word_purities
+
+    words = np.array([0, 0, 0, 1, 1, 2])
+    labels = ["cut", "cut", "stir", "stir", "stir", "add"]
+    assert cluster_purity(words, labels) == pytest.approx(5 / 6)
+    assert word_purities(words, labels)[0] == (3, "cut", pytest.approx(2 / 3))
+    assert cluster_purity(np.zeros(6, dtype=int), labels) == pytest.approx(3 / 6)
+    pure = np.array([0, 0, 1, 1, 2, 2])
+    tidy = ["a", "a", "b", "b", "c", "c"]
+    assert cluster_purity(pure, tidy) == 1.0 and chance_purity(pure, tidy, repeats=20) < 0.9
+    records = [{"segments": [{"verb": "cut", "video_words": [4, 5]}, {"verb": None, "video_words": [6]}]}]
+    got_words, got_labels = labelled_clips(records, "verb")
+    assert got_words.tolist() == [4, 5] and got_labels == ["cut", "cut"]
+
+
+def test_clips_nearest_word_and_mosaic():
+    from vbert.kmeans import HierarchicalKMeans
+    from vbert.vocab_figures import clips_nearest_word, mosaic
+
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    tree = HierarchicalKMeans(k=2, depth=2, seed=0).fit(x)
+    words = tree.assign(x)
+    word = int(words[0])
+    chosen = clips_nearest_word(tree, x, word, n=5)
+    assert len(chosen) == min(5, int((words == word).sum())) and bool((words[chosen] == word).all())
+    dist = ((x[chosen] - tree.leaf_centroids[word]) ** 2).sum(1)
+    assert bool((dist[1:] >= dist[:-1]).all())
+    member_dist = ((x[words == word] - tree.leaf_centroids[word]) ** 2).sum(1)
+    assert float(dist[0]) == pytest.approx(float(member_dist.min()))
+    frames = np.stack([np.full((3, 3, 3), 10 * i, dtype=np.uint8) for i in range(5)])
+    image = mosaic(frames, cols=2, pad=1)
+    assert image.shape == (3 * 4 - 1, 2 * 4 - 1, 3)
+    assert image[4, 4, 0] == 30 and image[8, 0, 0] == 40 and image[8, 4, 0] == 255  # frame 3, frame 4, empty
+
+
+def test_middle_frames_decodes_the_right_clip(tmp_path):
+    from vbert.video import write_video
+    from vbert.vocab_figures import middle_frames
+
+    # 3 clips of 10 frames at 10 fps; clip c is filled with grey level 60 * (c + 1)
+    frames = np.concatenate([np.full((10, 32, 32, 3), 60 * (c + 1), dtype=np.uint8) for c in range(3)])
+    path = write_video(tmp_path / "v.mp4", frames, fps=10.0)
+    got = middle_frames([(path, 2.0), (path, 0.0)], fps=10.0, clip_frames=10, size=16)
+    assert got.shape == (2, 16, 16, 3)
+    assert abs(int(got[0].mean()) - 180) < 12 and abs(int(got[1].mean()) - 60) < 12
