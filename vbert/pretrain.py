@@ -145,9 +145,10 @@ def pretrain_key(config: Config) -> dict[str, Any]:
     return {k: data[k] for k in ("seed", "data", "video", "features", "vocab", "text", "model", "pretrain")}
 
 
-def _vocab_file(folder: Path) -> Path | None:
-    found = sorted(folder.glob("*.safetensors"))
-    return found[0] if found else None
+def _vocab_file(folder: Path) -> Path:
+    from vbert.visual_vocab import vocab_file
+
+    return vocab_file(folder)
 
 
 def ensure_pretrained(config: Config) -> Path:
