@@ -116,6 +116,8 @@ class PretrainConfig:
     clip_grad: float = 1.0
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False
+    # torch.compile mode: "reduce-overhead" adds CUDA graphs (shapes are fixed, so one graph suffices)
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
     mask_prob: float = 0.15  # not in the paper: BERT's rate
     mask_frac: float = 0.8  # of the chosen tokens, share replaced by [MASK] (BERT's 80/10/10)
     random_frac: float = 0.1  # share replaced by a random token of the same modality; the rest unchanged

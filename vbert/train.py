@@ -185,7 +185,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
             forward = self.ddp
-        self.forward = torch.compile(forward) if config.compile else forward
+        self.forward = torch.compile(forward, mode=config.compile_mode) if config.compile else forward
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.step = 0
         self.batches_seen = 0
@@ -206,7 +206,8 @@ class Trainer:
             micro_batches = [micro_batches]
         self.model.train()
         n = len(micro_batches)
-        metrics: dict[str, torch.Tensor] = {}
+        keys: list[str] = []
+        total: torch.Tensor | None = None  # [M] the scalar outputs, averaged over micro-batches
         for i, batch in enumerate(micro_batches):
             batch = batch_to_device(batch, self.device)
             last = i == n - 1
@@ -217,15 +218,16 @@ class Trainer:
                 with amp:
                     out = self.forward(**batch)
                 (out["loss"] / n).backward()
-            for key, value in out.items():
-                if isinstance(value, torch.Tensor) and value.ndim == 0:
-                    part = value.detach().float() / n
-                    metrics[key] = metrics[key] + part if key in metrics else part
+            keys = [k for k, v in out.items() if isinstance(v, torch.Tensor) and v.ndim == 0]
+            vector = torch.stack([out[k].detach().float() for k in keys]) / n  # one kernel, no sync
+            total = vector if total is None else total + vector
         if self.config.clip_grad > 0:
-            metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_grad, foreach=True)
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_grad, foreach=True)
+            keys, total = [*keys, "grad_norm"], torch.cat([total, norm.float().reshape(1)])
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        metrics = dict(zip(keys, total.unbind()))  # views of one vector
         self._bad |= ~torch.isfinite(metrics["loss"])
         return metrics
 
