@@ -82,31 +82,31 @@ def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (
     return out
 
 
-def table1(config: Config, device: str = "cpu", with_probe: bool = True) -> dict[str, Any]:
-    """Table 1 on the preset's data: builds (or reuses) the pretrained models, returns rows and label sets."""
-    from vbert.extract import ensure_features
+def table1(config: Config, device: str = "cpu", with_probe: bool = True, artifacts: Any = None) -> dict[str, Any]:
+    """Table 1 on the config's data (`artifacts`: cache or run folder); returns rows and label sets."""
     from vbert.feature_store import FeatureStore
-    from vbert.pretrain import ensure_pretrained, load_pretrained
+    from vbert.pretrain import load_pretrained
+    from vbert.tasks.artifacts import Artifacts
     from vbert.tasks.data import load_segments, segment_features
-    from vbert.visual_vocab import ensure_tokens
 
-    tokens = ensure_tokens(config)
+    artifacts = artifacts or Artifacts(config)
+    tokens = artifacts.tokens()
     val = load_segments(tokens, ("validation",))
     train = load_segments(tokens, ("training",))
     verbs, nouns = label_sets(train + val)
     template, ks = config.eval.zero_shot_template, config.eval.top_k
     max_len = config.pretrain.max_seq_len
     rows: dict[str, dict[str, float]] = {"chance": chance_row(verbs, nouns, ks)}
-    bert, bert_vocab, bert_tok = load_pretrained(ensure_pretrained(text_only_config(config)), device)
+    bert, bert_vocab, bert_tok = load_pretrained(artifacts.text_only(), device)
     rows["text-only BERT, language prior"] = zero_shot_row(bert, bert_tok, bert_vocab, val, template, verbs, nouns,
                                                            with_video=False, max_len=max_len, ks=ks)
-    model, vocab, tokenizer = load_pretrained(ensure_pretrained(config), device)
+    model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
     rows["VideoBERT, language prior"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
                                                       with_video=False, max_len=max_len, ks=ks)
     rows["VideoBERT, cross-modal"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
                                                    with_video=True, max_len=max_len, ks=ks)
     if with_probe:
-        store = FeatureStore(ensure_features(config))
+        store = FeatureStore(artifacts.features())
         pooled_train = np.stack([f.mean(0) for f in segment_features(store, train)])
         pooled_val = np.stack([f.mean(0) for f in segment_features(store, val)])
         rows["supervised probe on clip features"] = probe_row(pooled_train, train, pooled_val, val, verbs, nouns,

@@ -70,23 +70,24 @@ def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], tr
             "loss": history, "captions": [hypotheses[str(i)] for i in range(len(val_segments))]}
 
 
-def caption_table(config: Config, device: str = "cpu", kinds: Sequence[str] = INPUTS, beam: bool = False) -> dict[str, Any]:
-    """Table 3 on the preset's data: one row per input kind."""
-    from vbert.extract import ensure_features
+def caption_table(config: Config, device: str = "cpu", kinds: Sequence[str] = INPUTS, beam: bool = False,
+                  artifacts: Any = None) -> dict[str, Any]:
+    """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
     from vbert.feature_store import FeatureStore
-    from vbert.pretrain import ensure_pretrained, load_pretrained
+    from vbert.pretrain import load_pretrained
+    from vbert.tasks.artifacts import Artifacts
     from vbert.tasks.data import load_segments, segment_features
     from vbert.tasks.embeddings import caption_features
-    from vbert.visual_vocab import ensure_tokens
 
-    tokens = ensure_tokens(config)
+    artifacts = artifacts or Artifacts(config)
+    tokens = artifacts.tokens()
     train = load_segments(tokens, ("training",))
     val = load_segments(tokens, ("validation",))
-    store = FeatureStore(ensure_features(config))
+    store = FeatureStore(artifacts.features())
     clips = {"training": segment_features(store, train), "validation": segment_features(store, val)}
     videobert: dict[str, np.ndarray | None] = {"training": None, "validation": None}
     if any(k != "clip features" for k in kinds):
-        model, vocab, tokenizer = load_pretrained(ensure_pretrained(config), device)
+        model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
         max_len = config.pretrain.max_seq_len
         videobert = {"training": caption_features(model, tokenizer, vocab, [s.video_words for s in train], max_len=max_len),
                      "validation": caption_features(model, tokenizer, vocab, [s.video_words for s in val], max_len=max_len)}

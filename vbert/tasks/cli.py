@@ -20,6 +20,7 @@ import numpy as np
 
 from vbert.config import Config
 from vbert.manifest import atomic_write_bytes, atomic_write_json
+from vbert.tasks.artifacts import Artifacts
 
 TASKS = ("zero-shot", "data-size", "captioning", "retrieval", "forecasting", "classification")
 
@@ -33,19 +34,19 @@ def _table(rows: dict[str, dict[str, Any]], fmt: str = "{:.1f}") -> str:
     return "\n".join(lines)
 
 
-def run_zero_shot(config: Config, device: str) -> tuple[dict[str, Any], str]:
+def run_zero_shot(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
     """Table 1."""
     from vbert.tasks.action_table import table1
     from vbert.tasks.zero_shot import parse_template
 
     parse_template(config.eval.zero_shot_template)  # a bad template fails before anything is built
-    result = table1(config, device)
+    result = table1(config, device, artifacts=artifacts)
     text = f"Zero-shot verb/noun classification, {result['num_segments']} validation segments, " \
            f"{len(result['verbs'])} verbs, {len(result['nouns'])} nouns (percent)\n\n" + _table(result["rows"])
     return result, text
 
 
-def run_data_size(config: Config, device: str) -> tuple[list[dict[str, float]], str]:
+def run_data_size(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[list[dict[str, float]], str]:
     """Table 2."""
     from vbert.tasks.action_table import data_size_table
 
@@ -54,12 +55,13 @@ def run_data_size(config: Config, device: str) -> tuple[list[dict[str, float]], 
                                                                                 if k not in ("fraction", "steps")} for r in rows})
 
 
-def run_captioning(config: Config, device: str, beam: bool = False) -> tuple[dict[str, Any], str]:
+def run_captioning(config: Config, device: str, artifacts: Artifacts | None = None,
+                   beam: bool = False) -> tuple[dict[str, Any], str]:
     """Table 3."""
     from vbert.tasks.caption_metrics import format_scores
     from vbert.tasks.caption_table import caption_table
 
-    result = caption_table(config, device, beam=beam)
+    result = caption_table(config, device, beam=beam, artifacts=artifacts)
     lines = ["| input | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
         shown = format_scores(row["scores"])
@@ -69,20 +71,20 @@ def run_captioning(config: Config, device: str, beam: bool = False) -> tuple[dic
     return result, "\n".join(lines)
 
 
-def _model(config: Config, device: str):
-    from vbert.pretrain import ensure_pretrained, load_pretrained
+def _model(artifacts: Artifacts, device: str):
+    from vbert.pretrain import load_pretrained
 
-    return load_pretrained(ensure_pretrained(config), device)
+    return load_pretrained(artifacts.pretrained(), device)
 
 
-def run_retrieval(config: Config, device: str) -> tuple[dict[str, Any], str]:
+def run_retrieval(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
     """Sentence -> validation video, recall@1/5/10."""
     from vbert.tasks.data import load_videos
     from vbert.tasks.retrieval import recall_at_k, retrieval_scores
-    from vbert.visual_vocab import ensure_tokens
 
-    model, vocab, tokenizer = _model(config, device)
-    videos = load_videos(ensure_tokens(config), ("validation",))
+    artifacts = artifacts or Artifacts(config)
+    model, vocab, tokenizer = _model(artifacts, device)
+    videos = load_videos(artifacts.tokens(), ("validation",))
     queries = [(s.sentence, i) for i, v in enumerate(videos) for s in v.segments]
     scores = retrieval_scores(model, tokenizer, vocab, [q[0] for q in queries], [v.words for v in videos],
                               config.pretrain.max_seq_len)
@@ -93,14 +95,14 @@ def run_retrieval(config: Config, device: str) -> tuple[dict[str, Any], str]:
     return result, f"{len(queries)} sentences, {len(videos)} videos (percent)\n\n" + _table(result["rows"])
 
 
-def run_forecasting(config: Config, device: str) -> tuple[dict[str, Any], str]:
+def run_forecasting(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
     """Next-step forecasting."""
     from vbert.tasks.data import label_sets, load_videos
     from vbert.tasks.forecasting import forecasting_table
-    from vbert.visual_vocab import ensure_tokens
 
-    model, vocab, tokenizer = _model(config, device)
-    tokens = ensure_tokens(config)
+    artifacts = artifacts or Artifacts(config)
+    model, vocab, tokenizer = _model(artifacts, device)
+    tokens = artifacts.tokens()
     videos = load_videos(tokens, ("validation",))
     verbs, nouns = label_sets([s for v in load_videos(tokens, None) for s in v.segments])
     result = forecasting_table(model, tokenizer, vocab, videos, config.eval.zero_shot_template, verbs, nouns,
@@ -111,15 +113,15 @@ def run_forecasting(config: Config, device: str) -> tuple[dict[str, Any], str]:
     return result, text
 
 
-def run_classification(config: Config, device: str) -> tuple[dict[str, Any], str]:
+def run_classification(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
     """Recipe type from the pooled output; nearest-neighbour precision."""
     from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
     from vbert.tasks.data import load_videos
     from vbert.tasks.embeddings import pooled_video
-    from vbert.visual_vocab import ensure_tokens
 
-    model, vocab, _ = _model(config, device)
-    tokens = ensure_tokens(config)
+    artifacts = artifacts or Artifacts(config)
+    model, vocab, _ = _model(artifacts, device)
+    tokens = artifacts.tokens()
     train, val = load_videos(tokens, ("training",)), load_videos(tokens, ("validation",))
     x_train = pooled_video(model, vocab, [v.words for v in train], config.pretrain.max_seq_len)
     x_val = pooled_video(model, vocab, [v.words for v in val], config.pretrain.max_seq_len)
@@ -162,18 +164,19 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     if not force and is_complete(out, config.to_dict()):
         return {"skipped": "complete", "folder": str(out)}
     device = str(select_device())
+    artifacts = Artifacts(config, run_dir)
     summary: dict[str, Any] = {}
-    zero, text = run_zero_shot(config, device)
+    zero, text = run_zero_shot(config, device, artifacts)
     write_result(out, "zero-shot", zero, text)
     cross = zero["rows"]["VideoBERT, cross-modal"]
     summary["zero-shot verb top-1"] = round(cross["verb top-1"], 1)
     summary["zero-shot noun top-1"] = round(cross["noun top-1"], 1)
-    caps, text = run_captioning(config, device)
+    caps, text = run_captioning(config, device, artifacts)
     write_result(out, "captioning", caps, text)
     best = caps["rows"][-1]["scores"]
     summary["captioning BLEU-4"] = round(100 * best["BLEU-4"], 2)
     summary["captioning CIDEr"] = round(best["CIDEr"], 3)
-    ret, text = run_retrieval(config, device)
+    ret, text = run_retrieval(config, device, artifacts)
     write_result(out, "retrieval", ret, text)
     summary["retrieval R@5"] = round(ret["rows"]["VideoBERT alignment"]["R@5"], 1)
     write_manifest(out, "evaluate", config.to_dict(), outputs={f"{t}.json": "" for t in ("zero-shot", "captioning", "retrieval")})

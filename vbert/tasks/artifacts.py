@@ -1,0 +1,86 @@
+"""Where the tasks find their inputs: the stage cache (notebooks, `vbert eval`) or a `vbert run` folder.
+
+From the cache every artifact is built on first use (`ensure_tokens`, `ensure_features`,
+`ensure_pretrained`); from a run folder the stages' outputs are read (`synthcook/`, `features/`,
+`vocab/`, `tokenize/`, `pretrain/`), and the text-only BERT of Table 1 is trained into
+`eval/text-only-bert/` by the same pretraining code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vbert.config import Config
+from vbert.errors import DataError
+
+
+class Artifacts:
+    """Paths of the data, features, visual words and models of one config (cache or run folder)."""
+
+    def __init__(self, config: Config, run_dir: str | Path | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+
+    def _stage(self, name: str) -> Path:
+        assert self.run_dir is not None
+        folder = self.run_dir / name
+        if not folder.is_dir():
+            raise DataError(f"{folder}: not found; run the pipeline's '{name}' stage first")
+        return folder
+
+    def tokens(self) -> Path:
+        """Folder holding tokens.jsonl."""
+        if self.run_dir is not None:
+            return self._stage("tokenize")
+        from vbert.visual_vocab import ensure_tokens
+
+        return ensure_tokens(self.config)
+
+    def features(self) -> Path:
+        """Clip features folder."""
+        if self.run_dir is not None:
+            return self._stage("features")
+        from vbert.extract import ensure_features
+
+        return ensure_features(self.config)
+
+    def vocab(self) -> Path:
+        """Visual vocabulary folder."""
+        if self.run_dir is not None:
+            return self._stage("vocab")
+        from vbert.visual_vocab import ensure_vocab
+
+        return ensure_vocab(self.config)
+
+    def videos(self) -> Path:
+        """SynthCook (or YouCook2-format) folder with videos/ and annotations.json."""
+        if self.run_dir is not None:
+            return self._stage("synthcook")
+        from vbert.synthcook import ensure_synthcook
+
+        return ensure_synthcook(self.config)
+
+    def pretrained(self) -> Path:
+        """Finished VideoBERT pretraining folder."""
+        if self.run_dir is not None:
+            return self._stage("pretrain")
+        from vbert.pretrain import ensure_pretrained
+
+        return ensure_pretrained(self.config)
+
+    def text_only(self) -> Path:
+        """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""
+        from vbert.tasks.action_table import text_only_config
+
+        config = text_only_config(self.config)
+        if self.run_dir is None:
+            from vbert.pretrain import ensure_pretrained
+
+            return ensure_pretrained(config)
+        from vbert.manifest import is_complete
+        from vbert.pretrain import run_pretraining
+
+        out = self.run_dir / "eval" / "text-only-bert"
+        if not is_complete(out, config.to_dict()):
+            run_pretraining(config, self.tokens(), out)
+        return out
