@@ -270,3 +270,19 @@ def test_middle_frames_decodes_the_right_clip(tmp_path):
     got = middle_frames([(path, 2.0), (path, 0.0)], fps=10.0, clip_frames=10, size=16)
     assert got.shape == (2, 16, 16, 3)
     assert abs(int(got[0].mean()) - 180) < 12 and abs(int(got[1].mean()) - 60) < 12
+
+
+def test_clip_labels_match_the_token_file(tmp_path):
+    from vbert.feature_store import FeatureStore
+    from vbert.vocab_figures import clip_labels, labelled_clips
+
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40}, shuffle="narrated")
+    config = tiny_config()
+    vocab = fit_vocab(features, tmp_path / "vocab", config)
+    out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
+    store = FeatureStore(features)
+    rows, labels = clip_labels(store, make_dataset(), "noun")
+    words = load_vocab(vocab).assign(torch.from_numpy(store.features))
+    from_file, file_labels = labelled_clips(read_tokens(out), "noun")
+    assert sorted(zip(words[rows].tolist(), labels)) == sorted(zip(from_file.tolist(), file_labels))
+    assert labels.count("tomato") == 4 and labels.count("soup") == 6

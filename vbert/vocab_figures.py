@@ -71,6 +71,32 @@ def labelled_clips(records: list[dict], field: str = "verb") -> tuple[np.ndarray
     return np.asarray(words, dtype=np.int64), labels
 
 
+def clip_labels(store, dataset, field: str = "verb") -> tuple[np.ndarray, list[str]]:
+    """(rows of a FeatureStore [n], labels) for the clips inside ground-truth segments that carry `field`.
+
+    Uses the same span rule as `vbert tokenize`, so any tree's words for these clips are
+    `words[rows]` (handy to compare vocabularies without writing token files).
+    """
+    from vbert.visual_tokens import clips_in_span
+
+    by_video: dict[str, list[int]] = {}
+    for i, video_id in enumerate(store.video_ids):
+        by_video.setdefault(video_id, []).append(i)
+    rows, labels = [], []
+    for video_id, idx in by_video.items():
+        record = dataset.videos.get(video_id)
+        if record is None:
+            continue
+        idx = np.asarray(idx)[np.argsort(store.starts[idx], kind="stable")]
+        for segment in record.segments:
+            label = getattr(segment, field)
+            if label:
+                inside = idx[clips_in_span(store.starts[idx], store.ends[idx], segment.start, segment.end)]
+                rows += inside.tolist()
+                labels += [label] * len(inside)
+    return np.asarray(rows, dtype=np.int64), labels
+
+
 def cluster_purity(words: np.ndarray, labels: list[str]) -> float:
     """Share of clips whose label is the most frequent label of their word (1.0 = every word pure)."""
     if len(words) != len(labels):
