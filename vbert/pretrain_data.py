@@ -206,6 +206,7 @@ class ExampleBuilder:
                           if len(video.texts[s]) > 0]
         self.paired = [(v, s) for v, s in self.sentences if len(videos[v].video_words[s]) > 0]
         self.with_words = [v for v, video in enumerate(videos) if len(video.words) > 0]
+        self.paired_videos = {v for v, _ in self.paired}
         need = dict(zip(REGIMES, (self.sentences, self.with_words, self.paired)))
         for (name, pool), share in zip(need.items(), config.regime_mix):
             if share > 0 and not pool:
@@ -250,12 +251,15 @@ class ExampleBuilder:
         """Video words misaligned with sentences `span` of video `v`: another time, or another video."""
         same = [s for s in range(len(self.videos[v].video_words))
                 if (s < span.start or s >= span.stop) and len(self.videos[v].video_words[s]) > 0]
-        others = [(w, s) for w, s in self.paired if w != v]
+        others = len(self.paired_videos - {v}) > 0
         if same and (not others or rng.random() < self.config.negative_same_video):
             s = same[int(rng.integers(len(same)))]
-            return np.concatenate([self.videos[v].video_words[i] for i in range(s, min(s + len(span), len(self.videos[v].video_words)))])
+            stop = min(s + len(span), len(self.videos[v].video_words))
+            return np.concatenate([self.videos[v].video_words[i] for i in range(s, stop)])
         if others:
-            w, s = others[int(rng.integers(len(others)))]
+            w = v
+            while w == v:  # rejection sampling: uniform over the other videos' sentences
+                w, s = self.paired[int(rng.integers(len(self.paired)))]
             return np.concatenate([self.videos[w].video_words[i] for i in self._span(rng, w, s)])
         return None  # a corpus of one single-sentence video has no negatives
 
