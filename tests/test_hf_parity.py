@@ -176,3 +176,25 @@ def test_missing_config_weights_or_corrupt_files_are_refused(hf_dir: Path, tmp_p
         load_hf_bert(tmp_path)
     with pytest.raises(DataError, match="not a directory"):
         load_hf_bert(tmp_path / "nowhere")
+
+
+def test_sharded_checkpoints_and_old_layernorm_names(hf_dir: Path, tmp_path: Path) -> None:
+    reference = load_hf_bert(hf_dir).state_dict()
+    model = _hf_mlm()
+    model.save_pretrained(str(tmp_path / "sharded"), max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    assert len(list((tmp_path / "sharded").glob("model-*.safetensors"))) > 1
+    for name, value in load_hf_bert(tmp_path / "sharded").state_dict().items():
+        if not name.startswith("bert.pooler"):
+            assert torch.equal(value, reference[name]), name
+    old = tmp_path / "tf-names"  # checkpoints converted from TensorFlow call LayerNorm's parameters gamma/beta
+    model.config.save_pretrained(str(old))
+    renamed = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+               for k, v in model.state_dict().items()}
+    torch.save(renamed, old / "pytorch_model.bin")
+    assert torch.equal(load_hf_bert(old).state_dict()["bert.layers.1.ffn_norm.weight"],
+                       reference["bert.layers.1.ffn_norm.weight"])
+    index = tmp_path / "sharded" / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"x": "../outside.safetensors"}}), encoding="utf-8")
+    with pytest.raises(DataError, match="outside the directory"):
+        load_hf_bert(tmp_path / "sharded")

@@ -140,6 +140,8 @@ def test_config_from_preset_and_head_check() -> None:
     assert (bert.hidden_size, bert.num_layers, bert.vocab_size) == (cfg.model.hidden_size, cfg.model.num_layers, 123)
     with pytest.raises(ValueError, match="multiple of num_heads"):
         BertConfig(hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings 24"):
+        BertModel(TINY)(torch.zeros(1, 25, dtype=torch.long))
 
 
 def test_flops_per_token_counts_the_encoder_matmuls() -> None:

@@ -80,6 +80,9 @@ class Embeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L] ids -> [B, L, H] embeddings."""
         length = input_ids.shape[1]
+        if length > self.position_embeddings.num_embeddings:
+            raise ValueError(f"sequence length {length} exceeds max_position_embeddings "
+                             f"{self.position_embeddings.num_embeddings}")
         positions = torch.arange(length, device=input_ids.device)  # [L]
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # [B, L, H]
         if token_type_ids is None:
