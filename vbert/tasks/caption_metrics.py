@@ -72,24 +72,46 @@ def caption_scores(
     the generated caption. BLEU/METEOR/ROUGE-L are fractions in [0, 1]. METEOR is None when Java is
     missing (a warning says so) or when `meteor=False`.
     """
+    return caption_scores_many(references, [hypotheses], meteor)[0]
+
+
+def caption_scores_many(
+    references: Mapping[str, Sequence[str] | str],
+    systems: Sequence[Mapping[str, str]],
+    meteor: bool = True,
+) -> list[dict[str, float | None]]:
+    """`caption_scores` of several systems on the same references (METEOR in one Java process)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    gts, res = _prepare(references, hypotheses)
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
-    cider, _ = Cider().compute_score(gts, res)
-    scores: dict[str, float | None] = {
-        "BLEU-3": float(bleu[2]),
-        "BLEU-4": float(bleu[3]),
-        "METEOR": None,
-        "ROUGE-L": float(rouge),
-        "CIDEr": float(cider),
-    }
-    if meteor:
-        scores["METEOR"] = meteor_score(gts, res)
-    return scores
+    prepared = [_prepare(references, hypotheses) for hypotheses in systems]
+    out: list[dict[str, float | None]] = []
+    for gts, res in prepared:
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        rouge, _ = Rouge().compute_score(gts, res)
+        cider, _ = Cider().compute_score(gts, res)
+        out.append({"BLEU-3": float(bleu[2]), "BLEU-4": float(bleu[3]), "METEOR": None,
+                    "ROUGE-L": float(rouge), "CIDEr": float(cider)})
+    if meteor and prepared:
+        for scores, value in zip(out, _meteor_many(prepared)):
+            scores["METEOR"] = value
+    return out
+
+
+def _meteor_many(prepared: list[tuple[dict[str, list[str]], dict[str, list[str]]]]) -> list[float | None]:
+    """Meteor 1.5 corpus scores of several systems, one Java process; Nones with a warning without Java."""
+    if not java_available():
+        warnings.warn("METEOR not computed: it needs Java (`java` is not on PATH); reported as missing",
+                      RuntimeWarning, stacklevel=3)
+        return [None] * len(prepared)
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()  # loading the paraphrase tables takes seconds: done once for all systems
+    try:
+        return [float(scorer.compute_score(gts, res)[0]) for gts, res in prepared]
+    finally:
+        del scorer  # closes the Java process
 
 
 def meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float | None:

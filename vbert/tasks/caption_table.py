@@ -19,7 +19,7 @@ import torch
 
 from vbert.config import Config
 from vbert.model import BertConfig
-from vbert.tasks.caption_metrics import caption_scores
+from vbert.tasks.caption_metrics import caption_scores_many
 from vbert.tasks.captioning import CaptionModel, CaptionVocab, beam_search, greedy_decode, pad_inputs, train_captioner
 from vbert.tasks.data import EvalSegment
 
@@ -47,7 +47,10 @@ def caption_model_config(config: Config, vocab_size: int) -> BertConfig:
 def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], train_segments: Sequence[EvalSegment],
                    val_inputs: list[np.ndarray], val_segments: Sequence[EvalSegment], device: str = "cpu",
                    beam: bool = False) -> dict[str, Any]:
-    """Train one captioner and score its captions of the validation segments."""
+    """Train one captioner, caption the validation segments (greedy; also beam search when `beam`), score them.
+
+    Returns {"input", "scores", "captions", "loss"} and, with `beam`, "beam_scores" and "beam_captions".
+    """
     ecfg = config.eval
     torch.manual_seed(config.seed)
     vocab = CaptionVocab.build([s.sentence for s in train_segments], ecfg.caption_min_count)
@@ -55,19 +58,21 @@ def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], tr
     captions = [vocab.encode(s.sentence, ecfg.caption_max_len + 2) for s in train_segments]
     history = train_captioner(model, train_inputs, captions, epochs=ecfg.caption_epochs,
                               batch_size=ecfg.caption_batch_size, lr=ecfg.caption_lr, seed=config.seed, device=device)
-    hypotheses: dict[str, str] = {}
+    decoded: dict[str, list[str]] = {"greedy": [], "beam": []}
     for start in range(0, len(val_inputs), 64):
         x, mask = pad_inputs(val_inputs[start:start + 64])
         x, mask = x.to(device), mask.to(device)
+        decoded["greedy"] += [vocab.decode(r) for r in greedy_decode(model, x, mask, ecfg.caption_max_len)]
         if beam:
-            ids = beam_search(model, x, mask, ecfg.caption_beam_size, ecfg.caption_max_len)
-        else:
-            ids = greedy_decode(model, x, mask, ecfg.caption_max_len)
-        for j, row in enumerate(ids):
-            hypotheses[str(start + j)] = vocab.decode(row)
+            decoded["beam"] += [vocab.decode(r) for r in beam_search(model, x, mask, ecfg.caption_beam_size,
+                                                                      ecfg.caption_max_len)]
     references = {str(i): s.sentence for i, s in enumerate(val_segments)}
-    return {"input": kind, "decoding": "beam" if beam else "greedy", "scores": caption_scores(references, hypotheses),
-            "loss": history, "captions": [hypotheses[str(i)] for i in range(len(val_segments))]}
+    systems = ["greedy", "beam"] if beam else ["greedy"]
+    scores = caption_scores_many(references, [{str(i): c for i, c in enumerate(decoded[d])} for d in systems])
+    out: dict[str, Any] = {"input": kind, "scores": scores[0], "captions": decoded["greedy"], "loss": history}
+    if beam:
+        out["beam_scores"], out["beam_captions"] = scores[1], decoded["beam"]
+    return out
 
 
 def caption_table(config: Config, device: str = "cpu", kinds: Sequence[str] = INPUTS, beam: bool = False,

@@ -64,8 +64,10 @@ def run_captioning(config: Config, device: str, artifacts: Artifacts | None = No
     result = caption_table(config, device, beam=beam, artifacts=artifacts)
     lines = ["| input | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
-        shown = format_scores(row["scores"])
-        lines.append(f"| {row['input']} | " + " | ".join(shown.values()) + " |")
+        lines.append(f"| {row['input']} | " + " | ".join(format_scores(row["scores"]).values()) + " |")
+    for row in result["rows"] if beam else []:
+        lines.append(f"| {row['input']}, beam {config.eval.caption_beam_size} | "
+                     + " | ".join(format_scores(row["beam_scores"]).values()) + " |")
     for row in result["rows"]:
         row.pop("loss", None)
     return result, "\n".join(lines)
@@ -191,7 +193,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/eval", help="folder for <task>.json and <task>.md (default: runs/eval)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda")
-    parser.add_argument("--beam", action="store_true", help="captioning: beam search instead of greedy decoding")
+    parser.add_argument("--beam", action="store_true", help="captioning: also decode with beam search (rows for both)")
 
 
 def main(args: argparse.Namespace) -> int:
