@@ -76,11 +76,14 @@ def read_hf_config(directory: str | Path) -> BertConfig:
     if raw.get("model_type", "bert") != "bert":
         raise DataError(f"{path}: model_type is {raw['model_type']!r}, expected 'bert'")
     if raw.get("hidden_act", "gelu") != "gelu":
-        raise DataError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported (vbert uses exact 'gelu')")
+        raise DataError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported "
+                        "(vbert uses the exact 'gelu')")
     if raw.get("position_embedding_type", "absolute") != "absolute":
-        raise DataError(f"{path}: position_embedding_type {raw['position_embedding_type']!r} is not supported")
+        kind = raw["position_embedding_type"]
+        raise DataError(f"{path}: position_embedding_type {kind!r} is not supported (only 'absolute')")
     if raw.get("tie_word_embeddings", True) is False:
-        raise DataError(f"{path}: tie_word_embeddings is false; vbert's MLM decoder is tied to the embeddings")
+        raise DataError(f"{path}: tie_word_embeddings is false, but vbert's MLM decoder is tied "
+                        "to the word embeddings")
     fields = {
         "vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
         "num_heads": "num_attention_heads", "intermediate_size": "intermediate_size",
@@ -151,7 +154,9 @@ def _normalise_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def hf_to_vbert_state(state: dict[str, torch.Tensor], config: BertConfig, source: str | Path) -> dict[str, torch.Tensor]:
+def hf_to_vbert_state(
+    state: dict[str, torch.Tensor], config: BertConfig, source: str | Path
+) -> dict[str, torch.Tensor]:
     """transformers-named tensors -> vbert-named ones (QKV fused); errors name `source`."""
     state = _normalise_names(state)
     ours: dict[str, torch.Tensor] = {}
@@ -163,7 +168,8 @@ def hf_to_vbert_state(state: dict[str, torch.Tensor], config: BertConfig, source
             keys = [f"encoder.layer.{i}.attention.self.{w}.{part}" for w in _QKV]
             absent = [k for k in keys if k not in state]
             if absent:
-                raise DataError(f"{source}: missing {', '.join(absent)} (config.json says {config.num_layers} layers)")
+                raise DataError(f"{source}: missing {', '.join(absent)} "
+                                f"(config.json says {config.num_layers} layers)")
             ours[f"bert.layers.{i}.attention.qkv.{part}"] = torch.cat([state[k] for k in keys], dim=0)
     extra_layers = sorted({k.split(".")[2] for k in state if k.startswith("encoder.layer.")} -
                           {str(i) for i in range(config.num_layers)})
@@ -175,6 +181,9 @@ def hf_to_vbert_state(state: dict[str, torch.Tensor], config: BertConfig, source
 
 def load_hf_bert(directory: str | Path, **config_overrides: Any) -> BertForMaskedLM:
     """Load a BERT checkpoint directory (BertModel or BertForMaskedLM, any size) into vbert.
+
+    For a published model, download it once with the network, e.g.
+    `transformers.BertForMaskedLM.from_pretrained("bert-large-uncased").save_pretrained(directory)`.
 
     Missing pooler or MLM-head tensors keep their fresh BERT initialisation; everything of the
     encoder must be present and fit config.json, or a DataError names the file and the tensor.
@@ -216,8 +225,8 @@ def vbert_to_hf_state(model: BertForMaskedLM) -> dict[str, torch.Tensor]:
     for i in range(model.config.num_layers):
         for part in ("weight", "bias"):
             fused = ours[f"bert.layers.{i}.attention.qkv.{part}"]  # [3H, H] or [3H]
-            for j, which in enumerate(_QKV):
-                out[f"bert.encoder.layer.{i}.attention.self.{which}.{part}"] = fused[j * hidden:(j + 1) * hidden].clone()
+            for which, block in zip(_QKV, fused.split(hidden), strict=True):
+                out[f"bert.encoder.layer.{i}.attention.self.{which}.{part}"] = block.clone()
     return out
 
 

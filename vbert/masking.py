@@ -42,9 +42,11 @@ def mask_tokens(
     if not 0.0 <= mask_prob <= 1.0:
         raise ValueError(f"mask_prob must be in [0, 1], got {mask_prob}")
     if mask_frac < 0 or random_frac < 0 or mask_frac + random_frac > 1.0 + 1e-9:
-        raise ValueError(f"mask_frac ({mask_frac}) and random_frac ({random_frac}) must be >= 0 and sum to <= 1")
+        raise ValueError(f"mask_frac ({mask_frac}) and random_frac ({random_frac}) "
+                         "must be >= 0 and sum to <= 1")
     if special_mask.shape != input_ids.shape:
-        raise ValueError(f"special_mask {tuple(special_mask.shape)} does not match input_ids {tuple(input_ids.shape)}")
+        raise ValueError(f"special_mask {tuple(special_mask.shape)} does not match "
+                         f"input_ids {tuple(input_ids.shape)}")
     low, high = vocab_range
     low_t = torch.as_tensor(low, device=input_ids.device)
     high_t = torch.as_tensor(high, device=input_ids.device)
@@ -67,7 +69,9 @@ def mask_tokens(
     return masked, labels
 
 
-def predicted_positions(labels: torch.Tensor, capacity: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predicted_positions(
+    labels: torch.Tensor, capacity: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """labels [B, L] -> (positions [N], targets [N]): flat indices of predicted tokens and their ids.
 
     With `capacity`, N is fixed: extra slots point at position 0 with label IGNORE_INDEX (so a
@@ -88,6 +92,6 @@ def predicted_positions(labels: torch.Tensor, capacity: int | None = None) -> tu
 
 
 def prediction_capacity(num_tokens: int, mask_prob: float, sigmas: float = 6.0) -> int:
-    """A fixed N for `predicted_positions` that Bernoulli masking of num_tokens exceeds ~never (mean + 6 sd)."""
+    """A fixed N for `predicted_positions` that masking num_tokens exceeds ~never (mean + 6 sd)."""
     mean = num_tokens * mask_prob
     return int(min(num_tokens, mean + sigmas * (num_tokens * mask_prob * (1 - mask_prob)) ** 0.5 + 1))

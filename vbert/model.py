@@ -42,7 +42,9 @@ class BertConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads != 0:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+            )
 
     @classmethod
     def from_model_config(cls, model_cfg: Any, vocab_size: int) -> BertConfig:
@@ -71,10 +73,11 @@ class Embeddings(nn.Module):
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        hidden = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, hidden, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, hidden)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,7 +270,7 @@ class BertForMaskedLM(nn.Module):
 
     @torch.no_grad()
     def resize_token_embeddings(self, new_size: int, init_rows: torch.Tensor | None = None) -> None:
-        """Append rows to the (tied) word embeddings and the MLM bias; init_rows [new - old, H] or N(0, 0.02)."""
+        """Append rows to the tied word embeddings and MLM bias (init_rows [new - old, H] or N(0, 0.02))."""
         old = self.bert.embeddings.word_embeddings
         old_size, hidden = old.weight.shape
         if new_size < old_size:

@@ -17,7 +17,9 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path, lowercase: bool = True) -> Any:
+def train_wordpiece(
+    texts: Iterable[str], vocab_size: int, out_dir: str | Path, lowercase: bool = True
+) -> Any:
     """Train a WordPiece vocabulary on `texts`, save it to out_dir, return a BertTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import BertTokenizerFast
@@ -26,7 +28,8 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, out_dir: str | Path, 
     if not texts:
         raise DataError(f"{out_dir}: no text to train a WordPiece vocabulary on (the corpus is empty)")
     if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size {vocab_size} leaves no room beyond the {len(SPECIAL_TOKENS)} special tokens")
+        raise ValueError(f"vocab_size {vocab_size} leaves no room beyond the "
+                         f"{len(SPECIAL_TOKENS)} special tokens")
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -83,6 +86,8 @@ def load_tokenizer(directory: str | Path, lowercase: bool | None = None) -> Any:
     """Load a BERT vocabulary directory (vocab.txt and/or tokenizer.json) as a BertTokenizerFast.
 
     `lowercase` defaults to what the directory's tokenizer files say (uncased when only vocab.txt).
+    For bert-base-uncased, save it once with the network:
+    `transformers.BertTokenizerFast.from_pretrained("bert-base-uncased").save_pretrained(directory)`.
     """
     from transformers import BertTokenizerFast
 
