@@ -239,6 +239,24 @@ def resize_clips(clips: np.ndarray, size: int) -> torch.Tensor:
     return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(n, t, size, size, 3)
 
 
+def action_clip_probe(extractor: Any, root: str | Path, size: int, max_per_split: int | None = None) -> dict[str, float]:
+    """Linear-probe accuracy (verb, noun) of `extractor`'s features: fit on training clips, score on validation."""
+    from vbert.features import linear_probe
+
+    data = load_labelled_clips(root, size)
+    out: dict[str, float] = {}
+    feats = {}
+    for split in ("train", "val"):
+        clips, verbs, nouns = data[split]
+        keep = np.random.default_rng(0).permutation(len(clips))[:max_per_split]  # a random subset, all classes
+        feats[split] = (extractor(clips[keep]), verbs[keep], nouns[keep])  # [N, 1024]
+    (tx, tv, tn), (vx, vv, vn) = feats["train"], feats["val"]
+    out["verb"] = linear_probe(tx, tv, vx, vv)
+    out["noun"] = linear_probe(tx, tn, vx, vn)
+    out["train_clips"], out["val_clips"] = len(tx), len(vx)
+    return out
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -309,8 +327,8 @@ def train_course_extractor(
         optimizer.step()
         scheduler.step()
         if step % settings.log_every == 0 or step == settings.steps - 1:
-            history.append({"step": step, "loss": round(float(loss), 4)})
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            history.append({"step": step, "loss": round(loss.item(), 4)})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
     val_clips, val_v, val_n = data["val"]
     metrics = {
         "train_seconds": round(time.perf_counter() - start, 1),
