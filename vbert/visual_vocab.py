@@ -141,7 +141,8 @@ def run_vocab_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
     if force or not is_complete(out, vocab_spec(config, config.vocab.sample_size), inputs):
         fit_vocab(features, out, config, device=select_device())
     manifest = read_manifest(out)
-    return {**manifest["outputs"], "fit_seconds": manifest.get("fit_seconds")}
+    summary = {k: v for k, v in manifest["outputs"].items() if k != VOCAB_FILE}
+    return {**summary, "fit_seconds": manifest.get("fit_seconds")}
 
 
 # ---------------------------------------------------------------- commands
