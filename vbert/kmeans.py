@@ -382,7 +382,8 @@ class HierarchicalKMeans:
         first = order[pick.clamp_max(len(x) - 1)]  # [M]
         cents[:, 0] = x[first]
         valid[:, 0] = has_points
-        closest = _sq_dist_to_own(x, sq_norms, node, cents[:, 0])  # [N] distance to nearest chosen centre
+        ones = torch.ones(num_nodes, 1, dtype=torch.bool, device=dev)
+        _, closest = self._node_distances(x, sq_norms, node, cents[:, :1], ones, plan)  # [N] to nearest chosen centre
         for j in range(1, k):
             weights = closest[order].double()  # [N] in node order
             cum = torch.cumsum(weights, 0)  # [N]
@@ -424,16 +425,6 @@ class _Block:
     def vectors(self, x: torch.Tensor, sq_norms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The block's vectors [m, p, D] and squared norms [m, p]."""
         return self.cached if self.cached is not None else (x[self.ids], sq_norms[self.ids])
-
-
-def _sq_dist_to_own(x: torch.Tensor, sq_norms: torch.Tensor, node: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Squared distance from each point to the single centre of its node, centres [M, D]: [N]."""
-    out = torch.empty(len(x), device=x.device)
-    step = 1 << 16
-    for a in range(0, len(x), step):
-        diff = x[a : a + step] - centres[node[a : a + step]]  # [c, D]
-        out[a : a + step] = (diff * diff).sum(1)
-    return out
 
 
 def _keep_better(best: tuple, run: tuple, node: torch.Tensor) -> tuple:
