@@ -175,3 +175,26 @@ def test_probes_on_separable_data() -> None:
     assert chance_row(names, names + ["d"], ks=(1,)) == pytest.approx({"verb top-1": 100 / 3, "noun top-1": 25.0})
     with pytest.raises(VbertError, match="two recipe types"):
         recipe_probe(x[:5], ["a"] * 5, x[5:10], ["a"] * 5)
+
+
+def test_youcook2_style_segments_get_labels_from_captions(tmp_path: Path) -> None:
+    from vbert.tasks.data import with_labels
+
+    segments = load_segments(_write_tokens(tmp_path / "t"), None)
+    bare = [s.__class__(**{**s.__dict__, "verb": None, "noun": None}) for s in segments]
+    train, val, verbs, nouns = with_labels(bare[:8], bare[8:])
+    assert verbs == ["crack", "cut"] and nouns == ["egg", "tomato"]
+    assert [(s.verb, s.noun) for s in train + val] == [(s.verb, s.noun) for s in segments]
+
+
+def test_artifacts_given_explicitly(tmp_path: Path) -> None:
+    from vbert import load_config
+    from vbert.tasks.artifacts import Artifacts
+
+    folder = _write_tokens(tmp_path / "t")
+    artifacts = Artifacts(load_config("tiny"), tokens=folder, pretrained=None)
+    assert artifacts.tokens() == folder
+    with pytest.raises(DataError, match="pretrained folder given does not exist"):
+        Artifacts(load_config("tiny"), pretrained=tmp_path / "nope")
+    with pytest.raises(DataError, match="run the pipeline's 'pretrain' stage"):
+        Artifacts(load_config("tiny"), run_dir=tmp_path).pretrained()

@@ -27,7 +27,7 @@ import numpy as np
 
 from vbert.config import Config
 from vbert.errors import VbertError
-from vbert.tasks.data import EvalSegment, label_sets
+from vbert.tasks.data import EvalSegment
 from vbert.tasks.zero_shot import accuracy_table, encode_labels, label_indices, top_k_accuracy, zero_shot_scores
 
 
@@ -87,13 +87,11 @@ def table1(config: Config, device: str = "cpu", with_probe: bool = True, artifac
     from vbert.feature_store import FeatureStore
     from vbert.pretrain import load_pretrained
     from vbert.tasks.artifacts import Artifacts
-    from vbert.tasks.data import load_segments, segment_features
+    from vbert.tasks.data import load_segments, segment_features, with_labels
 
     artifacts = artifacts or Artifacts(config)
     tokens = artifacts.tokens()
-    val = load_segments(tokens, ("validation",))
-    train = load_segments(tokens, ("training",))
-    verbs, nouns = label_sets(train + val)
+    train, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
     template, ks = config.eval.zero_shot_template, config.eval.top_k
     max_len = config.pretrain.max_seq_len
     rows: dict[str, dict[str, float]] = {"chance": chance_row(verbs, nouns, ks)}
@@ -147,12 +145,11 @@ def data_size_table(config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
     from vbert.manifest import cached_stage, write_manifest
     from vbert.pretrain import ensure_pretrained, load_pretrained, pretrain_key, run_pretraining
-    from vbert.tasks.data import load_segments
+    from vbert.tasks.data import load_segments, with_labels
     from vbert.visual_vocab import ensure_tokens
 
     tokens = ensure_tokens(config)
-    val = load_segments(tokens, ("validation",))
-    verbs, nouns = label_sets(load_segments(tokens, ("training",)) + val)
+    _, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
     results = []
     for fraction in fractions:
         steps = max(1, round(config.pretrain.steps * fraction))

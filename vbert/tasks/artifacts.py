@@ -3,7 +3,8 @@
 From the cache every artifact is built on first use (`ensure_tokens`, `ensure_features`,
 `ensure_pretrained`); from a run folder the stages' outputs are read (`synthcook/`, `features/`,
 `vocab/`, `tokenize/`, `pretrain/`), and the text-only BERT of Table 1 is trained into
-`eval/text-only-bert/` by the same pretraining code.
+`eval/text-only-bert/` by the same pretraining code. Folders given explicitly (`paths`, e.g. the
+outputs of `vbert tokenize` and `vbert pretrain` on YouCook2) take precedence over both.
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ from vbert.errors import DataError
 class Artifacts:
     """Paths of the data, features, visual words and models of one config (cache or run folder)."""
 
-    def __init__(self, config: Config, run_dir: str | Path | None = None) -> None:
+    NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
+
+    def __init__(self, config: Config, run_dir: str | Path | None = None, **paths: str | Path | None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        unknown = set(paths) - set(self.NAMES)
+        if unknown:
+            raise TypeError(f"unknown artifact(s) {sorted(unknown)}; known: {', '.join(self.NAMES)}")
+        self.paths = {k: Path(v) for k, v in paths.items() if v is not None}
+        for name, path in self.paths.items():
+            if not path.exists():
+                raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
 
     def _stage(self, name: str) -> Path:
         assert self.run_dir is not None
@@ -30,6 +40,8 @@ class Artifacts:
 
     def tokens(self) -> Path:
         """Folder holding tokens.jsonl."""
+        if "tokens" in self.paths:
+            return self.paths["tokens"]
         if self.run_dir is not None:
             return self._stage("tokenize")
         from vbert.visual_vocab import ensure_tokens
@@ -38,6 +50,8 @@ class Artifacts:
 
     def features(self) -> Path:
         """Clip features folder."""
+        if "features" in self.paths:
+            return self.paths["features"]
         if self.run_dir is not None:
             return self._stage("features")
         from vbert.extract import ensure_features
@@ -46,6 +60,8 @@ class Artifacts:
 
     def vocab(self) -> Path:
         """Visual vocabulary folder."""
+        if "vocab" in self.paths:
+            return self.paths["vocab"]
         if self.run_dir is not None:
             return self._stage("vocab")
         from vbert.visual_vocab import ensure_vocab
@@ -54,6 +70,8 @@ class Artifacts:
 
     def videos(self) -> Path:
         """SynthCook (or YouCook2-format) folder with videos/ and annotations.json."""
+        if "videos" in self.paths:
+            return self.paths["videos"]
         if self.run_dir is not None:
             return self._stage("synthcook")
         from vbert.synthcook import ensure_synthcook
@@ -62,6 +80,8 @@ class Artifacts:
 
     def pretrained(self) -> Path:
         """Finished VideoBERT pretraining folder."""
+        if "pretrained" in self.paths:
+            return self.paths["pretrained"]
         if self.run_dir is not None:
             return self._stage("pretrain")
         from vbert.pretrain import ensure_pretrained
@@ -70,6 +90,8 @@ class Artifacts:
 
     def text_only(self) -> Path:
         """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""
+        if "text_only" in self.paths:
+            return self.paths["text_only"]
         from vbert.tasks.action_table import text_only_config
 
         config = text_only_config(self.config)

@@ -99,14 +99,17 @@ def run_retrieval(config: Config, device: str, artifacts: Artifacts | None = Non
 
 def run_forecasting(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
     """Next-step forecasting."""
-    from vbert.tasks.data import label_sets, load_videos
+    from vbert.tasks.data import fill_labels, load_videos, with_labels
     from vbert.tasks.forecasting import forecasting_table
 
     artifacts = artifacts or Artifacts(config)
     model, vocab, tokenizer = _model(artifacts, device)
     tokens = artifacts.tokens()
     videos = load_videos(tokens, ("validation",))
-    verbs, nouns = label_sets([s for v in load_videos(tokens, None) for s in v.segments])
+    train = [s for v in load_videos(tokens, ("training",)) for s in v.segments]
+    _, _, verbs, nouns = with_labels(train, [s for v in videos for s in v.segments])
+    for v in videos:  # YouCook2: verb and noun read from each caption
+        v.segments = fill_labels(v.segments, verbs=verbs, nouns=nouns)
     result = forecasting_table(model, tokenizer, vocab, videos, config.eval.zero_shot_template, verbs, nouns,
                                config.pretrain.max_seq_len)
     result.pop("examples"), result.pop("predicted")
@@ -193,6 +196,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/eval", help="folder for <task>.json and <task>.md (default: runs/eval)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda")
+    parser.add_argument("--tokens", default=None, help="token folder of `vbert tokenize` (default: the preset's, built)")
+    parser.add_argument("--features", default=None, help="features folder of `vbert extract` (default: the preset's)")
+    parser.add_argument("--model", default=None, help="folder of `vbert pretrain` (default: the preset's, trained)")
+    parser.add_argument("--text-model", default=None,
+                        help="zero-shot: text-only BERT pretraining folder (default: trained with regime_mix [1, 0, 0])")
     parser.add_argument("--beam", action="store_true", help="captioning: also decode with beam search (rows for both)")
 
 
@@ -200,13 +208,20 @@ def main(args: argparse.Namespace) -> int:
     """Run one evaluation and print its table."""
     from vbert.cli import config_from_args
     from vbert.device import select_device
+    from vbert.errors import VbertError
 
     config = config_from_args(args)
     device = str(select_device(args.device))
+    artifacts = Artifacts(config, tokens=args.tokens, features=args.features, pretrained=args.model,
+                          text_only=args.text_model)
     if args.task == "captioning":
-        result, text = run_captioning(config, device, beam=args.beam)
+        result, text = run_captioning(config, device, artifacts, beam=args.beam)
+    elif args.task == "data-size":
+        if any(p is not None for p in (args.tokens, args.features, args.model, args.text_model)):
+            raise VbertError("data-size pretrains its own models on the preset's data; --tokens/--model do not apply")
+        result, text = run_data_size(config, device)
     else:
-        result, text = RUNNERS[args.task](config, device)
+        result, text = RUNNERS[args.task](config, device, artifacts)
     write_result(Path(args.out), args.task, result, text)
     print(text)
     print(f"written: {Path(args.out) / (args.task + '.json')}")

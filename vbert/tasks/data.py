@@ -104,6 +104,17 @@ def fill_labels(segments: Sequence[EvalSegment], train_captions: Sequence[str] |
     return out
 
 
+def with_labels(train: Sequence[EvalSegment], val: Sequence[EvalSegment]
+                ) -> tuple[list[EvalSegment], list[EvalSegment], list[str], list[str]]:
+    """(train, val, verbs, nouns): label sets of the annotations, or, where segments lack labels
+    (YouCook2), label sets built from the training captions and labels read from every caption."""
+    if all(s.verb and s.noun for s in [*train, *val]):
+        verbs, nouns = label_sets([*train, *val])
+        return list(train), list(val), verbs, nouns
+    verbs, nouns = build_label_sets([s.sentence for s in train])
+    return fill_labels(train, verbs=verbs, nouns=nouns), fill_labels(val, verbs=verbs, nouns=nouns), verbs, nouns
+
+
 def segment_features(store: FeatureStore, segments: Sequence[EvalSegment]) -> list[np.ndarray]:
     """Clip features [n_i, D] of each segment: the clips whose centre lies inside it (nearest if none)."""
     from vbert.visual_tokens import clips_in_span
