@@ -286,3 +286,15 @@ def test_clip_labels_match_the_token_file(tmp_path):
     from_file, file_labels = labelled_clips(read_tokens(out), "noun")
     assert sorted(zip(words[rows].tolist(), labels)) == sorted(zip(from_file.tolist(), file_labels))
     assert labels.count("tomato") == 4 and labels.count("soup") == 6
+
+
+def test_assign_words_in_chunks_matches_one_pass():
+    from vbert.kmeans import HierarchicalKMeans
+    from vbert.visual_tokens import assign_words
+
+    x = torch.randn(300, 5, generator=torch.Generator().manual_seed(9))
+    tree = HierarchicalKMeans(k=3, depth=2, seed=0).fit(x)
+    assert torch.equal(assign_words(tree, x.half(), "tree", chunk=7), tree.assign(x.half()))
+    assert torch.equal(assign_words(tree, x, "nearest", chunk=50), tree.assign_nearest_leaf(x))
+    with pytest.raises(DataError, match="assignment"):
+        assign_words(tree, x, "closest")

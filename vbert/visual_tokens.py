@@ -82,13 +82,18 @@ def video_tokens(record: VideoRecord, words: np.ndarray, starts: np.ndarray, end
     }
 
 
-def assign_words(tree: HierarchicalKMeans, vectors: torch.Tensor, assignment: str = "tree") -> torch.Tensor:
-    """Word ids of `vectors` [N, D]: by tree descent ("tree") or nearest leaf ("nearest"): [N]."""
-    if assignment == "tree":
-        return tree.assign(vectors)
-    if assignment == "nearest":
-        return tree.assign_nearest_leaf(vectors)
-    raise DataError(f"vocab.assignment must be 'tree' or 'nearest', got {assignment!r}")
+def assign_words(tree: HierarchicalKMeans, vectors: torch.Tensor, assignment: str = "tree",
+                 chunk: int = 1 << 18) -> torch.Tensor:
+    """Word ids of `vectors` [N, D]: by tree descent ("tree") or nearest leaf ("nearest"): [N].
+
+    Rows go through in chunks of `chunk` so that float16 features of millions of clips are
+    never all converted to float32 at once.
+    """
+    if assignment not in ("tree", "nearest"):
+        raise DataError(f"vocab.assignment must be 'tree' or 'nearest', got {assignment!r}")
+    method = tree.assign if assignment == "tree" else tree.assign_nearest_leaf
+    parts = [method(vectors[a : a + chunk]) for a in range(0, len(vectors), chunk)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
 def tokenize_features(features_dir: str | Path, dataset: VideoDataset, vocab_path: str | Path, out_dir: str | Path,
