@@ -163,3 +163,24 @@ def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):
     with pytest.raises(DataError, match="empty"):
         run_pretraining(train_config(), tmp_path / "empty.jsonl", tmp_path / "e", device="cpu")
     assert not (tmp_path / "e" / "checkpoints").exists() and not (tmp_path / "other" / "checkpoints").exists()
+
+
+def test_attention_maps_reproduce_the_fused_layers():
+    from vbert.videobert import attention_maps
+
+    torch.manual_seed(0)
+    cfg = small_config()
+    model = build_videobert(cfg, JointVocab(TEXT_V, VISUAL_V)).eval()
+    batch = synthetic_batch(4, 32, TEXT_V, VISUAL_V, config=cfg.pretrain)
+    mask = batch["attention_mask"].clone()
+    mask[0, 20:] = 0  # padding in one row
+    maps = attention_maps(model, batch["input_ids"], batch["token_type_ids"], mask)
+    assert len(maps) == 2 and maps[0].shape == (4, 2, 32, 32)
+    torch.testing.assert_close(maps[1].sum(-1), torch.ones(4, 2, 32))  # rows are distributions
+    assert float(maps[0][0, :, :, 20:].abs().max()) == 0.0  # padding receives no attention
+    x = torch.randn(4, 32, 32)
+    layer = model.bert.layers[0].attention
+    from vbert.attention import MultiHeadAttention
+
+    readable = MultiHeadAttention(32, 2).load_fused(layer.qkv, layer.out)
+    torch.testing.assert_close(readable(x), layer(x), rtol=1e-5, atol=1e-6)  # same weights, same layer

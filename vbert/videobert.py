@@ -110,6 +110,33 @@ class VideoBertForPretraining(nn.Module):
         return self.mlm.mlm_logits(hidden), aligned
 
 
+@torch.no_grad()
+def attention_maps(model: VideoBertForPretraining, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                   attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Attention weights of every layer, [B, heads, L, L] each, recomputed with the written-out attention.
+
+    The production layers use PyTorch's fused kernel, which never materialises the weights; a hook
+    catches each layer's input and `vbert.attention.MultiHeadAttention` (loaded with the same
+    fused weights) recomputes softmax(QK^T / sqrt(d)) from it.
+    """
+    from vbert.attention import MultiHeadAttention
+
+    inputs: list[torch.Tensor] = []
+    hooks = [layer.attention.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+             for layer in model.bert.layers]
+    try:
+        model.bert(input_ids, token_type_ids, attention_mask)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    maps = []
+    for layer, x in zip(model.bert.layers, inputs):
+        readable = MultiHeadAttention(model.config.hidden_size, model.config.num_heads).to(x)
+        readable.load_fused(layer.attention.qkv, layer.attention.out)
+        maps.append(readable(x, attention_mask, return_weights=True)[1])  # [B, nh, L, L]
+    return maps
+
+
 def build_videobert(config: Config, vocab: JointVocab, centroids: torch.Tensor | None = None) -> VideoBertForPretraining:
     """VideoBERT from `config`: from scratch, or from the BERT directory `config.model.init_from`.
 
