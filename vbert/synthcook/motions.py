@@ -109,7 +109,8 @@ def stir(ctx: MotionContext) -> None:
     angle = 2 * math.pi * phase
     _ellipse(ctx, 0, 0, 0.36, 0.36, DARK)
     _ellipse(ctx, 0, 0, 0.31, 0.31, (120, 85, 55))
-    piece = ctx.patch(0.45)
+    ctx.put(ctx.patch(0.6), -0.36, -0.36)  # the ingredient, whole, next to the pot
+    piece = ctx.patch(0.5)
     for k in range(5):
         a = angle + k * 2 * math.pi / 5
         ctx.put(piece, 0.17 * math.cos(a), 0.17 * math.sin(a))
@@ -214,7 +215,7 @@ def boil(ctx: MotionContext) -> None:
     _rect(ctx, -0.32, -0.12, 0.32, 0.32, (150, 155, 165))
     _rect(ctx, -0.29, -0.08, 0.29, 0.29, WATER)
     bob = 0.03 * math.sin(2 * math.pi * ctx.t / (0.9 * ctx.tempo))
-    ctx.put(ctx.patch(0.6), 0, 0.08 + bob)
+    ctx.put(ctx.patch(0.8), 0, 0.08 + bob)
     for k in range(9):
         rise = (ctx.t / (0.8 * ctx.tempo) + ctx.noise[k]) % 1.0
         x = -0.25 + 0.5 * ctx.noise[k + 9] + 0.01 * math.sin(ctx.t * 7 + k)
@@ -257,7 +258,7 @@ def mash(ctx: MotionContext) -> None:
 def whisk(ctx: MotionContext) -> None:
     """A whisk beats fast from side to side in a bowl seen from above; the contents swirl."""
     spec = NOUNS[ctx.noun]
-    ctx.put(ctx.patch(0.5), -0.32, -0.32)
+    ctx.put(ctx.patch(0.7), -0.32, -0.3)
     _ellipse(ctx, 0.05, 0.08, 0.34, 0.3, BOWL)
     _ellipse(ctx, 0.05, 0.08, 0.26, 0.22, spec.inner)
     swirl = ctx.t * 2.0
@@ -282,7 +283,7 @@ def grate(ctx: MotionContext) -> None:
         x, y = -0.25 + 0.4 * ctx.noise[k], 0.3 + 0.08 * ctx.noise[k + 30]
         _line(ctx, (x, y), (x + 0.04, y - 0.015), colour, 0.015)
     y = -0.03 + 0.16 * math.sin(2 * math.pi * ctx.t / (0.5 * ctx.tempo))
-    ctx.put(ctx.patch(0.75), 0.1, y)
+    ctx.put(ctx.patch(0.9), 0.12, y)
 
 
 def sprinkle(ctx: MotionContext) -> None:
@@ -306,7 +307,7 @@ def spread(ctx: MotionContext) -> None:
     ctx.put(sprites.scale(sprites.sprite("bread", int(ctx.size * 1.3)), 1.0), 0.05, 0.05)
     cover = min(1.0, ctx.t / 3)
     _ellipse(ctx, 0.05, 0.08, 0.05 + 0.15 * cover, 0.04 + 0.1 * cover, NOUNS[ctx.noun].inner)
-    ctx.put(ctx.patch(0.55), -0.3, -0.3)
+    ctx.put(ctx.patch(0.7), -0.3, -0.3)
     x = 0.05 + 0.15 * math.sin(2 * math.pi * ctx.t / (0.8 * ctx.tempo))
     _rect(ctx, x - 0.14, 0.02, x + 0.06, 0.055, STEEL)
     _rect(ctx, x + 0.06, 0.02, x + 0.2, 0.05, (40, 30, 25))
@@ -316,10 +317,10 @@ def add(ctx: MotionContext) -> None:
     """Pieces of the ingredient are dropped one by one in an arc into a bowl."""
     done, phase = ctx.phase(1.2)
     _bowl_side(ctx, dy=0.24)
-    piece = ctx.patch(0.55)
+    piece = ctx.patch(0.6)
     for k in range(min(done, 4)):
         ctx.put(piece, -0.12 + 0.08 * k, 0.18)
-    ctx.put(ctx.patch(0.7), -0.33, -0.3)
+    ctx.put(ctx.patch(0.85), -0.33, -0.3)
     if phase < 0.65:
         s = phase / 0.65
         ctx.put(piece, -0.3 + 0.3 * s, -0.25 - 0.2 * math.sin(math.pi * s) + 0.45 * s * s)

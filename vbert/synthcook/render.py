@@ -31,8 +31,9 @@ class TimelineItem:
 
 def _kitchen(style: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """A counter/background texture, float32 [height, width, 3] RGB."""
-    base = rng.uniform(60, 210, size=3).astype(np.float32)
-    other = np.clip(base + rng.uniform(-45, 45, size=3), 0, 255).astype(np.float32)
+    # muted colours (a grey level plus a mild tint), so the ingredients stand out as in a real kitchen
+    base = np.clip(rng.uniform(70, 200) + rng.normal(0, 18, size=3), 0, 255).astype(np.float32)
+    other = np.clip(base + rng.uniform(-35, 35) + rng.normal(0, 8, size=3), 0, 255).astype(np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     u = float(min(height, width))
     if style == "wood":
@@ -59,8 +60,8 @@ def _kitchen(style: str, height: int, width: int, rng: np.random.Generator) -> n
 
 def _distractor(canvas: np.ndarray, kind: str, x: float, y: float, u: float, rng: np.random.Generator) -> None:
     """Draw one static object that has nothing to do with the recipe."""
-    colour = tuple(float(c) for c in rng.uniform(70, 230, size=3))
-    r = int(u * 0.09)
+    colour = tuple(float(c) for c in np.clip(rng.uniform(90, 220) + rng.normal(0, 25, size=3), 0, 255))
+    r = int(u * 0.08)
     p = (int(x), int(y))
     if kind == "cup":
         cv2.rectangle(canvas, (p[0] - r, p[1] - r), (p[0] + r, p[1] + r), colour, -1)
@@ -123,7 +124,7 @@ class Scene:
         if rng.random() < 0.3:  # a light switched on or a cloud passing
             start = int(rng.integers(0, max(1, num_frames)))
             light[start:] *= rng.uniform(0.8, 1.2)
-        cast = rng.uniform(0.88, 1.12, size=3).astype(np.float32)
+        cast = rng.uniform(0.94, 1.06, size=3).astype(np.float32)
         return cls(background, margin, width, height, jitter, light.astype(np.float32), cast, clock)
 
     def frame(self, index: int, item: TimelineItem, t: float, motion: dict) -> np.ndarray:
@@ -155,7 +156,7 @@ def motion_params(rng: np.random.Generator) -> dict:
     return {
         "cx": rng.uniform(0.42, 0.58),
         "cy": rng.uniform(0.45, 0.58),
-        "size": rng.uniform(0.3, 0.38),
+        "size": rng.uniform(0.36, 0.44),
         "tempo": rng.uniform(0.85, 1.15),
         "colour_gain": rng.uniform(0.93, 1.07, size=3).astype(np.float32),
         "noise": rng.random(64),
