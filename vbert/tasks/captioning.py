@@ -186,7 +186,9 @@ def greedy_decode(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.T
     tokens = torch.full((inputs.shape[0], 1), BOS, dtype=torch.long, device=inputs.device)  # [B, 1]
     done = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)
     for _ in range(max_len):
-        step = model.decode(tokens, memory, input_mask)[:, -1].argmax(-1)  # [B]
+        logits = model.decode(tokens, memory, input_mask)[:, -1]  # [B, V]
+        logits[:, [PAD, BOS]] = -math.inf  # never generated
+        step = logits.argmax(-1)  # [B]
         step = torch.where(done, torch.full_like(step, PAD), step)
         tokens = torch.cat([tokens, step[:, None]], dim=1)
         done |= step == EOS
@@ -214,7 +216,9 @@ def beam_search(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Ten
             tokens = torch.tensor([seq for seq, _ in beams], device=inputs.device)  # [n, t]
             n = tokens.shape[0]
             logp = model.decode(tokens, memory.expand(n, -1, -1), mask.expand(n, -1) if mask is not None else None)
-            logp = logp[:, -1].float().log_softmax(-1)  # [n, V]
+            logp = logp[:, -1].float()
+            logp[:, [PAD, BOS]] = -math.inf  # never generated
+            logp = logp.log_softmax(-1)  # [n, V]
             total = torch.tensor([s for _, s in beams], device=inputs.device)[:, None] + logp  # [n, V]
             top = total.flatten().topk(min(beam_size * 2, total.numel()))
             candidates = []
@@ -222,7 +226,7 @@ def beam_search(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Ten
                 seq = beams[flat // logp.shape[1]][0] + [flat % logp.shape[1]]
                 if seq[-1] == EOS:
                     finished.append((seq, score))
-                elif seq[-1] != PAD:
+                else:
                     candidates.append((seq, score))
                 if len(candidates) == beam_size:
                     break
