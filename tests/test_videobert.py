@@ -184,3 +184,23 @@ def test_attention_maps_reproduce_the_fused_layers():
 
     readable = MultiHeadAttention(32, 2).load_fused(layer.qkv, layer.out)
     torch.testing.assert_close(readable(x), layer(x), rtol=1e-5, atol=1e-6)  # same weights, same layer
+
+
+def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_path, capsys):
+    from vbert.cli import main
+
+    tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=4)
+    sets = [f"--set={k}={v}" for k, v in {
+        "model.hidden_size": 32, "model.num_layers": 1, "model.num_heads": 2, "model.intermediate_size": 64,
+        "vocab.k": 6, "vocab.depth": 2, "text.vocab_size": 60, "pretrain.steps": 3, "pretrain.batch_size": 8,
+        "pretrain.max_seq_len": 32, "pretrain.max_text_len": 12, "pretrain.tensorboard": "false"}.items()]
+    out = tmp_path / "run"
+    assert main(["pretrain", *sets, "--data", str(tokens), "--out", str(out), "--device", "cpu"]) == 0
+    assert "pretrained 3 steps" in capsys.readouterr().out
+    assert (out / "videobert.safetensors").is_file() and (out / "hf" / "config.json").is_file()
+    more = [s.replace("pretrain.steps=3", "pretrain.steps=5") for s in sets]
+    assert main(["pretrain", *more, "--data", str(tokens), "--out", str(out), "--resume", "--device", "cpu"]) == 0
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [3, 5]
+    assert main(["pretrain", *sets, "--data", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vbert pretrain: error:") and "none.jsonl" in err and "\n" not in err
