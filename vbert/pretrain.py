@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -202,5 +203,6 @@ def main(args: argparse.Namespace) -> int:
     resume = "require" if args.resume else "never" if args.fresh else "auto"
     result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=args.vocab_file)
     last = result.history[-1] if result.history else {}
-    print(f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the main process
+        print(f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}")
     return 0
