@@ -86,6 +86,17 @@ def _pretrain_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretrain)", _pretrain_stage))
 
 
+def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """Zero-shot, captioning and retrieval tables of the preset's pretrained model, under run_dir/eval."""
+    from vbert.tasks.cli import pipeline_stage
+
+    return pipeline_stage(config, run_dir, force)
+
+
+# keep this after the "pretrain" stage
+STAGES.append(Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", _evaluate_stage))
+
+
 @dataclass
 class StageResult:
     """What one stage reported, and how long it took."""
