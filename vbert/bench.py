@@ -193,6 +193,45 @@ def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.devic
     return Trainer(model, config, out_dir=None, device=device)
 
 
+COMPILE_MODES = {"compiled": "default", "cudagraphs": "reduce-overhead", "autotune": "max-autotune"}
+
+
+def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, device: torch.device):
+    """The train-step function a variant name describes.
+
+    `plain-eager` / `plain-compiled`: the transformers loop. `vbert-...`: vbert's trainer, with
+    `eager`, `compiled`, `cudagraphs` (compile + CUDA graphs) or `autotune` (max-autotune), and the
+    ablations `fullhead` (logits at every position) and `padmask` (an all-ones padding mask).
+    """
+    words = variant.split("-")
+    mode = next((COMPILE_MODES[w] for w in words if w in COMPILE_MODES), None)
+    if words[0] == "plain":
+        torch.manual_seed(0)
+        hf = hf_model_from_vbert(VbertMLM(setup.bert_config()).net)
+        return PlainHFLoop(hf, config, device, mode is not None).train_step
+    if words[0] != "vbert":
+        raise ValueError(f"unknown variant {variant!r}: it starts with 'plain' or 'vbert'")
+    cfg = PretrainConfig(**{**asdict(config), "compile": mode is not None, "compile_mode": mode or "default"})
+    flags = {"full_vocab_head": "fullhead" in words, "padding_mask": "padmask" in words}
+    return vbert_trainer(setup, cfg, device, **flags).train_step
+
+
+def profile_steps(step_fn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5) -> str:
+    """Where one step's time goes: the profiler's top kernels by device time (after warm steps)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for i in range(steps):
+            step_fn(batches[i % len(batches)])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70)
+    print(table, flush=True)
+    return table
+
+
 def peak_tflops(device: torch.device, override: float | None = None) -> float | None:
     """Dense bf16 peak of `device` in TFLOP/s (None when unknown, e.g. on a CPU)."""
     if override:
@@ -236,24 +275,37 @@ def measure(name: str, step_fn, setup: BenchSetup, batches, warmup: int, steps: 
 
 
 def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, steps: int, compile_both: bool) -> dict:
-    """Train vbert and the plain loop from the same weights on the same batches (dropout off)."""
+    """Train vbert and the plain loop from the same weights on the same batches (dropout off).
+
+    On CUDA both run in bf16; the plain loop also runs once in fp32, and the gap between its bf16
+    and fp32 curves is the bf16 noise that the vbert-vs-plain gap is judged against.
+    """
     setup = BenchSetup(**{**asdict(setup), "dropout": 0.0})
     trainer = vbert_trainer(setup, config, device)
-    hf = hf_model_from_vbert(trainer.model.net)
-    plain = PlainHFLoop(hf, config, device, compile_both)
     if compile_both:
         trainer.forward = torch.compile(trainer.forward)
+    loops = {"plain": PlainHFLoop(hf_model_from_vbert(trainer.model.net), config, device, compile_both)}
+    if device.type == "cuda" and config.precision != "fp32":
+        fp32 = PretrainConfig(**{**asdict(config), "precision": "fp32"})
+        loops["plain_fp32"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), fp32, device, False)
     generator = torch.Generator().manual_seed(1)
-    curve_vbert, curve_plain = [], []
+    curves: dict[str, list[float]] = {"vbert": [], **{name: [] for name in loops}}
     for _ in range(steps):
         batch = make_batch(setup, generator)
-        curve_vbert.append(float(trainer.train_step(batch)["loss"]))
-        curve_plain.append(float(plain.train_step(batch)["loss"]))
-    diffs = [abs(a - b) for a, b in zip(curve_vbert, curve_plain)]
-    return {"steps": steps, "step0_vbert": curve_vbert[0], "step0_plain": curve_plain[0],
-            "max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs),
-            "final_vbert": curve_vbert[-1], "final_plain": curve_plain[-1],
-            "curve_vbert": curve_vbert, "curve_plain": curve_plain}
+        curves["vbert"].append(float(trainer.train_step(batch)["loss"]))
+        for name, loop in loops.items():
+            curves[name].append(float(loop.train_step(batch)["loss"]))
+
+    def gap(a: str, b: str) -> dict[str, float]:
+        diffs = [abs(x - y) for x, y in zip(curves[a], curves[b])]
+        return {"max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs)}
+
+    result = {"steps": steps, "step0_vbert": curves["vbert"][0], "step0_plain": curves["plain"][0],
+              "final_vbert": curves["vbert"][-1], "final_plain": curves["plain"][-1],
+              **gap("vbert", "plain"), "curves": curves}
+    if "plain_fp32" in curves:
+        result["bf16_noise"] = gap("plain", "plain_fp32")
+    return result
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -272,27 +324,25 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
     results: dict[str, Any] = {"setup": asdict(setup), "device": str(torch.cuda.get_device_name(device))
                                if device.type == "cuda" else "cpu", "peak_tflops": peak, "rows": []}
-    variants = args.variants.split(",")
-    for variant in variants:
-        compiled = variant.endswith("compiled")
-        if variant.startswith("plain"):
-            torch.manual_seed(0)
-            hf = hf_model_from_vbert(VbertMLM(setup.bert_config()).net)
-            loop = PlainHFLoop(hf, config, device, compiled)
-            step_fn = loop.train_step
-        else:
-            flags = {"full_vocab_head": "fullhead" in variant, "padding_mask": "padmask" in variant}
-            cfg = PretrainConfig(**{**asdict(config), "compile": compiled})
-            step_fn = vbert_trainer(setup, cfg, device, **flags).train_step
+    for variant in args.variants.split(","):
+        step_fn = build_variant(variant, setup, config, device)
         results["rows"].append(measure(variant, step_fn, setup, batches, args.warmup, args.steps, device, peak))
+        if args.profile and variant == args.profile:
+            results["profile"] = profile_steps(step_fn, batches, device)
         del step_fn
         if device.type == "cuda":
             torch.cuda.empty_cache()
     if args.check_agreement:
-        results["agreement"] = agreement(setup, config, device, args.check_agreement, args.agreement_compile)
+        agree_cfg = PretrainConfig(**{**asdict(config), "precision": args.agreement_precision})
+        results["agreement"] = agreement(setup, agree_cfg, device, args.check_agreement, args.agreement_compile)
         a = results["agreement"]
         print(f"agreement over {a['steps']} steps: step0 {a['step0_vbert']:.4f} vs {a['step0_plain']:.4f}, "
-              f"max |diff| {a['max_abs_diff']:.4f}, final {a['final_vbert']:.4f} vs {a['final_plain']:.4f}")
+              f"max |diff| {a['max_abs_diff']:.4f} (mean {a['mean_abs_diff']:.4f}), "
+              f"final {a['final_vbert']:.4f} vs {a['final_plain']:.4f}")
+        if "bf16_noise" in a:
+            n = a["bf16_noise"]
+            print(f"bf16 noise (plain bf16 vs plain fp32): max |diff| {n['max_abs_diff']:.4f} "
+                  f"(mean {n['mean_abs_diff']:.4f})")
     return results
 
 
@@ -308,12 +358,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps (compilation happens here)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--variants", default="plain-eager,plain-compiled,vbert-eager,vbert-compiled",
-                        help="comma list: plain-eager, plain-compiled, vbert-eager, vbert-compiled, and vbert "
-                             "ablations vbert-fullhead-eager, vbert-padmask-eager, vbert-padmask-compiled")
+                        help="comma list of plain-{eager,compiled} and vbert-{eager,compiled,cudagraphs,autotune}, "
+                             "with optional vbert ablations, e.g. vbert-fullhead-eager, vbert-padmask-compiled")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
     parser.add_argument("--check-agreement", type=int, default=0, metavar="STEPS",
                         help="also train both from the same weights for STEPS steps and compare losses")
     parser.add_argument("--agreement-compile", action="store_true", help="compile both sides in the agreement run")
+    parser.add_argument("--agreement-precision", choices=["auto", "fp32"], default="auto",
+                        help="auto: bf16 on CUDA (with an fp32 plain run as the noise reference)")
+    parser.add_argument("--profile", default=None, metavar="VARIANT", help="profile this variant's steps")
     parser.add_argument("--json", default=None, help="write the results here")
 
 
