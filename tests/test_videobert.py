@@ -204,3 +204,20 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
     assert main(["pretrain", *sets, "--data", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vbert pretrain: error:") and "none.jsonl" in err and "\n" not in err
+
+
+def test_ensure_pretrained_builds_once_and_the_pipeline_stage_skips_when_complete(tmp_path, monkeypatch):
+    import vbert.visual_vocab
+    from vbert.pretrain import ensure_pretrained, pipeline_stage
+
+    tokens = write_tokens(tmp_path / "run" / "tokenize" / "tokens.jsonl", num_videos=4)
+    calls = []
+    monkeypatch.setattr(vbert.visual_vocab, "ensure_tokens", lambda cfg: calls.append(1) or tokens.parent)
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    cfg = train_config(**{"pretrain.steps": 2})
+    first = ensure_pretrained(cfg)
+    assert (first / "videobert.safetensors").is_file() and first.parent == tmp_path / "cache"
+    assert ensure_pretrained(cfg) == first and calls == [1]  # the second call reuses the cache
+    summary = pipeline_stage(cfg, tmp_path / "run", force=False)
+    assert summary["steps"] == 2 and (tmp_path / "run" / "pretrain" / "manifest.json").is_file()
+    assert pipeline_stage(cfg, tmp_path / "run", force=False)["skipped"] == "complete"
