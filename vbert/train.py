@@ -290,7 +290,10 @@ class Trainer:
         self._window_sequences += sum(int(next(iter(b.values())).shape[0]) for b in micro)
 
     def _check_finite(self) -> None:
-        if bool(self._bad):  # the one host sync, at log and checkpoint steps only
+        bad = self._bad.float()
+        if self.dist.enabled:  # every rank stops together, even when only one saw the NaN
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if bool(bad):  # the one host sync, at log and checkpoint steps only
             where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
                 "; no checkpoint had been written yet"
             raise TrainingDiverged(
