@@ -181,9 +181,12 @@ class HierarchicalKMeans:
     def inertia(self, x: torch.Tensor, words: torch.Tensor | None = None) -> float:
         """Sum of squared distances from each row of `x` to the centroid of its word."""
         words = self.assign(x) if words is None else words
-        x = self._prepare(x)
-        diff = x - self.leaf_centroids[words.to(self.device)]
-        return float((diff * diff).sum())
+        total, step = 0.0, max(1, self.chunk_bytes // (8 * max(1, self.dim)))
+        for a in range(0, len(x), step):  # chunks: never a second copy of all of x
+            xc = self._prepare(x[a : a + step])  # [c, D]
+            diff = xc - self.leaf_centroids[words[a : a + step].to(self.device)]
+            total += float((diff * diff).sum(dtype=torch.float64))
+        return total
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """Write the tree to a safetensors file (centroids, validity, counts; k, depth, dim in metadata)."""
