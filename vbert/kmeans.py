@@ -6,10 +6,11 @@ clip's visual word is its path through the tree. This module fits such a tree wi
 `depth`, on CPU or CUDA.
 
 **Batched by level.** All the clusterings of one level (1, k, k**2, ... nodes) run together:
-every point carries the id of the node it belongs to, distances are taken against a
-`[num_nodes, k, D]` centroid tensor gathered per point, centroids are updated with
-`index_add_`, and k-means++ seeding samples one candidate per node at once from per-node
-cumulative sums. There is no Python loop over nodes.
+every point carries the id of the node it belongs to; the level's centroids are one
+`[num_nodes, k, D]` tensor; distances come from one matmul against all centroids (the first,
+small levels) or from `bmm` over padded blocks of nodes of similar size, each against its
+nodes' `[m, k, D]` centroids; centroids are updated with `index_add_`; k-means++ seeding draws
+candidates for every node at once from per-node cumulative sums. No Python loop over nodes.
 
 **Word ids.** A node at level `l` (the root is level 0) has id `i1*k**(l-1) + ... + il`, where
 `ij` is the child index chosen at level `j`; a child of node `n` has id `n*k + i`. A leaf's id
@@ -28,8 +29,8 @@ restarts keep, node by node, the run with the lowest inertia. A cluster that emp
 Lloyd keeps its previous centroid.
 
 Deterministic for a seed on CPU (CUDA's `index_add_` sums in a nondeterministic order).
-Memory: the data once in float32, plus chunks of `chunk_bytes` for the distances, so 1M x 1024
-fits on a GPU and on a 24 GB CPU.
+Memory: the data once in float32, the level's padded blocks (about 1.25x the data; none with
+`cache_blocks=False`) and work buffers of `chunk_bytes`: 1M x 1024 fits on a GPU and in 24 GB.
 """
 
 from __future__ import annotations
