@@ -109,6 +109,8 @@ def test_deterministic_for_a_seed_and_independent_of_chunking():
     assert torch.equal(a.assign(x), c.assign(x))
     assert all(torch.allclose(p, q, atol=1e-4) for p, q in zip(a.centroids, c.centroids))
     assert torch.equal(a.assign_nearest_leaf(x), c.assign_nearest_leaf(x))
+    lean = HierarchicalKMeans(k=3, depth=3, seed=7, dense_max_centroids=0, cache_blocks=False).fit(x)
+    assert torch.equal(lean.assign(x), c.assign(x))
 
 
 def test_save_load_roundtrip_and_refusals(tmp_path):
