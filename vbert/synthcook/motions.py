@@ -86,6 +86,7 @@ def cut(ctx: MotionContext) -> None:
     """A knife chops down again and again while the ingredient falls apart into slices."""
     done, phase = ctx.phase(0.7)
     _rect(ctx, -0.38, -0.18, 0.38, 0.22, BOARD)
+    ctx.put(ctx.patch(0.6), 0.34, -0.34)  # another one, still whole, waits on the counter
     rgb, alpha = ctx.patch()
     slices = min(5, 1 + done)
     edges = np.linspace(0, rgb.shape[1], slices + 1).astype(int)
@@ -179,6 +180,7 @@ def flip(ctx: MotionContext) -> None:
     """A pan tosses the ingredient up; it turns over in the air and lands."""
     _, phase = ctx.phase(1.3)
     kick = 0.03 if 0.15 < phase < 0.25 else 0.0
+    ctx.put(ctx.patch(0.6), 0.34, -0.34)
     _ellipse(ctx, 0, 0.22 - kick, 0.34, 0.06, PAN)
     _line(ctx, (0.32, 0.22 - kick), (0.55, 0.15 - kick), DARK, 0.04)
     patch = ctx.patch(0.9)
@@ -197,11 +199,12 @@ def flip(ctx: MotionContext) -> None:
 def fry(ctx: MotionContext) -> None:
     """The ingredient sizzles in a pan seen from above: it browns, oil spits, the pan shakes."""
     shake = 0.015 * math.sin(2 * math.pi * ctx.t / (0.5 * ctx.tempo))
+    ctx.put(ctx.patch(0.6), 0.34, -0.34)
     ctx.cx += shake * ctx.u
     _line(ctx, (0.3, 0.05), (0.62, 0.25), DARK, 0.05)
     _ellipse(ctx, 0, 0, 0.35, 0.33, PAN)
     _ellipse(ctx, 0, 0, 0.3, 0.28, (60, 55, 45))
-    browned = sprites.tint(ctx.patch(0.95), (110, 60, 25), min(0.55, ctx.t / 8))
+    browned = sprites.tint(ctx.patch(0.95), (110, 60, 25), min(0.35, ctx.t / 10))
     ctx.put(browned, 0, 0)
     for k in range(14):
         if ctx.flicker(k) < 0.55:
@@ -243,9 +246,10 @@ def mash(ctx: MotionContext) -> None:
     """A masher presses down fast again and again; the ingredient in the bowl gets flatter and paler."""
     _, phase = ctx.phase(0.6)
     press = max(0.0, math.sin(2 * math.pi * phase))
+    ctx.put(ctx.patch(0.6), 0.34, -0.34)
     flat = min(1.0, ctx.t / 4)
     squash = 1 - 0.45 * flat - 0.15 * press
-    patch = sprites.tint(sprites.scale(ctx.patch(0.9), 1 + 0.4 * flat, squash), NOUNS[ctx.noun].inner, 0.5 * flat)
+    patch = sprites.tint(sprites.scale(ctx.patch(0.9), 1 + 0.4 * flat, squash), NOUNS[ctx.noun].inner, 0.35 * flat)
     ctx.put(patch, 0, 0.18 - 0.5 * squash * ctx.size / ctx.u * 0.9 * 0.5)
     _bowl_side(ctx, dy=0.2)
     y = -0.02 + 0.12 * press
