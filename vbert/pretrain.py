@@ -200,8 +200,13 @@ def main(args: argparse.Namespace) -> int:
         from vbert.visual_vocab import ensure_tokens
 
         data = ensure_tokens(config)
+    vocab_path = args.vocab_file
+    if vocab_path is None and config.pretrain.visual_init == "centroids":
+        from vbert.visual_vocab import ensure_vocab
+
+        vocab_path = _vocab_file(ensure_vocab(config))  # the preset's own vocabulary
     resume = "require" if args.resume else "never" if args.fresh else "auto"
-    result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=args.vocab_file)
+    result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=vocab_path)
     last = result.history[-1] if result.history else {}
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the main process
         print(f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}")
