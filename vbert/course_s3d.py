@@ -213,12 +213,17 @@ def normalise(clips: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def augment(clips: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop (60-100% of the side) resized to `size`: uint8 [N, T, S, S, 3] -> float [N, 3, T, size, size]."""
+def augment(
+    clips: torch.Tensor, size: int, generator: torch.Generator, min_crop: float = 0.6, frames: int | None = None
+) -> torch.Tensor:
+    """Random crop (`min_crop`-100% of the side) and time window resized to `size`: uint8 [N, T, S, S, 3] -> float [N, 3, T', size, size]."""
     n, t, s = clips.shape[:3]
+    frames = min(frames or t, t)
     out = []
     for clip in clips:
-        side = int(s * (0.6 + 0.4 * torch.rand(1, generator=generator).item()))
+        t0 = int(torch.randint(0, t - frames + 1, (1,), generator=generator))
+        clip = clip[t0 : t0 + frames]
+        side = int(s * (min_crop + (1 - min_crop) * torch.rand(1, generator=generator).item()))
         y, x = (torch.randint(0, s - side + 1, (2,), generator=generator)).tolist()
         crop = clip[:, y : y + side, x : x + side].permute(0, 3, 1, 2).float()  # [T, 3, side, side]
         out.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False))
@@ -274,6 +279,9 @@ class TrainSettings:
     label_smoothing: float = 0.1
     seed: int = 0
     log_every: int = 50
+    min_crop: float = 0.6  # random crops cover 60-100% of the decoded side
+    train_frames: int = 30  # a random window of this many frames per clip (fewer is cheaper)
+    init: str = ""  # start from this checkpoint (continue training) instead of random weights
 
 
 def evaluate(model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.ndarray, size: int) -> dict[str, float]:
@@ -300,6 +308,10 @@ def train_course_extractor(
     data = load_labelled_clips(root, settings.decode_size)
     train_clips, train_v, train_n = data["train"]
     model = CourseS3D(CourseS3DConfig(verbs=data["verbs"], nouns=data["nouns"]))
+    if settings.init:
+        model = load_checkpoint(settings.init)
+        if (model.config.verbs, model.config.nouns) != (data["verbs"], data["nouns"]):
+            raise DataError(f"{settings.init}: trained on other verbs/nouns than the clips under {root}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
     def lr_at(step: int) -> float:
@@ -318,7 +330,7 @@ def train_course_extractor(
         model.train()
         idx = torch.randint(0, len(clips_t), (settings.batch_size,), generator=generator)
         size = settings.sizes[step % len(settings.sizes)]
-        x = augment(clips_t[idx], size, generator)  # [B, 3, T, size, size]
+        x = augment(clips_t[idx], size, generator, settings.min_crop, settings.train_frames)  # [B, 3, T', S, S]
         verb_logits, noun_logits = model(x)
         loss = F.cross_entropy(verb_logits, verbs_t[idx], label_smoothing=settings.label_smoothing)
         loss = loss + F.cross_entropy(noun_logits, nouns_t[idx], label_smoothing=settings.label_smoothing)
@@ -360,6 +372,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes), help="training crop sizes")
+    parser.add_argument("--min-crop", type=float, default=defaults.min_crop, help="smallest random crop (fraction)")
+    parser.add_argument("--train-frames", type=int, default=defaults.train_frames, help="frames per training window")
+    parser.add_argument("--init", default="", help="continue from this checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -373,12 +388,15 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     root = Path(args.data) if args.data else ensure_synthcook(config)
     settings = TrainSettings(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, sizes=tuple(args.sizes), seed=config.seed
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, sizes=tuple(args.sizes), seed=config.seed,
+        min_crop=args.min_crop, train_frames=args.train_frames, init=args.init,
     )
     command = ["vbert", "train-extractor", "--preset", args.preset]
     command += [f"--set={o}" for o in args.overrides]
     command += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-    command += ["--sizes", *map(str, args.sizes), "--out", args.out]
+    command += ["--sizes", *map(str, args.sizes), "--min-crop", str(args.min_crop)]
+    command += ["--train-frames", str(args.train_frames)] + (["--init", args.init] if args.init else [])
+    command += ["--out", args.out]
     metrics = train_course_extractor(root, args.out, settings, command=" ".join(command))
     for size, acc in metrics["val"].items():
         print(f"crop {size:>3}: verb accuracy {acc['verb_acc']:.3f}, noun accuracy {acc['noun_acc']:.3f}")
