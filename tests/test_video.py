@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vbert.errors import DataError
-from vbert.video import VideoClips, probe, read_clips, read_frames, resize_and_crop, write_video
+from vbert.video import VideoClips, probe, read_clips, read_clips_batch, read_frames, resize_and_crop, write_video
 
 
 CELLS = 6  # a 6x6 grid of cells; frame i lights cell i % 36, so a decoded frame tells its index
@@ -126,3 +127,22 @@ def test_video_shorter_than_one_clip(tmp_path):
 def test_write_refuses_bad_frames(tmp_path):
     with pytest.raises(DataError, match="expected uint8 frames"):
         write_video(tmp_path / "x.mp4", np.zeros((3, 8, 8), dtype=np.uint8), 20.0)
+
+
+def test_batch_records_each_bad_file_and_reads_the_rest(tmp_path):
+    good = _counter_video(tmp_path / "good.mp4", 60, 30.0)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video", encoding="utf-8")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[:300])
+    short = _counter_video(tmp_path / "short.mp4", 20, 30.0)
+    paths = [tmp_path / "missing.mp4", empty, text, good, cut, short]
+    clips, failures = read_clips_batch(paths, fps=20.0, clip_frames=30, size=16)
+    assert [c.path.name for c in clips] == ["good.mp4"] and len(clips[0]) == 1
+    reasons = {Path(f.item).name: f.reason for f in failures}
+    assert list(reasons) == ["missing.mp4", "empty.mp4", "text.mp4", "cut.mp4", "short.mp4"]
+    assert "not found" in reasons["missing.mp4"] and "empty" in reasons["empty.mp4"]
+    assert "not a video" in reasons["text.mp4"] and "truncated" in reasons["cut.mp4"]
+    assert "too short" in reasons["short.mp4"]

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vbert.dataset import Failure
 from vbert.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -172,6 +173,19 @@ def read_clips(path: str | Path, fps: float = 20.0, clip_frames: int = 30, size:
     starts = times[: num_clips * clip_frames : clip_frames].copy()  # [N]
     ends = starts + clip_frames / fps  # [N]
     return VideoClips(path=info.path, frames=clips, starts=starts, ends=ends, source_fps=info.fps)
+
+
+def read_clips_batch(
+    paths: list[str | Path], fps: float = 20.0, clip_frames: int = 30, size: int = 112
+) -> tuple[list[VideoClips], list[Failure]]:
+    """Read many videos; one that cannot be used becomes a Failure (file and reason) and the rest go on."""
+    done, failures = [], []
+    for path in paths:
+        try:
+            done.append(read_clips(path, fps=fps, clip_frames=clip_frames, size=size))
+        except DataError as err:
+            failures.append(Failure(str(path), str(err)))
+    return done, failures
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
