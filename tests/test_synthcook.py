@@ -212,7 +212,8 @@ def test_resume_keeps_finished_videos_and_records_failures(tmp_path, monkeypatch
     kept = root / "videos" / "sc_train_00000.mp4"
     before = kept.stat().st_mtime_ns
     (root / "videos" / "sc_train_00001.mp4").unlink()
-    (root / "manifest.json").unlink()  # as if interrupted
+    (root / "manifest.json").unlink()  # as if interrupted ...
+    (root / "videos" / ".tmp-123-sc_train_00001.mp4").write_bytes(b"half a video")  # ... mid-write
     real = generate_module.render_timeline
 
     def broken(items, duration, width, height, fps, seed):
@@ -225,6 +226,7 @@ def test_resume_keeps_finished_videos_and_records_failures(tmp_path, monkeypatch
     generate_synthcook(root, config, show_progress=False, workers=1)
     assert kept.stat().st_mtime_ns == before  # finished work was not redone
     assert (root / "videos" / "sc_train_00001.mp4").is_file()
+    assert not list((root / "videos").glob(".tmp-*"))
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     assert [f["item"] for f in manifest["failures"]] == ["sc_train_00002"]
     assert "renderer crashed" in manifest["failures"][0]["reason"]

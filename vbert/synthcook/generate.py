@@ -118,8 +118,10 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     if is_complete(root, key):
         return root
     started = time.perf_counter()
-    (root / "videos").mkdir(parents=True, exist_ok=True)
-    (root / "action_clips").mkdir(parents=True, exist_ok=True)
+    for folder in ("videos", "action_clips"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for stale in (root / folder).glob(".tmp-*"):  # left by an interrupted run
+            stale.unlink()
     plans = video_plans(config)
     clips = plan_action_clips(config.seed, config.data)
     jobs = [_video_job(p, root, config) for p in plans] + [_clip_job(c, root, config) for c in clips]
