@@ -30,7 +30,7 @@ from vbert.synthcook.render import TimelineItem, render_timeline
 from vbert.synthcook.world import check_world, world_dict
 from vbert.video import probe, write_video
 
-GENERATOR_VERSION = 4  # bump when rendering or narration changes, so caches are rebuilt
+GENERATOR_VERSION = 5  # bump when rendering or narration changes, so caches are rebuilt
 
 
 def generation_key(config: Config) -> dict[str, Any]:

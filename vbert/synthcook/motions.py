@@ -156,17 +156,18 @@ def peel(ctx: MotionContext) -> None:
     """A peeler strokes down the ingredient; each stroke bares a band of its inside, peel curls fall."""
     done, phase = ctx.phase(0.8)
     spec = NOUNS[ctx.noun]
+    ctx.put(ctx.patch(0.6), 0.34, -0.34)  # one still to peel
     rgb, alpha = ctx.patch(1.2)
     h, w = alpha.shape
-    bands = 5
+    bands = 4  # at most about half of the skin comes off, so the ingredient stays recognisable
     band = done % bands
     cols = np.zeros((h, w), dtype=bool)
     for j in range(min(done, bands)):
-        cols[:, int(w * (0.15 + 0.14 * j)) : int(w * (0.15 + 0.14 * (j + 1)))] = True
+        cols[:, int(w * (0.26 + 0.12 * j)) : int(w * (0.26 + 0.12 * (j + 1)))] = True
     current = np.zeros((h, w), dtype=bool)
-    x0, x1 = int(w * (0.15 + 0.14 * band)), int(w * (0.15 + 0.14 * (band + 1)))
+    x0, x1 = int(w * (0.26 + 0.12 * band)), int(w * (0.26 + 0.12 * (band + 1)))
     current[: int(h * phase), x0:x1] = True
-    ctx.put(sprites.tint((rgb, alpha), spec.inner, 0.85, cols | current), 0, -0.05)
+    ctx.put(sprites.tint((rgb, alpha), spec.inner, 0.7, cols | current), 0, -0.05)
     sx = (x0 + x1) / 2 / w - 0.5
     px_x, px_y = sx * ctx.size * 1.2 / ctx.u, -0.05 + (phase - 0.5) * ctx.size * 1.2 / ctx.u
     _line(ctx, (px_x, px_y - 0.03), (px_x + 0.25, px_y - 0.2), (90, 90, 95), 0.03)
