@@ -47,16 +47,19 @@ def fit_vbert(x: torch.Tensor, args: argparse.Namespace, device: torch.device):
     x_dev = x.to(device)
     sync(device)
     start = time.perf_counter()
-    tree = HierarchicalKMeans(args.k, args.depth, seed=0, n_init=args.n_init, max_iter=args.max_iter,
-                              tol=args.tol, device=device).fit(x_dev)
+    tree = HierarchicalKMeans(
+        args.k, args.depth, seed=0, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, device=device
+    ).fit(x_dev)
     sync(device)
     seconds = time.perf_counter() - start
     del x_dev
     return tree, seconds
 
 
-def fit_sklearn_tree(x: np.ndarray, args: argparse.Namespace, budget_s: float) -> tuple[float, float, float, int]:
-    """The same tree with sklearn, node by node; returns (seconds, root inertia, leaf inertia, levels done)."""
+def fit_sklearn_tree(
+    x: np.ndarray, args: argparse.Namespace, budget_s: float
+) -> tuple[float, float, float, int]:
+    """The tree with sklearn, node by node: (seconds, root inertia, leaf inertia, levels done)."""
     from sklearn.cluster import KMeans
 
     start = time.perf_counter()
@@ -68,7 +71,9 @@ def fit_sklearn_tree(x: np.ndarray, args: argparse.Namespace, budget_s: float) -
             if len(idx) < args.k:
                 next_groups += [idx] + [idx[:0]] * (args.k - 1)
                 continue
-            km = KMeans(args.k, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, random_state=0).fit(x[idx])
+            km = KMeans(args.k, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, random_state=0).fit(
+                x[idx]
+            )
             level_inertia += km.inertia_
             next_groups += [idx[km.labels_ == c] for c in range(args.k)]
         if level == 0:
@@ -80,7 +85,9 @@ def fit_sklearn_tree(x: np.ndarray, args: argparse.Namespace, budget_s: float) -
     return time.perf_counter() - start, root_inertia, leaf_inertia, args.depth
 
 
-def per_node_ratios(tree, x: torch.Tensor, args: argparse.Namespace, nodes_per_level: int) -> tuple[list, list]:
+def per_node_ratios(
+    tree, x: torch.Tensor, args: argparse.Namespace, nodes_per_level: int
+) -> tuple[list, list]:
     """For a sample of vbert's nodes: vbert / sklearn inertia on the same points, and sklearn
     (another seed) / sklearn, the spread one restart's luck gives by itself."""
     from sklearn.cluster import KMeans
@@ -94,8 +101,12 @@ def per_node_ratios(tree, x: torch.Tensor, args: argparse.Namespace, nodes_per_l
         candidates = np.flatnonzero(sizes >= 10 * args.k)
         for n in rng.choice(candidates, size=min(nodes_per_level, len(candidates)), replace=False):
             pts = x[torch.from_numpy(node == n)].numpy()
-            ref = [KMeans(args.k, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, random_state=seed)
-                   .fit(pts).inertia_ for seed in (0, 1)]
+            ref = [
+                KMeans(args.k, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol, random_state=seed)
+                .fit(pts)
+                .inertia_
+                for seed in (0, 1)
+            ]
             ratios.append(float(tree.node_inertia[level][n]) / ref[0])
             noise.append(ref[1] / ref[0])
     return ratios, noise
@@ -103,7 +114,9 @@ def per_node_ratios(tree, x: torch.Tensor, args: argparse.Namespace, nodes_per_l
 
 def main() -> None:
     """Run the benchmark and print Markdown rows."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dim", type=int, default=1024)
@@ -112,10 +125,19 @@ def main() -> None:
     parser.add_argument("--n-init", type=int, default=1)
     parser.add_argument("--max-iter", type=int, default=50)
     parser.add_argument("--tol", type=float, default=1e-4)
-    parser.add_argument("--sklearn-sizes", type=int, nargs="*", default=None,
-                        help="sizes to also fit with scikit-learn (default: all of --sizes)")
-    parser.add_argument("--sklearn-budget-s", type=float, default=3600.0,
-                        help="stop the sklearn tree after the level that passes this many seconds")
+    parser.add_argument(
+        "--sklearn-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="sizes to also fit with scikit-learn (default: all of --sizes)",
+    )
+    parser.add_argument(
+        "--sklearn-budget-s",
+        type=float,
+        default=3600.0,
+        help="stop the sklearn tree after the level that passes this many seconds",
+    )
     parser.add_argument("--quality-nodes", type=int, default=4, help="nodes per level for the per-node check")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -125,12 +147,20 @@ def main() -> None:
     else:
         name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     sk_sizes = args.sizes if args.sklearn_sizes is None else args.sklearn_sizes
-    print(f"device: {args.device} ({name}); k={args.k} depth={args.depth} n_init={args.n_init} "
-          f"max_iter={args.max_iter} dim={args.dim}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}")
+    print(
+        f"device: {args.device} ({name}); k={args.k} depth={args.depth} n_init={args.n_init} "
+        f"max_iter={args.max_iter} dim={args.dim}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}"
+    )
     if device.type == "cuda":  # warm up kernels and the allocator outside the timing
-        fit_vbert(make_data(20_000, args.dim, args.k, 2, 1), argparse.Namespace(**{**vars(args), "depth": 2}), device)
-    print("| vectors | vbert (s) | vbert device | sklearn (s) | speed-up | root inertia vbert/sklearn "
-          "| leaf inertia vbert/sklearn | per-node inertia vbert/sklearn, median [min, max] |")
+        fit_vbert(
+            make_data(20_000, args.dim, args.k, 2, 1),
+            argparse.Namespace(**{**vars(args), "depth": 2}),
+            device,
+        )
+    print(
+        "| vectors | vbert (s) | vbert device | sklearn (s) | speed-up | root inertia vbert/sklearn "
+        "| leaf inertia vbert/sklearn | per-node inertia vbert/sklearn, median [min, max] |"
+    )
     print("|---:|---:|---|---:|---:|---:|---:|---|")
     for n in args.sizes:
         x = make_data(n, args.dim, args.k, args.depth, seed=0)
@@ -141,7 +171,9 @@ def main() -> None:
         sk_text = speed = root_ratio = leaf_ratio = node_text = "-"
         if n in sk_sizes:
             sk_s, sk_root, sk_leaf, levels = fit_sklearn_tree(x.numpy(), args, args.sklearn_budget_s)
-            sk_text = f"{sk_s:.1f}" if levels == args.depth else f"> {sk_s:.0f} (stopped after {levels} levels)"
+            sk_text = (
+                f"{sk_s:.1f}" if levels == args.depth else f"> {sk_s:.0f} (stopped after {levels} levels)"
+            )
             speed = f"{sk_s / seconds:.1f}x" if levels == args.depth else f"> {sk_s / seconds:.1f}x"
             root_ratio = f"{root_vbert / sk_root:.4f}"
             leaf_ratio = f"{leaf_vbert / sk_leaf:.4f}" if levels == args.depth else "-"
@@ -150,11 +182,16 @@ def main() -> None:
             tree.valid = [v.cpu() for v in tree.valid]
             ratios, noise = per_node_ratios(tree, x, args, args.quality_nodes)
             if ratios:
-                node_text = (f"{np.median(ratios):.4f} [{min(ratios):.4f}, {max(ratios):.4f}] over {len(ratios)} "
-                             f"nodes (sklearn seed 1 / seed 0: {np.median(noise):.4f} "
-                             f"[{min(noise):.4f}, {max(noise):.4f}])")
-        print(f"| {n:,} | {seconds:.1f} | {args.device} | {sk_text} | {speed} | {root_ratio} | {leaf_ratio} | {node_text} |",
-              flush=True)
+                node_text = (
+                    f"{np.median(ratios):.4f} [{min(ratios):.4f}, {max(ratios):.4f}] over {len(ratios)} "
+                    f"nodes (sklearn seed 1 / seed 0: {np.median(noise):.4f} "
+                    f"[{min(noise):.4f}, {max(noise):.4f}])"
+                )
+        print(
+            f"| {n:,} | {seconds:.1f} | {args.device} | {sk_text} | {speed} | {root_ratio} | {leaf_ratio} "
+            f"| {node_text} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from vbert.errors import DataError
 from vbert.kmeans import HierarchicalKMeans
 
 
-def hierarchical_blobs(n: int, dim: int, k: int, depth: int, seed: int = 0, noise: float = 0.3) -> torch.Tensor:
+def hierarchical_blobs(
+    n: int, dim: int, k: int, depth: int, seed: int = 0, noise: float = 0.3
+) -> torch.Tensor:
     """Points around k**depth nested centres: a leaf's centre sums one offset per tree node on its path."""
     gen = torch.Generator().manual_seed(seed)
     leaf = torch.randint(0, k**depth, (n,), generator=gen)

@@ -65,13 +65,25 @@ def narration(sentences: list[tuple[float, float, str]]) -> Narration:
 
 def make_dataset() -> VideoDataset:
     narrated = VideoRecord(
-        "narrated", None, 30.0, "training", "salad",
-        segments=[Segment(0, 0.0, 6.0, "cut the tomato", "cut", "tomato"),
-                  Segment(1, 9.0, 9.4, "add salt", "add", "salt")],
+        "narrated",
+        None,
+        30.0,
+        "training",
+        "salad",
+        segments=[
+            Segment(0, 0.0, 6.0, "cut the tomato", "cut", "tomato"),
+            Segment(1, 9.0, 9.4, "add salt", "add", "salt"),
+        ],
         narration=narration([(0.2, 4.4, "now we cut the tomato"), (9.0, 13.9, "then a little salt goes in")]),
     )
-    silent = VideoRecord("silent", None, 60.0, "validation", "soup",
-                         segments=[Segment(0, 3.0, 12.0, "stir the soup", "stir", "soup")])
+    silent = VideoRecord(
+        "silent",
+        None,
+        60.0,
+        "validation",
+        "soup",
+        segments=[Segment(0, 3.0, 12.0, "stir the soup", "stir", "soup")],
+    )
     missing = VideoRecord("never_extracted", None, 10.0, "training", "soup")
     return VideoDataset({v.video_id: v for v in (narrated, silent, missing)})
 
@@ -96,7 +108,11 @@ def test_vocab_refused_for_features_of_another_dimension(tmp_path):
     other = make_features(tmp_path / "wide", {"a": 10}, dim=DIM + 4)
     with pytest.raises(DataError) as err:
         load_vocab(vocab, other)
-    assert str(vocab / VOCAB_FILE) in str(err.value) and f"{DIM}-d" in str(err.value) and "wide" in str(err.value)
+    assert (
+        str(vocab / VOCAB_FILE) in str(err.value)
+        and f"{DIM}-d" in str(err.value)
+        and "wide" in str(err.value)
+    )
     with pytest.raises(DataError, match="wide"):
         tokenize_features(other, make_dataset(), vocab, tmp_path / "tokens", tiny_config())
 
@@ -119,7 +135,9 @@ def test_videos_without_narration_are_cut_into_segments_of_sixteen_words():
 
 
 def test_tokenize_writes_words_sentences_segments_and_failures(tmp_path):
-    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40, "orphan": 5}, shuffle="narrated")
+    features = make_features(
+        tmp_path / "features", {"narrated": 20, "silent": 40, "orphan": 5}, shuffle="narrated"
+    )
     config = tiny_config()
     vocab = fit_vocab(features, tmp_path / "vocab", config)
     out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
@@ -178,25 +196,81 @@ def test_nearest_leaf_assignment_option(tmp_path):
 
 def test_cli_vocab_and_tokenize_on_youcook2_files(tmp_path, capsys):
     features = make_features(tmp_path / "features", {"v1": 30})
-    annotations = {"database": {"v1": {"duration": 45.0, "subset": "training", "recipe_type": "soup",
-                                       "annotations": [{"id": 0, "segment": [1.0, 10.0], "sentence": "stir soup"}]}}}
+    annotations = {
+        "database": {
+            "v1": {
+                "duration": 45.0,
+                "subset": "training",
+                "recipe_type": "soup",
+                "annotations": [{"id": 0, "segment": [1.0, 10.0], "sentence": "stir soup"}],
+            }
+        }
+    }
     (tmp_path / "ann.json").write_text(json.dumps(annotations), encoding="utf-8")
     captions = {"v1": {"text": ["stir the soup", "well done"], "start": [1.0, 20.0], "end": [4.0, 22.0]}}
     (tmp_path / "captions.json").write_text(json.dumps(captions), encoding="utf-8")
     common = ["--set", "vocab.k=3", "--set", "vocab.depth=2"]
-    assert cli_main(["vocab", "--features", str(features), "--out", str(tmp_path / "vocab"),
-                     "--sample-size", "25", "--device", "cpu", *common]) == 0
+    assert (
+        cli_main(
+            [
+                "vocab",
+                "--features",
+                str(features),
+                "--out",
+                str(tmp_path / "vocab"),
+                "--sample-size",
+                "25",
+                "--device",
+                "cpu",
+                *common,
+            ]
+        )
+        == 0
+    )
     assert "9 words (3^2)" in capsys.readouterr().out
-    assert cli_main(["tokenize", "--features", str(features), "--vocab", str(tmp_path / "vocab"),
-                     "--data", str(tmp_path / "ann.json"), "--captions", str(tmp_path / "captions.json"),
-                     "--out", str(tmp_path / "tokens"), "--device", "cpu", *common]) == 0
+    assert (
+        cli_main(
+            [
+                "tokenize",
+                "--features",
+                str(features),
+                "--vocab",
+                str(tmp_path / "vocab"),
+                "--data",
+                str(tmp_path / "ann.json"),
+                "--captions",
+                str(tmp_path / "captions.json"),
+                "--out",
+                str(tmp_path / "tokens"),
+                "--device",
+                "cpu",
+                *common,
+            ]
+        )
+        == 0
+    )
     (record,) = read_tokens(tmp_path / "tokens")
     assert [s["text"] for s in record["sentences"]] == ["stir the soup", "well done"]
     assert len(record["words"]) == 30 and record["segments"][0]["sentence"] == "stir soup"
     # a vocabulary of another feature dimension: one clear line, exit code 2
     wide = make_features(tmp_path / "wide", {"v1": 10}, dim=DIM + 1)
-    assert cli_main(["tokenize", "--features", str(wide), "--vocab", str(tmp_path / "vocab"),
-                     "--data", str(tmp_path / "ann.json"), "--out", str(tmp_path / "t2"), *common]) == 2
+    assert (
+        cli_main(
+            [
+                "tokenize",
+                "--features",
+                str(wide),
+                "--vocab",
+                str(tmp_path / "vocab"),
+                "--data",
+                str(tmp_path / "ann.json"),
+                "--out",
+                str(tmp_path / "t2"),
+                *common,
+            ]
+        )
+        == 2
+    )
     assert "vocab.safetensors" in capsys.readouterr().err
 
 

@@ -62,7 +62,9 @@ class HierarchicalKMeans:
         cache_blocks: bool = True,
     ) -> None:
         if k < 2 or depth < 1 or n_init < 1 or max_iter < 1:
-            raise ValueError(f"need k >= 2, depth >= 1, n_init >= 1, max_iter >= 1; got {k}, {depth}, {n_init}, {max_iter}")
+            raise ValueError(
+                f"need k >= 2, depth >= 1, n_init >= 1, max_iter >= 1; got {k}, {depth}, {n_init}, {max_iter}"
+            )
         self.k, self.depth, self.seed = k, depth, seed
         self.n_init, self.max_iter, self.tol = n_init, max_iter, tol
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -75,7 +77,9 @@ class HierarchicalKMeans:
         self.centroids: list[torch.Tensor] = []  # level l = 1..depth: [k**l, D] (index l-1)
         self.valid: list[torch.Tensor] = []  # level l: [k**l] bool, False for empty nodes
         self.counts: list[torch.Tensor] = []  # level l: [k**l] training points per node
-        self.node_inertia: list[torch.Tensor] = []  # level l = 0..depth-1: [k**l] inertia of each node's split
+        self.node_inertia: list[
+            torch.Tensor
+        ] = []  # level l = 0..depth-1: [k**l] inertia of each node's split
         self.n_iter: list[int] = []  # Lloyd iterations run at each level (the slowest restart)
 
     # ------------------------------------------------------------------ public API
@@ -232,13 +236,21 @@ class HierarchicalKMeans:
             raise DataError(f"{path}: not a vbert vocabulary (metadata 'format' is {meta.get('format')!r})")
         try:
             k, depth, dim = int(meta["k"]), int(meta["depth"]), int(meta["dim"])
-            tree = cls(k, depth, seed=int(meta.get("seed", 0)), n_init=int(meta.get("n_init", 1)),
-                       max_iter=int(meta.get("max_iter", 50)), device=device)
+            tree = cls(
+                k,
+                depth,
+                seed=int(meta.get("seed", 0)),
+                n_init=int(meta.get("n_init", 1)),
+                max_iter=int(meta.get("max_iter", 50)),
+                device=device,
+            )
             tree.dim = dim
             for level in range(1, depth + 1):
                 cents = tensors[f"centroids.{level}"].float()
                 if tuple(cents.shape) != (k**level, dim):
-                    raise DataError(f"{path}: centroids.{level} has shape {list(cents.shape)}, expected {[k**level, dim]}")
+                    raise DataError(
+                        f"{path}: centroids.{level} has shape {list(cents.shape)}, expected {[k**level, dim]}"
+                    )
                 tree.centroids.append(cents.to(tree.device))
                 tree.valid.append(tensors[f"valid.{level}"].bool().to(tree.device))
                 tree.counts.append(tensors[f"counts.{level}"].to(tree.device))
@@ -258,10 +270,14 @@ class HierarchicalKMeans:
         if x.ndim != 2:
             raise DataError(f"expected vectors of shape [N, D], got {list(x.shape)}")
         if not fitting and x.shape[1] != self.dim:
-            raise DataError(f"vectors have dimension {x.shape[1]} but this vocabulary was fitted on {self.dim}")
+            raise DataError(
+                f"vectors have dimension {x.shape[1]} but this vocabulary was fitted on {self.dim}"
+            )
         return x.to(self.device, torch.float32)
 
-    def _plan(self, x: torch.Tensor, sq_norms: torch.Tensor, node: torch.Tensor, num_nodes: int) -> list | None:
+    def _plan(
+        self, x: torch.Tensor, sq_norms: torch.Tensor, node: torch.Tensor, num_nodes: int
+    ) -> list | None:
         """How to batch the points of a level: None for one dense matmul, else a list of `_Block`s.
 
         Points are grouped by node and nodes by size class (sizes rounded up to a quarter of
@@ -288,13 +304,35 @@ class HierarchicalKMeans:
             if rows <= max_rows:
                 per_block = max(1, max_rows // rows)
                 for a in range(0, len(members), per_block):
-                    blocks.append(_Block(x, sq_norms, order, start, size, members[a : a + per_block], 0, rows,
-                                         self.cache_blocks))
+                    blocks.append(
+                        _Block(
+                            x,
+                            sq_norms,
+                            order,
+                            start,
+                            size,
+                            members[a : a + per_block],
+                            0,
+                            rows,
+                            self.cache_blocks,
+                        )
+                    )
             else:  # nodes too big for one block: row pieces, one node at a time
                 for n in members.tolist():
                     for r in range(0, int(size[n]), max_rows):
-                        blocks.append(_Block(x, sq_norms, order, start, size, members[members == n], r, max_rows,
-                                             self.cache_blocks))
+                        blocks.append(
+                            _Block(
+                                x,
+                                sq_norms,
+                                order,
+                                start,
+                                size,
+                                members[members == n],
+                                r,
+                                max_rows,
+                                self.cache_blocks,
+                            )
+                        )
         return blocks
 
     def _node_distances(
@@ -316,7 +354,9 @@ class HierarchicalKMeans:
             step = max(1, self.chunk_bytes // (4 * (num_nodes * k + d)))
             for a in range(0, len(x), step):
                 xc, nc = x[a : a + step], node[a : a + step]  # [c, D], [c]
-                dots = (xc @ flat.T).view(len(xc), num_nodes, k)[torch.arange(len(xc), device=x.device), nc]  # [c, k]
+                dots = (xc @ flat.T).view(len(xc), num_nodes, k)[
+                    torch.arange(len(xc), device=x.device), nc
+                ]  # [c, k]
                 out[a : a + step] = sq_norms[a : a + step, None] - 2.0 * dots + cent_sq[nc]
         else:  # padded blocks of nodes: [m, p, D] @ [m, D, k]
             for block in plan:
@@ -328,9 +368,17 @@ class HierarchicalKMeans:
         return out, out.min(1).values
 
     def _fit_level(
-        self, x: torch.Tensor, sq_norms: torch.Tensor, node: torch.Tensor, num_nodes: int, gen: torch.Generator
+        self,
+        x: torch.Tensor,
+        sq_norms: torch.Tensor,
+        node: torch.Tensor,
+        num_nodes: int,
+        gen: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        """One restart of every clustering of a level: (centroids [M, k, D], labels [N], inertia [M], counts [M*k], iters)."""
+        """One restart of every clustering of a level.
+
+        Returns (centroids [M, k, D], labels [N], inertia [M], counts [M*k], iterations).
+        """
         k, d = self.k, x.shape[1]
         plan = self._plan(x, sq_norms, node, num_nodes)
         cents, valid = self._kmeans_plus_plus(x, sq_norms, node, num_nodes, gen, plan)  # [M, k, D], [M, k]
@@ -338,7 +386,9 @@ class HierarchicalKMeans:
         # sklearn's tolerance: tol x mean per-feature variance, here of each node's own points
         node_sum = torch.zeros(num_nodes, d, device=x.device).index_add_(0, node, x)
         node_sq = torch.zeros(num_nodes, device=x.device).index_add_(0, node, sq_norms)
-        mean_var = (node_sq - (node_sum * node_sum).sum(1) / node_size.clamp_min(1)) / node_size.clamp_min(1) / d
+        mean_var = (
+            (node_sq - (node_sum * node_sum).sum(1) / node_size.clamp_min(1)) / node_size.clamp_min(1) / d
+        )
         tol = self.tol * mean_var.clamp_min(0)  # [M]
         labels = None
         iters = 0
@@ -351,8 +401,9 @@ class HierarchicalKMeans:
             slot = node * k + labels  # [N] child id
             sums = torch.zeros(num_nodes * k, d, device=x.device).index_add_(0, slot, x)  # [M*k, D]
             counts = torch.bincount(slot, minlength=num_nodes * k)  # [M*k]
-            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None].to(x.dtype),
-                              cents.reshape(-1, d)).view(num_nodes, k, d)
+            new = torch.where(
+                counts[:, None] > 0, sums / counts.clamp_min(1)[:, None].to(x.dtype), cents.reshape(-1, d)
+            ).view(num_nodes, k, d)
             shift = ((new - cents) ** 2).sum((1, 2))  # [M]
             cents = new
             if bool((shift <= tol).all()):
@@ -360,7 +411,9 @@ class HierarchicalKMeans:
         dist, best = self._node_distances(x, sq_norms, node, cents, valid, plan)
         labels = dist.argmin(1)
         counts = torch.bincount(node * k + labels, minlength=num_nodes * k)  # [M*k]
-        inertia = torch.zeros(num_nodes, device=x.device, dtype=torch.float64).index_add_(0, node, best.double())
+        inertia = torch.zeros(num_nodes, device=x.device, dtype=torch.float64).index_add_(
+            0, node, best.double()
+        )
         return cents, labels, inertia, counts, iters
 
     def _kmeans_plus_plus(
@@ -381,18 +434,24 @@ class HierarchicalKMeans:
         cents = torch.zeros(num_nodes, k, d, device=dev)
         valid = torch.zeros(num_nodes, k, dtype=torch.bool, device=dev)
         # first centre: a uniformly random point of each node
-        pick = start + (torch.rand(num_nodes, generator=gen, device=dev) * size).long().clamp_max((size - 1).clamp_min(0))
+        pick = start + (torch.rand(num_nodes, generator=gen, device=dev) * size).long().clamp_max(
+            (size - 1).clamp_min(0)
+        )
         has_points = size > 0
         first = order[pick.clamp_max(len(x) - 1)]  # [M]
         cents[:, 0] = x[first]
         valid[:, 0] = has_points
         ones = torch.ones(num_nodes, 1, dtype=torch.bool, device=dev)
-        _, closest = self._node_distances(x, sq_norms, node, cents[:, :1], ones, plan)  # [N] to nearest chosen centre
+        _, closest = self._node_distances(
+            x, sq_norms, node, cents[:, :1], ones, plan
+        )  # [N] to nearest chosen centre
         for j in range(1, k):
             weights = closest[order].double()  # [N] in node order
             cum = torch.cumsum(weights, 0)  # [N]
             before = torch.where(start > 0, cum[(start - 1).clamp_min(0)], torch.zeros_like(cum[:1]))  # [M]
-            total = torch.zeros(num_nodes, dtype=torch.float64, device=dev).index_add_(0, node, closest.double())
+            total = torch.zeros(num_nodes, dtype=torch.float64, device=dev).index_add_(
+                0, node, closest.double()
+            )
             u = torch.rand(num_nodes, trials, generator=gen, device=dev, dtype=torch.float64)
             target = before[:, None] + u * total[:, None]  # [M, L]
             pos = torch.searchsorted(cum, target.reshape(-1), right=True).view(num_nodes, trials)
@@ -404,7 +463,8 @@ class HierarchicalKMeans:
             cand_dist, _ = self._node_distances(x, sq_norms, node, cand_x, all_valid, plan)  # [N, L]
             new_closest = torch.minimum(closest[:, None], cand_dist)  # [N, L]
             potential = torch.zeros(num_nodes, trials, dtype=torch.float64, device=dev).index_add_(
-                0, node, new_closest.double())
+                0, node, new_closest.double()
+            )
             choice = potential.argmin(1)  # [M]
             cents[:, j] = cand_x[torch.arange(num_nodes, device=dev), choice]
             # a node whose points all coincide with chosen centres has no new centre to offer
@@ -416,10 +476,14 @@ class HierarchicalKMeans:
 class _Block:
     """A padded batch of nodes of one size class: rows first_row.. of each member node."""
 
-    def __init__(self, x, sq_norms, order, start, size, members, first_row: int, rows: int, cache: bool) -> None:
+    def __init__(
+        self, x, sq_norms, order, start, size, members, first_row: int, rows: int, cache: bool
+    ) -> None:
         offs = first_row + torch.arange(rows, device=x.device)  # [p]
         real = offs[None, :] < size[members][:, None]  # [m, p] False on padding
-        idx = order[start[members][:, None] + torch.minimum(offs[None, :], size[members][:, None] - 1)]  # [m, p]
+        idx = order[
+            start[members][:, None] + torch.minimum(offs[None, :], size[members][:, None] - 1)
+        ]  # [m, p]
         self.members = members  # [m] node ids
         self.ids = idx  # [m, p] point ids (padding repeats a node's last row)
         self.real_rows = torch.nonzero(real.reshape(-1)).squeeze(1)  # positions of real rows in [m*p]

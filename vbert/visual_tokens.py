@@ -27,7 +27,15 @@ from vbert.dataset import Failure, VideoDataset, VideoRecord
 from vbert.errors import DataError
 from vbert.feature_store import FeatureStore
 from vbert.kmeans import HierarchicalKMeans
-from vbert.manifest import atomic_write_bytes, cached_stage, file_sha256, is_complete, manifest_hash, read_manifest, write_manifest
+from vbert.manifest import (
+    atomic_write_bytes,
+    cached_stage,
+    file_sha256,
+    is_complete,
+    manifest_hash,
+    read_manifest,
+    write_manifest,
+)
 from vbert.visual_vocab import ensure_vocab, load_vocab, vocab_file
 
 TOKENS_FILE = "tokens.jsonl"
@@ -47,43 +55,75 @@ def clips_in_span(starts: np.ndarray, ends: np.ndarray, span_start: float, span_
     return np.array([nearest] if overlaps else [], dtype=np.int64)
 
 
-def video_sentences(record: VideoRecord | None, words: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                    words_per_segment: int = 16) -> list[dict[str, Any]]:
+def video_sentences(
+    record: VideoRecord | None,
+    words: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    words_per_segment: int = 16,
+) -> list[dict[str, Any]]:
     """The video "sentences" of one video: ASR sentences with their clips' words, or 16-word segments."""
     narration = record.narration if record is not None else None
     if narration is not None and narration.words:
         out = []
         for s in narration.sentences():
             idx = clips_in_span(starts, ends, s.start, s.end)
-            out.append({"text": s.text, "start": float(s.start), "end": float(s.end),
-                        "video_words": words[idx].tolist()})
+            out.append(
+                {
+                    "text": s.text,
+                    "start": float(s.start),
+                    "end": float(s.end),
+                    "video_words": words[idx].tolist(),
+                }
+            )
         return out
     out = []
     for a in range(0, len(words), words_per_segment):
         b = min(a + words_per_segment, len(words))
-        out.append({"text": "", "start": float(starts[a]), "end": float(ends[b - 1]), "video_words": words[a:b].tolist()})
+        out.append(
+            {
+                "text": "",
+                "start": float(starts[a]),
+                "end": float(ends[b - 1]),
+                "video_words": words[a:b].tolist(),
+            }
+        )
     return out
 
 
-def video_tokens(record: VideoRecord, words: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 words_per_segment: int = 16) -> dict[str, Any]:
+def video_tokens(
+    record: VideoRecord, words: np.ndarray, starts: np.ndarray, ends: np.ndarray, words_per_segment: int = 16
+) -> dict[str, Any]:
     """One line of tokens.jsonl: a video's words, its sentences and its ground-truth segments."""
     segments = []
     for seg in record.segments:
         idx = clips_in_span(starts, ends, seg.start, seg.end)
-        segments.append({"id": seg.id, "start": float(seg.start), "end": float(seg.end), "sentence": seg.sentence,
-                         "verb": seg.verb, "noun": seg.noun, "video_words": words[idx].tolist()})
+        segments.append(
+            {
+                "id": seg.id,
+                "start": float(seg.start),
+                "end": float(seg.end),
+                "sentence": seg.sentence,
+                "verb": seg.verb,
+                "noun": seg.noun,
+                "video_words": words[idx].tolist(),
+            }
+        )
     return {
-        "video_id": record.video_id, "subset": record.subset, "recipe_type": record.recipe_type,
-        "words": words.tolist(), "clip_starts": [round(float(s), 4) for s in starts],
+        "video_id": record.video_id,
+        "subset": record.subset,
+        "recipe_type": record.recipe_type,
+        "words": words.tolist(),
+        "clip_starts": [round(float(s), 4) for s in starts],
         "clip_ends": [round(float(e), 4) for e in ends],
         "sentences": video_sentences(record, words, starts, ends, words_per_segment),
         "segments": segments,
     }
 
 
-def assign_words(tree: HierarchicalKMeans, vectors: torch.Tensor, assignment: str = "tree",
-                 chunk: int = 1 << 18) -> torch.Tensor:
+def assign_words(
+    tree: HierarchicalKMeans, vectors: torch.Tensor, assignment: str = "tree", chunk: int = 1 << 18
+) -> torch.Tensor:
     """Word ids of `vectors` [N, D]: by tree descent ("tree") or nearest leaf ("nearest"): [N].
 
     Rows go through in chunks of `chunk` so that float16 features of millions of clips are
@@ -96,16 +136,26 @@ def assign_words(tree: HierarchicalKMeans, vectors: torch.Tensor, assignment: st
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
 
-def tokenize_features(features_dir: str | Path, dataset: VideoDataset, vocab_path: str | Path, out_dir: str | Path,
-                      config: Config, device: str | torch.device | None = None, dataset_hash: str = "") -> Path:
+def tokenize_features(
+    features_dir: str | Path,
+    dataset: VideoDataset,
+    vocab_path: str | Path,
+    out_dir: str | Path,
+    config: Config,
+    device: str | torch.device | None = None,
+    dataset_hash: str = "",
+) -> Path:
     """Write `out_dir/tokens.jsonl` (one line per video with features and a record) and a manifest."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     tree = load_vocab(vocab_path, features_dir, device=device)
     store = FeatureStore(features_dir)
     words = assign_words(tree, torch.from_numpy(store.features), config.vocab.assignment).numpy()  # [N]
     present = set(store.videos())
-    failures = [Failure(v, "no features (extraction failed or skipped)").to_dict()
-                for v in sorted(dataset.videos) if v not in present]
+    failures = [
+        Failure(v, "no features (extraction failed or skipped)").to_dict()
+        for v in sorted(dataset.videos)
+        if v not in present
+    ]
     rows: dict[str, list[int]] = {}
     for i, video_id in enumerate(store.video_ids):
         rows.setdefault(video_id, []).append(i)
@@ -116,7 +166,9 @@ def tokenize_features(features_dir: str | Path, dataset: VideoDataset, vocab_pat
             failures.append(Failure(video_id, "features but no annotation record").to_dict())
             continue
         idx = np.asarray(idx)[np.argsort(store.starts[idx], kind="stable")]  # the video's clips in time order
-        line = video_tokens(record, words[idx], store.starts[idx], store.ends[idx], config.vocab.words_per_segment)
+        line = video_tokens(
+            record, words[idx], store.starts[idx], store.ends[idx], config.vocab.words_per_segment
+        )
         lines.append(json.dumps(line, ensure_ascii=False))
         clips += len(idx)
         sentences += len(line["sentences"])
@@ -126,11 +178,23 @@ def tokenize_features(features_dir: str | Path, dataset: VideoDataset, vocab_pat
     atomic_write_bytes(out_dir / TOKENS_FILE, ("\n".join(lines) + "\n").encode("utf-8"))
     used = np.unique(words)
     write_manifest(
-        out_dir, "tokenize", tokenize_spec(config, tree),
-        inputs={"features": manifest_hash(features_dir), "vocab_fitted_on": tree.metadata.get("features_hash", ""),
-                "vocab_file": file_sha256(vocab_file(vocab_path)), "dataset": dataset_hash},
-        outputs={TOKENS_FILE: file_sha256(out_dir / TOKENS_FILE), "videos": len(lines), "clips": clips,
-                 "sentences": sentences, "distinct_words": len(used), "vocab_size": tree.vocab_size},
+        out_dir,
+        "tokenize",
+        tokenize_spec(config, tree),
+        inputs={
+            "features": manifest_hash(features_dir),
+            "vocab_fitted_on": tree.metadata.get("features_hash", ""),
+            "vocab_file": file_sha256(vocab_file(vocab_path)),
+            "dataset": dataset_hash,
+        },
+        outputs={
+            TOKENS_FILE: file_sha256(out_dir / TOKENS_FILE),
+            "videos": len(lines),
+            "clips": clips,
+            "sentences": sentences,
+            "distinct_words": len(used),
+            "vocab_size": tree.vocab_size,
+        },
         failures=failures,
     )
     return out_dir
@@ -165,15 +229,24 @@ def read_tokens(path: str | Path) -> list[dict[str, Any]]:
 
 
 def ensure_tokens(config: Config) -> Path:
-    """The folder of the preset's tokens.jsonl (SynthCook, its features and vocabulary), built once and cached."""
+    """The folder of the preset's tokens.jsonl (its SynthCook, features, vocabulary), built once, cached."""
     from vbert.extract import ensure_features
     from vbert.synthcook import ensure_synthcook, load_synthcook
 
     root, features, vocab = ensure_synthcook(config), ensure_features(config), ensure_vocab(config)
-    key = {**tokenize_spec(config), "features": manifest_hash(features), "vocab": manifest_hash(vocab),
-           "data": manifest_hash(root)}
-    return cached_stage("tokens", key, lambda folder: tokenize_features(
-        features, load_synthcook(root), vocab, folder, config, dataset_hash=manifest_hash(root)))
+    key = {
+        **tokenize_spec(config),
+        "features": manifest_hash(features),
+        "vocab": manifest_hash(vocab),
+        "data": manifest_hash(root),
+    }
+    return cached_stage(
+        "tokens",
+        key,
+        lambda folder: tokenize_features(
+            features, load_synthcook(root), vocab, folder, config, dataset_hash=manifest_hash(root)
+        ),
+    )
 
 
 def _data_folder(run_dir: Path) -> Path:
@@ -181,7 +254,9 @@ def _data_folder(run_dir: Path) -> Path:
     for name in ("synthcook", "generate"):
         if (run_dir / name / "annotations.json").is_file():
             return run_dir / name
-    raise DataError(f"{run_dir}: no SynthCook folder from the generate stage (run the 'generate' stage first)")
+    raise DataError(
+        f"{run_dir}: no SynthCook folder from the generate stage (run the 'generate' stage first)"
+    )
 
 
 def run_tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -189,12 +264,24 @@ def run_tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, 
     from vbert.synthcook import load_synthcook
 
     root, out = _data_folder(run_dir), run_dir / "tokenize"
-    if force or not is_complete(out, tokenize_spec(config)) or \
-            read_manifest(out)["inputs"].get("features") != manifest_hash(run_dir / "features"):
-        tokenize_features(run_dir / "features", load_synthcook(root), run_dir / "vocab", out, config,
-                          dataset_hash=manifest_hash(root))
+    if (
+        force
+        or not is_complete(out, tokenize_spec(config))
+        or read_manifest(out)["inputs"].get("features") != manifest_hash(run_dir / "features")
+    ):
+        tokenize_features(
+            run_dir / "features",
+            load_synthcook(root),
+            run_dir / "vocab",
+            out,
+            config,
+            dataset_hash=manifest_hash(root),
+        )
     manifest = read_manifest(out)
-    return {**{k: v for k, v in manifest["outputs"].items() if k != TOKENS_FILE}, "failures": len(manifest["failures"])}
+    return {
+        **{k: v for k, v in manifest["outputs"].items() if k != TOKENS_FILE},
+        "failures": len(manifest["failures"]),
+    }
 
 
 # ---------------------------------------------------------------- `vbert tokenize`
@@ -207,11 +294,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--features", default=None, help="features folder (default: the preset's)")
     parser.add_argument("--vocab", default=None, help="vocabulary file or folder (default: the preset's)")
-    parser.add_argument("--data", default=None,
-                        help="SynthCook folder or YouCook2 annotation JSON (default: the preset's SynthCook)")
-    parser.add_argument("--captions", default=None, help="HowTo100M-style captions (narration) for --data JSON")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="SynthCook folder or YouCook2 annotation JSON (default: the preset's SynthCook)",
+    )
+    parser.add_argument(
+        "--captions", default=None, help="HowTo100M-style captions (narration) for --data JSON"
+    )
     parser.add_argument("--out", default="runs/tokens", help="output folder (default: runs/tokens)")
-    parser.add_argument("--assignment", choices=["tree", "nearest"], default=None, help="default: vocab.assignment")
+    parser.add_argument(
+        "--assignment", choices=["tree", "nearest"], default=None, help="default: vocab.assignment"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
 
 
@@ -229,12 +323,21 @@ def main(args: argparse.Namespace) -> int:
 
         args.features = ensure_features(config)
     vocab = args.vocab if args.vocab is not None else ensure_vocab(config)
-    out = tokenize_features(args.features, dataset, vocab, args.out, config, device=select_device(args.device),
-                            dataset_hash=data_hash)
+    out = tokenize_features(
+        args.features,
+        dataset,
+        vocab,
+        args.out,
+        config,
+        device=select_device(args.device),
+        dataset_hash=data_hash,
+    )
     o = read_manifest(out)
-    print(f"{out / TOKENS_FILE}: {o['outputs']['videos']} videos, {o['outputs']['clips']} clips, "
-          f"{o['outputs']['sentences']} sentences, {o['outputs']['distinct_words']} distinct words; "
-          f"{len(o['failures'])} failures")
+    print(
+        f"{out / TOKENS_FILE}: {o['outputs']['videos']} videos, {o['outputs']['clips']} clips, "
+        f"{o['outputs']['sentences']} sentences, {o['outputs']['distinct_words']} distinct words; "
+        f"{len(o['failures'])} failures"
+    )
     return 0
 
 

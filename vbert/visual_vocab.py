@@ -23,7 +23,14 @@ from vbert.config import Config
 from vbert.errors import DataError
 from vbert.feature_store import FeatureStore
 from vbert.kmeans import HierarchicalKMeans
-from vbert.manifest import cached_stage, file_sha256, is_complete, manifest_hash, read_manifest, write_manifest
+from vbert.manifest import (
+    cached_stage,
+    file_sha256,
+    is_complete,
+    manifest_hash,
+    read_manifest,
+    write_manifest,
+)
 
 VOCAB_FILE = "vocab.safetensors"
 TOKENS_FILE = "tokens.jsonl"
@@ -44,8 +51,13 @@ def sample_features(store: FeatureStore, sample_size: int, seed: int) -> torch.T
     return torch.from_numpy(store.features[chosen].astype(np.float32))
 
 
-def fit_vocab(features_dir: str | Path, out_dir: str | Path, config: Config, sample_size: int | None = None,
-              device: str | torch.device | None = None) -> Path:
+def fit_vocab(
+    features_dir: str | Path,
+    out_dir: str | Path,
+    config: Config,
+    sample_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> Path:
     """Fit the visual vocabulary on a sample of `features_dir`; write it and its manifest to `out_dir`."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     cfg = config.vocab
@@ -55,18 +67,35 @@ def fit_vocab(features_dir: str | Path, out_dir: str | Path, config: Config, sam
     x = sample_features(store, sample_size, config.seed)  # [n, D]
     device = torch.device(device) if device is not None else torch.device("cpu")
     start = time.perf_counter()
-    tree = HierarchicalKMeans(cfg.k, cfg.depth, seed=config.seed, n_init=cfg.n_init, max_iter=cfg.max_iter,
-                              tol=cfg.tol, device=device).fit(x)
+    tree = HierarchicalKMeans(
+        cfg.k,
+        cfg.depth,
+        seed=config.seed,
+        n_init=cfg.n_init,
+        max_iter=cfg.max_iter,
+        tol=cfg.tol,
+        device=device,
+    ).fit(x)
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"features_hash": features_hash, "features_folder": features_dir.name, "sample_size": str(len(x))}
     tree.save(out_dir / VOCAB_FILE, metadata=meta)
     used = int(tree.leaf_valid.sum())
     write_manifest(
-        out_dir, "vocab", vocab_spec(config, sample_size), inputs={"features": features_hash},
-        outputs={VOCAB_FILE: file_sha256(out_dir / VOCAB_FILE), "vocab_size": tree.vocab_size,
-                 "words_used": used, "dim": tree.dim, "sample": len(x)},
-        fit_seconds=round(seconds, 2), device=str(device), iterations=tree.n_iter,
+        out_dir,
+        "vocab",
+        vocab_spec(config, sample_size),
+        inputs={"features": features_hash},
+        outputs={
+            VOCAB_FILE: file_sha256(out_dir / VOCAB_FILE),
+            "vocab_size": tree.vocab_size,
+            "words_used": used,
+            "dim": tree.dim,
+            "sample": len(x),
+        },
+        fit_seconds=round(seconds, 2),
+        device=str(device),
+        iterations=tree.n_iter,
         inertia_per_level=[float(i.sum()) for i in tree.node_inertia],
     )
     return out_dir
@@ -86,8 +115,9 @@ def vocab_file(path: str | Path) -> Path:
     return path / VOCAB_FILE if path.is_dir() else path
 
 
-def load_vocab(path: str | Path, features_dir: str | Path | None = None,
-               device: str | torch.device | None = None) -> HierarchicalKMeans:
+def load_vocab(
+    path: str | Path, features_dir: str | Path | None = None, device: str | torch.device | None = None
+) -> HierarchicalKMeans:
     """Load a vocabulary; with `features_dir`, refuse it when the features have another dimension."""
     file = vocab_file(path)
     tree = HierarchicalKMeans.load(file, device=device)
@@ -96,7 +126,7 @@ def load_vocab(path: str | Path, features_dir: str | Path | None = None,
         if dim != tree.dim:
             raise DataError(
                 f"{file}: this vocabulary was fitted on {tree.dim}-d features, but {features_dir} holds "
-                f"{dim}-d features (another extractor?); fit a vocabulary on these features with `vbert vocab`"
+                f"{dim}-d features (another extractor?); fit a vocabulary on them with `vbert vocab`"
             )
     return tree
 
@@ -129,7 +159,9 @@ def ensure_vocab(config: Config) -> Path:
 
     features = ensure_features(config)
     key = {**vocab_spec(config), "features": manifest_hash(features)}
-    return cached_stage("vocab", key, lambda folder: fit_vocab(features, folder, config, device=select_device()))
+    return cached_stage(
+        "vocab", key, lambda folder: fit_vocab(features, folder, config, device=select_device())
+    )
 
 
 def run_vocab_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -153,9 +185,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vbert.cli import add_config_arguments
 
     add_config_arguments(parser)
-    parser.add_argument("--features", default=None, help="features folder (default: the preset's, built if needed)")
+    parser.add_argument(
+        "--features", default=None, help="features folder (default: the preset's, built if needed)"
+    )
     parser.add_argument("--out", default="runs/vocab", help="vocabulary folder (default: runs/vocab)")
-    parser.add_argument("--sample-size", type=int, default=None, help="clip vectors to fit on (default: vocab.sample_size)")
+    parser.add_argument(
+        "--sample-size", type=int, default=None, help="clip vectors to fit on (default: vocab.sample_size)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
     parser.add_argument("--force", action="store_true", help="fit again even when the folder is complete")
 
@@ -172,10 +208,15 @@ def main(args: argparse.Namespace) -> int:
         args.features = ensure_features(config)
     out = Path(args.out)
     sample = config.vocab.sample_size if args.sample_size is None else args.sample_size
-    if args.force or not is_complete(out, vocab_spec(config, sample), {"features": manifest_hash(args.features)}):
+    if args.force or not is_complete(
+        out, vocab_spec(config, sample), {"features": manifest_hash(args.features)}
+    ):
         fit_vocab(args.features, out, config, sample_size=sample, device=select_device(args.device))
     manifest = read_manifest(out)
     o = manifest["outputs"]
-    print(f"{out / VOCAB_FILE}: {o['vocab_size']} words ({config.vocab.k}^{config.vocab.depth}), {o['words_used']} used, "
-          f"fitted on {o['sample']} vectors of {o['dim']} dims in {manifest.get('fit_seconds')} s")
+    print(
+        f"{out / VOCAB_FILE}: {o['vocab_size']} words ({config.vocab.k}^{config.vocab.depth}), "
+        f"{o['words_used']} used, "
+        f"fitted on {o['sample']} vectors of {o['dim']} dims in {manifest.get('fit_seconds')} s"
+    )
     return 0

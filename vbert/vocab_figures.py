@@ -19,8 +19,9 @@ import torch
 from vbert.kmeans import HierarchicalKMeans
 
 
-def clips_nearest_word(tree: HierarchicalKMeans, vectors: torch.Tensor, word: int, n: int = 16,
-                       words: torch.Tensor | None = None) -> np.ndarray:
+def clips_nearest_word(
+    tree: HierarchicalKMeans, vectors: torch.Tensor, word: int, n: int = 16, words: torch.Tensor | None = None
+) -> np.ndarray:
     """Indices of at most `n` clips assigned to `word`, nearest its centroid first."""
     words = tree.assign(vectors) if words is None else torch.as_tensor(words)
     members = torch.nonzero(words == word).squeeze(1)  # [m]
@@ -31,9 +32,10 @@ def clips_nearest_word(tree: HierarchicalKMeans, vectors: torch.Tensor, word: in
     return members[torch.argsort(dist)[:n]].numpy()
 
 
-def middle_frames(clips: list[tuple[str | Path, float]], fps: float = 20.0, clip_frames: int = 30,
-                  size: int = 112) -> np.ndarray:
-    """The middle frame of each (video path, clip start) clip, decoded with vbert.video: uint8 [n, S, S, 3]."""
+def middle_frames(
+    clips: list[tuple[str | Path, float]], fps: float = 20.0, clip_frames: int = 30, size: int = 112
+) -> np.ndarray:
+    """Middle frame of each (video path, clip start) clip, decoded with vbert.video: uint8 [n, S, S, 3]."""
     from vbert.video import read_clips
 
     by_video: dict[str, list[int]] = {}
@@ -55,7 +57,7 @@ def mosaic(frames: np.ndarray, cols: int = 4, pad: int = 2) -> np.ndarray:
     image = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), 255, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)
-        image[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = frames[i]
+        image[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = frames[i]
     return image
 
 
