@@ -37,7 +37,11 @@ def test_identical_captions_score_perfectly() -> None:
 
 
 def test_disjoint_captions_score_zero() -> None:
-    hyps = {"a": "wash blue cars quickly now", "b": "paint old fences gently here", "c": "fix broken bikes slowly today"}
+    hyps = {
+        "a": "wash blue cars quickly now",
+        "b": "paint old fences gently here",
+        "c": "fix broken bikes slowly today",
+    }
     scores = caption_scores(CORPUS, hyps, meteor=False)
     assert scores["BLEU-4"] < 1e-6 and scores["BLEU-3"] < 1e-6
     assert scores["ROUGE-L"] == 0.0 and scores["CIDEr"] == 0.0
@@ -87,7 +91,11 @@ def test_meteor_missing_without_java(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(not java_available(), reason="METEOR needs Java")
 def test_meteor_with_java_orders_captions() -> None:
-    refs = {"same": "crack the egg into a bowl", "part": "stir the noodles in the pot", "none": "peel the banana"}
+    refs = {
+        "same": "crack the egg into a bowl",
+        "part": "stir the noodles in the pot",
+        "none": "peel the banana",
+    }
     hyps = {"same": "crack the egg into a bowl", "part": "stir the pot", "none": "wash blue cars"}
     corpus, items = meteor_item_scores({k: [v] for k, v in refs.items()}, {k: [v] for k, v in hyps.items()})
     assert corpus is not None

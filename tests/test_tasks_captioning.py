@@ -20,15 +20,22 @@ from vbert.tasks.captioning import (
     train_captioner,
 )
 
-CAPTIONS = ["cut the tomato on the board", "stir the soup in the pot", "crack the egg into a bowl",
-            "pour the milk into the bowl"]
+CAPTIONS = [
+    "cut the tomato on the board",
+    "stir the soup in the pot",
+    "crack the egg into a bowl",
+    "pour the milk into the bowl",
+]
 
 
 def toy_data(n: int, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
-    """Each class is a direction in 8-d; an example is 2-4 noisy copies of it (a variable-length clip sequence)."""
+    """Each class is a direction in 8-d; an example is 2-4 noisy copies of it (clips of varying count)."""
     centres = np.eye(8, dtype=np.float32)[:4] * 3
     labels = rng.integers(0, 4, n).tolist()
-    inputs = [centres[c] + 0.3 * rng.standard_normal((int(rng.integers(2, 5)), 8)).astype(np.float32) for c in labels]
+    inputs = [
+        centres[c] + 0.3 * rng.standard_normal((int(rng.integers(2, 5)), 8)).astype(np.float32)
+        for c in labels
+    ]
     return inputs, labels
 
 
@@ -54,11 +61,20 @@ def test_learns_toy_mapping_greedy_and_beam() -> None:
     vocab = CaptionVocab.build(CAPTIONS)
     train_x, train_y = toy_data(96, rng)
     test_x, test_y = toy_data(12, rng)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
-                        max_position_embeddings=16, hidden_dropout=0.0, attention_dropout=0.0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+    )
     model = CaptionModel(8, len(vocab), config)
-    history = train_captioner(model, train_x, [vocab.encode(CAPTIONS[c], 12) for c in train_y],
-                              epochs=30, batch_size=16, lr=3e-3)
+    history = train_captioner(
+        model, train_x, [vocab.encode(CAPTIONS[c], 12) for c in train_y], epochs=30, batch_size=16, lr=3e-3
+    )
     assert history[-1] < 0.1 * history[0]
     x, mask = pad_inputs(test_x)
     greedy = [vocab.decode(ids) for ids in greedy_decode(model, x, mask, max_len=12)]
@@ -70,8 +86,16 @@ def test_learns_toy_mapping_greedy_and_beam() -> None:
 
 def test_beam_of_one_equals_greedy() -> None:
     torch.manual_seed(1)
-    config = BertConfig(vocab_size=12, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
-                        max_position_embeddings=16)
+    config = BertConfig(
+        vocab_size=12,
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
     model = CaptionModel(4, 12, config).eval()
     x = torch.randn(3, 2, 4)
-    assert beam_search(model, x, None, beam_size=1, max_len=6, length_penalty=0.0) == greedy_decode(model, x, None, 6)
+    assert beam_search(model, x, None, beam_size=1, max_len=6, length_penalty=0.0) == greedy_decode(
+        model, x, None, 6
+    )

@@ -21,7 +21,9 @@ def test_eval_lists_its_tasks(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_template_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["eval", "zero-shot", "--set", "eval.zero_shot_template=how to [MASK] it", "--out", str(tmp_path)])
+    code = main(
+        ["eval", "zero-shot", "--set", "eval.zero_shot_template=how to [MASK] it", "--out", str(tmp_path)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "exactly two" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # nothing was built or written
@@ -29,7 +31,10 @@ def test_bad_template_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_
 
 def test_write_result_makes_json_and_markdown(tmp_path: Path) -> None:
     write_result(tmp_path, "demo", {"confusion": np.eye(2, dtype=np.int64), "acc": np.float32(0.5)}, "| a |")
-    assert json.loads((tmp_path / "demo.json").read_text(encoding="utf-8")) == {"confusion": [[1, 0], [0, 1]], "acc": 0.5}
+    assert json.loads((tmp_path / "demo.json").read_text(encoding="utf-8")) == {
+        "confusion": [[1, 0], [0, 1]],
+        "acc": 0.5,
+    }
     assert (tmp_path / "demo.md").read_text(encoding="utf-8").startswith("# demo")
 
 

@@ -21,7 +21,24 @@ from vbert.tasks.generation import text_to_video
 from vbert.tasks.retrieval import recall_at_k, retrieval_scores, windows
 from vbert.videobert import VideoBertForPretraining
 
-WORDS = ["now", "let", "'", "s", "me", "show", "you", "how", "to", "the", "and", "then", ",", "cut", "tomato", "egg"]
+WORDS = [
+    "now",
+    "let",
+    "'",
+    "s",
+    "me",
+    "show",
+    "you",
+    "how",
+    "to",
+    "the",
+    "and",
+    "then",
+    ",",
+    "cut",
+    "tomato",
+    "egg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +46,9 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from vbert.text import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
-                                      encoding="utf-8")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8"
+    )
     return load_tokenizer(folder)
 
 
@@ -38,14 +56,24 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
 def model_and_vocab(tokenizer):
     torch.manual_seed(0)
     vocab = JointVocab(text_size=len(tokenizer), visual_size=6)
-    config = BertConfig(vocab_size=vocab.size, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
-                        max_position_embeddings=32, hidden_dropout=0.0, attention_dropout=0.0)
+    config = BertConfig(
+        vocab_size=vocab.size,
+        hidden_size=16,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+    )
     return VideoBertForPretraining(config, vocab).eval(), vocab
 
 
 def test_recall_at_k_by_hand() -> None:
     scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.5, 0.7], [0.3, 0.3, 0.1]])
-    assert recall_at_k(scores, [0, 1, 1], ks=(1, 2, 3)) == pytest.approx({"R@1": 200 / 3, "R@2": 100.0, "R@3": 100.0})
+    assert recall_at_k(scores, [0, 1, 1], ks=(1, 2, 3)) == pytest.approx(
+        {"R@1": 200 / 3, "R@2": 100.0, "R@3": 100.0}
+    )
     with pytest.raises(VbertError):
         recall_at_k(np.zeros((2, 3)), [0])
 
@@ -59,9 +87,13 @@ def test_windows_cover_the_video() -> None:
 def test_retrieval_takes_the_best_window(model_and_vocab, tokenizer) -> None:
     model, vocab = model_and_vocab
     videos = [[0, 1, 2, 3, 4, 5, 0, 1], [2, 2]]
-    scores = retrieval_scores(model, tokenizer, vocab, ["cut the tomato", "egg"], videos, max_len=32, window=4)
+    scores = retrieval_scores(
+        model, tokenizer, vocab, ["cut the tomato", "egg"], videos, max_len=32, window=4
+    )
     assert scores.shape == (2, 2)
-    per_window = alignment_scores(model, tokenizer, vocab, [("egg", w) for w in windows(videos[0], 4)], max_len=32)
+    per_window = alignment_scores(
+        model, tokenizer, vocab, [("egg", w) for w in windows(videos[0], 4)], max_len=32
+    )
     assert scores[1, 0] == pytest.approx(per_window.max(), abs=1e-6)
     assert ((scores >= 0) & (scores <= 1)).all()
 
@@ -70,8 +102,9 @@ def test_caption_features_average_video_and_slot_outputs(model_and_vocab, tokeni
     model, vocab = model_and_vocab
     feats = caption_features(model, tokenizer, vocab, [[1, 2, 3], [4]], max_len=32)
     assert feats.shape == (2, 32)
-    text = tokenizer("now let's [MASK] the [MASK] to the [MASK], and then [MASK] the [MASK]",
-                     add_special_tokens=False)["input_ids"]
+    text = tokenizer(
+        "now let's [MASK] the [MASK] to the [MASK], and then [MASK] the [MASK]", add_special_tokens=False
+    )["input_ids"]
     ids = [vocab.cls_id, *text, vocab.next_id, vocab.text_size + 4, vocab.sep_id]
     types = [0] * (len(text) + 1) + [1, 1, 1]
     hidden = model.bert(torch.tensor([ids]), torch.tensor([types]), None)[0]
@@ -97,7 +130,9 @@ def test_text_to_video_and_forecast_write_visual_words(model_and_vocab, tokenize
     model, vocab = model_and_vocab
     words = text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)
     assert len(words) == 5 and all(0 <= w < vocab.visual_size for w in words)
-    assert words == text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)  # greedy: deterministic
+    assert words == text_to_video(
+        model, tokenizer, vocab, "cut the tomato", num_words=5
+    )  # greedy: deterministic
     with pytest.raises(VbertError, match="non-empty sentence"):
         text_to_video(model, tokenizer, vocab, "   ", num_words=3)
     future = forecast(model, vocab, list(range(6)) * 20, num_words=4, max_len=32)  # long context is cut
@@ -112,13 +147,29 @@ def test_word_accuracy() -> None:
 
 def _write_tokens(folder: Path) -> Path:
     def seg(i, verb, noun, words):
-        return {"id": i, "start": 2.0 * i, "end": 2.0 * i + 1.5, "sentence": f"{verb} the {noun}",
-                "verb": verb, "noun": noun, "video_words": words}
+        return {
+            "id": i,
+            "start": 2.0 * i,
+            "end": 2.0 * i + 1.5,
+            "sentence": f"{verb} the {noun}",
+            "verb": verb,
+            "noun": noun,
+            "video_words": words,
+        }
 
     records = [
-        {"video_id": f"v{n}", "subset": "training" if n < 4 else "validation", "recipe_type": "r" + str(n % 2),
-         "words": [n % 6, 1, 2, 3], "sentences": [],
-         "segments": [seg(0, "cut", "tomato", [n % 6]), seg(1, "crack", "egg", [1, 2]), seg(2, "cut", "egg", [])]}
+        {
+            "video_id": f"v{n}",
+            "subset": "training" if n < 4 else "validation",
+            "recipe_type": "r" + str(n % 2),
+            "words": [n % 6, 1, 2, 3],
+            "sentences": [],
+            "segments": [
+                seg(0, "cut", "tomato", [n % 6]),
+                seg(1, "crack", "egg", [1, 2]),
+                seg(2, "cut", "egg", []),
+            ],
+        }
         for n in range(6)
     ]
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,7 +194,9 @@ def test_token_file_segments_and_subsets(tmp_path: Path) -> None:
 
 def test_token_file_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "tokens.jsonl"
-    bad.write_text(json.dumps({"video_id": "a", "words": [], "segments": [{"start": 0}]}) + "\n", encoding="utf-8")
+    bad.write_text(
+        json.dumps({"video_id": "a", "words": [], "segments": [{"start": 0}]}) + "\n", encoding="utf-8"
+    )
     with pytest.raises(DataError, match="tokens.jsonl.*segment 0 lacks"):
         load_segments(bad, None)
     bad.write_text('{"video_id": "a", "words": [1]\n', encoding="utf-8")
@@ -172,7 +225,9 @@ def test_probes_on_separable_data() -> None:
     segs = [type("S", (), {"verb": names[i], "noun": names[2 - i]})() for i in y]
     row = probe_row(x[:60], segs[:60], x[60:], segs[60:], names, names, ks=(1, 2))
     assert row["verb top-1"] == 100.0 and row["noun top-1"] == 100.0
-    assert chance_row(names, names + ["d"], ks=(1,)) == pytest.approx({"verb top-1": 100 / 3, "noun top-1": 25.0})
+    assert chance_row(names, names + ["d"], ks=(1,)) == pytest.approx(
+        {"verb top-1": 100 / 3, "noun top-1": 25.0}
+    )
     with pytest.raises(VbertError, match="two recipe types"):
         recipe_probe(x[:5], ["a"] * 5, x[5:10], ["a"] * 5)
 

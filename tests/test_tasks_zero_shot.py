@@ -21,8 +21,25 @@ from vbert.tasks.zero_shot import (
 )
 
 TEMPLATE = "now let me show you how to [MASK] the [MASK]"
-WORDS = ["now", "let", "me", "show", "you", "how", "to", "the", "cut", "stir", "tomato", "egg", "sprink", "##le",
-         "salt", "on", "top"]
+WORDS = [
+    "now",
+    "let",
+    "me",
+    "show",
+    "you",
+    "how",
+    "to",
+    "the",
+    "cut",
+    "stir",
+    "tomato",
+    "egg",
+    "sprink",
+    "##le",
+    "salt",
+    "on",
+    "top",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +48,9 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from vbert.text import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
-                                      encoding="utf-8")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8"
+    )
     return load_tokenizer(folder)
 
 
@@ -40,7 +58,9 @@ class ScriptedMLM(nn.Module):
     """A stand-in masked LM whose logits follow a script: at the k-th [MASK] of the verb (noun) slot it
     favours piece k of the verb (noun) tied to the sequence's first visual word."""
 
-    def __init__(self, vocab: JointVocab, answers: dict[int, tuple[list[int], list[int]]], mask_id: int) -> None:
+    def __init__(
+        self, vocab: JointVocab, answers: dict[int, tuple[list[int], list[int]]], mask_id: int
+    ) -> None:
         super().__init__()
         self.vocab, self.answers, self.mask_id = vocab, answers, mask_id
         self.dummy = nn.Parameter(torch.zeros(1))
@@ -96,8 +116,11 @@ def test_multi_piece_labels_widen_the_slot(tokenizer) -> None:
     assert verbs.lengths() == [1, 2]
     vocab = JointVocab(text_size=len(tokenizer), visual_size=4)
     ids = {w: tokenizer.convert_tokens_to_ids(w) for w in WORDS}
-    answers = {0: ([ids["cut"]], [ids["tomato"]]), 1: ([ids["sprink"], ids["##le"]], [ids["salt"]]),
-               2: ([ids["stir"]], [ids["egg"]])}
+    answers = {
+        0: ([ids["cut"]], [ids["tomato"]]),
+        1: ([ids["sprink"], ids["##le"]], [ids["salt"]]),
+        2: ([ids["stir"]], [ids["egg"]]),
+    }
     model = ScriptedMLM(vocab, answers, vocab.mask_id)
     scores = zero_shot_scores(model, tokenizer, vocab, TEMPLATE, [[0, 3], [1], [2, 2]], verbs, nouns)
     assert scores.verb_scores.shape == (3, 3) and scores.noun_scores.shape == (3, 3)
@@ -111,7 +134,15 @@ def test_multi_piece_labels_widen_the_slot(tokenizer) -> None:
 def test_input_layout(tokenizer) -> None:
     vocab = JointVocab(text_size=len(tokenizer), visual_size=4)
     ids, types = build_input([10, 11], [3, 1], vocab, max_len=16)
-    assert ids == [vocab.cls_id, 10, 11, vocab.next_id, vocab.text_size + 3, vocab.text_size + 1, vocab.sep_id]
+    assert ids == [
+        vocab.cls_id,
+        10,
+        11,
+        vocab.next_id,
+        vocab.text_size + 3,
+        vocab.text_size + 1,
+        vocab.sep_id,
+    ]
     assert types == [0, 0, 0, 1, 1, 1, 1]
     ids, types = build_input([10, 11], None, vocab, max_len=16)
     assert ids == [vocab.cls_id, 10, 11, vocab.sep_id] and types == [0, 0, 0, 0]
@@ -122,8 +153,16 @@ def test_input_layout(tokenizer) -> None:
 def test_real_model_scores_are_finite_log_probs(tokenizer) -> None:
     torch.manual_seed(0)
     vocab = JointVocab(text_size=len(tokenizer), visual_size=4)
-    model = BertForMaskedLM(BertConfig(vocab_size=vocab.size, hidden_size=16, num_layers=1, num_heads=2,
-                                       intermediate_size=32, max_position_embeddings=32))
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=vocab.size,
+            hidden_size=16,
+            num_layers=1,
+            num_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        )
+    )
     verbs = encode_labels(["cut", "sprinkle"], tokenizer)
     nouns = encode_labels(["tomato", "egg"], tokenizer)
     scores = zero_shot_scores(model, tokenizer, vocab, TEMPLATE, [[0, 1, 2], None], verbs, nouns, max_len=32)

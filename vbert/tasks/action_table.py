@@ -28,13 +28,28 @@ import numpy as np
 from vbert.config import Config
 from vbert.errors import VbertError
 from vbert.tasks.data import EvalSegment
-from vbert.tasks.zero_shot import accuracy_table, encode_labels, label_indices, top_k_accuracy, zero_shot_scores
+from vbert.tasks.zero_shot import (
+    accuracy_table,
+    encode_labels,
+    label_indices,
+    top_k_accuracy,
+    zero_shot_scores,
+)
 
 
-def zero_shot_row(model: Any, tokenizer: Any, vocab: Any, segments: Sequence[EvalSegment], template: str,
-                  verbs: Sequence[str], nouns: Sequence[str], with_video: bool = True, max_len: int = 128,
-                  ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Zero-shot top-k accuracy (percent) of one model; `model` is a VideoBertForPretraining or BertForMaskedLM."""
+def zero_shot_row(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    segments: Sequence[EvalSegment],
+    template: str,
+    verbs: Sequence[str],
+    nouns: Sequence[str],
+    with_video: bool = True,
+    max_len: int = 128,
+    ks: Sequence[int] = (1, 5),
+) -> dict[str, float]:
+    """Zero-shot top-k accuracy (percent) of a VideoBertForPretraining or BertForMaskedLM."""
     mlm = getattr(model, "mlm", model)
     verb_set = encode_labels(verbs, tokenizer, "verb")
     noun_set = encode_labels(nouns, tokenizer, "noun")
@@ -43,9 +58,16 @@ def zero_shot_row(model: Any, tokenizer: Any, vocab: Any, segments: Sequence[Eva
     return accuracy_table(scores, [s.verb for s in segments], [s.noun for s in segments], ks)
 
 
-def probe_row(train_x: np.ndarray, train_segments: Sequence[EvalSegment], test_x: np.ndarray,
-              test_segments: Sequence[EvalSegment], verbs: Sequence[str], nouns: Sequence[str],
-              ks: Sequence[int] = (1, 5), seed: int = 0) -> dict[str, float]:
+def probe_row(
+    train_x: np.ndarray,
+    train_segments: Sequence[EvalSegment],
+    test_x: np.ndarray,
+    test_segments: Sequence[EvalSegment],
+    verbs: Sequence[str],
+    nouns: Sequence[str],
+    ks: Sequence[int] = (1, 5),
+    seed: int = 0,
+) -> dict[str, float]:
     """Supervised upper bound: logistic regression on pooled clip features [N, D]; top-k (percent)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -70,7 +92,9 @@ def probe_row(train_x: np.ndarray, train_segments: Sequence[EvalSegment], test_x
 
 def text_only_config(config: Config) -> Config:
     """The same config with pretraining on text alone (the text-only BERT of Table 1)."""
-    return dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0)))
+    return dataclasses.replace(
+        config, pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0))
+    )
 
 
 def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
@@ -82,7 +106,9 @@ def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (
     return out
 
 
-def table1(config: Config, device: str = "cpu", with_probe: bool = True, artifacts: Any = None) -> dict[str, Any]:
+def table1(
+    config: Config, device: str = "cpu", with_probe: bool = True, artifacts: Any = None
+) -> dict[str, Any]:
     """Table 1 on the config's data (`artifacts`: cache or run folder); returns rows and label sets."""
     from vbert.feature_store import FeatureStore
     from vbert.pretrain import load_pretrained
@@ -91,24 +117,30 @@ def table1(config: Config, device: str = "cpu", with_probe: bool = True, artifac
 
     artifacts = artifacts or Artifacts(config)
     tokens = artifacts.tokens()
-    train, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
+    train, val, verbs, nouns = with_labels(
+        load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
+    )
     template, ks = config.eval.zero_shot_template, config.eval.top_k
     max_len = config.pretrain.max_seq_len
     rows: dict[str, dict[str, float]] = {"chance": chance_row(verbs, nouns, ks)}
     bert, bert_vocab, bert_tok = load_pretrained(artifacts.text_only(), device)
-    rows["text-only BERT, language prior"] = zero_shot_row(bert, bert_tok, bert_vocab, val, template, verbs, nouns,
-                                                           with_video=False, max_len=max_len, ks=ks)
+    rows["text-only BERT, language prior"] = zero_shot_row(
+        bert, bert_tok, bert_vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
+    )
     model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
-    rows["VideoBERT, language prior"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
-                                                      with_video=False, max_len=max_len, ks=ks)
-    rows["VideoBERT, cross-modal"] = zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns,
-                                                   with_video=True, max_len=max_len, ks=ks)
+    rows["VideoBERT, language prior"] = zero_shot_row(
+        model, tokenizer, vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
+    )
+    rows["VideoBERT, cross-modal"] = zero_shot_row(
+        model, tokenizer, vocab, val, template, verbs, nouns, with_video=True, max_len=max_len, ks=ks
+    )
     if with_probe:
         store = FeatureStore(artifacts.features())
         pooled_train = np.stack([f.mean(0) for f in segment_features(store, train)])
         pooled_val = np.stack([f.mean(0) for f in segment_features(store, val)])
-        rows["supervised probe on clip features"] = probe_row(pooled_train, train, pooled_val, val, verbs, nouns,
-                                                              ks, config.seed)
+        rows["supervised probe on clip features"] = probe_row(
+            pooled_train, train, pooled_val, val, verbs, nouns, ks, config.seed
+        )
     return {"rows": rows, "verbs": verbs, "nouns": nouns, "num_segments": len(val)}
 
 
@@ -116,12 +148,14 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
     """Rows of percentages as a Markdown table."""
     columns = list(next(iter(rows.values())))
     lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    lines += [f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |" for name, row in rows.items()]
+    lines += [
+        f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in columns) + " |" for name, row in rows.items()
+    ]
     return "\n".join(lines)
 
 
 def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, seed: int = 0) -> Path:
-    """A copy of a token file keeping `fraction` of the training videos (chosen at random) and every other video."""
+    """A token file keeping a random `fraction` of the training videos and every other video."""
     from vbert.visual_tokens import read_tokens
 
     tokens = Path(tokens)
@@ -140,8 +174,9 @@ def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, 
     return path
 
 
-def data_size_table(config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
-                    device: str = "cpu") -> list[dict[str, float]]:
+def data_size_table(
+    config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), device: str = "cpu"
+) -> list[dict[str, float]]:
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
     from vbert.manifest import cached_stage, write_manifest
     from vbert.pretrain import ensure_pretrained, load_pretrained, pretrain_key, run_pretraining
@@ -149,12 +184,20 @@ def data_size_table(config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5
     from vbert.visual_vocab import ensure_tokens
 
     tokens = ensure_tokens(config)
-    _, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
+    _, val, verbs, nouns = with_labels(
+        load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
+    )
     results = []
     for fraction in fractions:
         steps = max(1, round(config.pretrain.steps * fraction))
-        cfg = dataclasses.replace(config, pretrain=dataclasses.replace(
-            config.pretrain, steps=steps, warmup_steps=min(config.pretrain.warmup_steps, max(1, steps // 10))))
+        cfg = dataclasses.replace(
+            config,
+            pretrain=dataclasses.replace(
+                config.pretrain,
+                steps=steps,
+                warmup_steps=min(config.pretrain.warmup_steps, max(1, steps // 10)),
+            ),
+        )
 
         def build(folder: Path, cfg: Config = cfg, fraction: float = fraction) -> None:
             data = subset_token_file(tokens, fraction, folder / "data", seed=cfg.seed)
@@ -164,9 +207,20 @@ def data_size_table(config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5
         if fraction == 1.0:  # the whole set: the preset's own pretrained model
             model_dir = ensure_pretrained(config)
         else:
-            model_dir = cached_stage("data-size", {**pretrain_key(cfg), "fraction": fraction}, build) / "model"
+            model_dir = (
+                cached_stage("data-size", {**pretrain_key(cfg), "fraction": fraction}, build) / "model"
+            )
         model, vocab, tokenizer = load_pretrained(model_dir, device)
-        row = zero_shot_row(model, tokenizer, vocab, val, config.eval.zero_shot_template, verbs, nouns,
-                            max_len=config.pretrain.max_seq_len, ks=config.eval.top_k)
+        row = zero_shot_row(
+            model,
+            tokenizer,
+            vocab,
+            val,
+            config.eval.zero_shot_template,
+            verbs,
+            nouns,
+            max_len=config.pretrain.max_seq_len,
+            ks=config.eval.top_k,
+        )
         results.append({"fraction": fraction, "steps": steps, **row})
     return results

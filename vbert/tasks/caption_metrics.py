@@ -91,8 +91,15 @@ def caption_scores_many(
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         rouge, _ = Rouge().compute_score(gts, res)
         cider, _ = Cider().compute_score(gts, res)
-        out.append({"BLEU-3": float(bleu[2]), "BLEU-4": float(bleu[3]), "METEOR": None,
-                    "ROUGE-L": float(rouge), "CIDEr": float(cider)})
+        out.append(
+            {
+                "BLEU-3": float(bleu[2]),
+                "BLEU-4": float(bleu[3]),
+                "METEOR": None,
+                "ROUGE-L": float(rouge),
+                "CIDEr": float(cider),
+            }
+        )
     if meteor and prepared:
         for scores, value in zip(out, _meteor_many(prepared)):
             scores["METEOR"] = value
@@ -102,8 +109,11 @@ def caption_scores_many(
 def _meteor_many(prepared: list[tuple[dict[str, list[str]], dict[str, list[str]]]]) -> list[float | None]:
     """Meteor 1.5 corpus scores of several systems, one Java process; Nones with a warning without Java."""
     if not java_available():
-        warnings.warn("METEOR not computed: it needs Java (`java` is not on PATH); reported as missing",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "METEOR not computed: it needs Java (`java` is not on PATH); reported as missing",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return [None] * len(prepared)
     from pycocoevalcap.meteor.meteor import Meteor
 
@@ -125,8 +135,11 @@ def meteor_item_scores(
 ) -> tuple[float | None, dict[str, float]]:
     """Meteor 1.5 corpus score and per-item scores; (None, {}) with a warning where Java is missing."""
     if not java_available():
-        warnings.warn("METEOR not computed: it needs Java (`java` is not on PATH); reported as missing",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "METEOR not computed: it needs Java (`java` is not on PATH); reported as missing",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None, {}
     from pycocoevalcap.meteor.meteor import Meteor
 

@@ -20,13 +20,22 @@ import torch
 from vbert.config import Config
 from vbert.model import BertConfig
 from vbert.tasks.caption_metrics import caption_scores_many
-from vbert.tasks.captioning import CaptionModel, CaptionVocab, beam_search, greedy_decode, pad_inputs, train_captioner
+from vbert.tasks.captioning import (
+    CaptionModel,
+    CaptionVocab,
+    beam_search,
+    greedy_decode,
+    pad_inputs,
+    train_captioner,
+)
 from vbert.tasks.data import EvalSegment
 
 INPUTS = ("clip features", "VideoBERT", "VideoBERT + clip features")
 
 
-def caption_inputs(kind: str, clip_features: Sequence[np.ndarray], videobert: np.ndarray | None) -> list[np.ndarray]:
+def caption_inputs(
+    kind: str, clip_features: Sequence[np.ndarray], videobert: np.ndarray | None
+) -> list[np.ndarray]:
     """The encoder input sequences of one kind (see the module docstring)."""
     if kind == "clip features":
         return [np.asarray(f, np.float32) for f in clip_features]
@@ -35,7 +44,9 @@ def caption_inputs(kind: str, clip_features: Sequence[np.ndarray], videobert: np
     if kind == "VideoBERT":
         return [v[None].astype(np.float32) for v in videobert]
     if kind == "VideoBERT + clip features":
-        return [np.concatenate([v, f.mean(0)])[None].astype(np.float32) for v, f in zip(videobert, clip_features)]
+        return [
+            np.concatenate([v, f.mean(0)])[None].astype(np.float32) for v, f in zip(videobert, clip_features)
+        ]
     raise ValueError(f"unknown captioning input {kind!r}; choose from {', '.join(INPUTS)}")
 
 
@@ -44,10 +55,17 @@ def caption_model_config(config: Config, vocab_size: int) -> BertConfig:
     return BertConfig.from_model_config(config.model, vocab_size)
 
 
-def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], train_segments: Sequence[EvalSegment],
-                   val_inputs: list[np.ndarray], val_segments: Sequence[EvalSegment], device: str = "cpu",
-                   beam: bool = False) -> dict[str, Any]:
-    """Train one captioner, caption the validation segments (greedy; also beam search when `beam`), score them.
+def run_captioning(
+    config: Config,
+    kind: str,
+    train_inputs: list[np.ndarray],
+    train_segments: Sequence[EvalSegment],
+    val_inputs: list[np.ndarray],
+    val_segments: Sequence[EvalSegment],
+    device: str = "cpu",
+    beam: bool = False,
+) -> dict[str, Any]:
+    """Train one captioner, caption the validation segments (greedy; also beam when `beam`), score.
 
     Returns {"input", "scores", "captions", "loss"} and, with `beam`, "beam_scores" and "beam_captions".
     """
@@ -56,16 +74,26 @@ def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], tr
     vocab = CaptionVocab.build([s.sentence for s in train_segments], ecfg.caption_min_count)
     model = CaptionModel(train_inputs[0].shape[1], len(vocab), caption_model_config(config, len(vocab)))
     captions = [vocab.encode(s.sentence, ecfg.caption_max_len + 2) for s in train_segments]
-    history = train_captioner(model, train_inputs, captions, epochs=ecfg.caption_epochs,
-                              batch_size=ecfg.caption_batch_size, lr=ecfg.caption_lr, seed=config.seed, device=device)
+    history = train_captioner(
+        model,
+        train_inputs,
+        captions,
+        epochs=ecfg.caption_epochs,
+        batch_size=ecfg.caption_batch_size,
+        lr=ecfg.caption_lr,
+        seed=config.seed,
+        device=device,
+    )
     decoded: dict[str, list[str]] = {"greedy": [], "beam": []}
     for start in range(0, len(val_inputs), 64):
-        x, mask = pad_inputs(val_inputs[start:start + 64])
+        x, mask = pad_inputs(val_inputs[start : start + 64])
         x, mask = x.to(device), mask.to(device)
         decoded["greedy"] += [vocab.decode(r) for r in greedy_decode(model, x, mask, ecfg.caption_max_len)]
         if beam:
-            decoded["beam"] += [vocab.decode(r) for r in beam_search(model, x, mask, ecfg.caption_beam_size,
-                                                                      ecfg.caption_max_len)]
+            decoded["beam"] += [
+                vocab.decode(r)
+                for r in beam_search(model, x, mask, ecfg.caption_beam_size, ecfg.caption_max_len)
+            ]
     references = {str(i): s.sentence for i, s in enumerate(val_segments)}
     systems = ["greedy", "beam"] if beam else ["greedy"]
     scores = caption_scores_many(references, [{str(i): c for i, c in enumerate(decoded[d])} for d in systems])
@@ -75,8 +103,13 @@ def run_captioning(config: Config, kind: str, train_inputs: list[np.ndarray], tr
     return out
 
 
-def caption_table(config: Config, device: str = "cpu", kinds: Sequence[str] = INPUTS, beam: bool = False,
-                  artifacts: Any = None) -> dict[str, Any]:
+def caption_table(
+    config: Config,
+    device: str = "cpu",
+    kinds: Sequence[str] = INPUTS,
+    beam: bool = False,
+    artifacts: Any = None,
+) -> dict[str, Any]:
     """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
     from vbert.feature_store import FeatureStore
     from vbert.pretrain import load_pretrained
@@ -94,10 +127,31 @@ def caption_table(config: Config, device: str = "cpu", kinds: Sequence[str] = IN
     if any(k != "clip features" for k in kinds):
         model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
         max_len = config.pretrain.max_seq_len
-        videobert = {"training": caption_features(model, tokenizer, vocab, [s.video_words for s in train], max_len=max_len),
-                     "validation": caption_features(model, tokenizer, vocab, [s.video_words for s in val], max_len=max_len)}
+        videobert = {
+            "training": caption_features(
+                model, tokenizer, vocab, [s.video_words for s in train], max_len=max_len
+            ),
+            "validation": caption_features(
+                model, tokenizer, vocab, [s.video_words for s in val], max_len=max_len
+            ),
+        }
     rows = []
     for kind in kinds:
-        rows.append(run_captioning(config, kind, caption_inputs(kind, clips["training"], videobert["training"]), train,
-                                   caption_inputs(kind, clips["validation"], videobert["validation"]), val, device, beam))
-    return {"rows": rows, "references": [s.sentence for s in val], "num_train": len(train), "num_val": len(val)}
+        rows.append(
+            run_captioning(
+                config,
+                kind,
+                caption_inputs(kind, clips["training"], videobert["training"]),
+                train,
+                caption_inputs(kind, clips["validation"], videobert["validation"]),
+                val,
+                device,
+                beam,
+            )
+        )
+    return {
+        "rows": rows,
+        "references": [s.sentence for s in val],
+        "num_train": len(train),
+        "num_val": len(val),
+    }

@@ -46,7 +46,10 @@ class CaptionVocab:
         counts = Counter(w for c in captions for w in tokenize_caption(c).split())
         if not counts:
             raise VbertError("cannot build a caption vocabulary: every caption is empty")
-        return cls(list(SPECIALS) + [w for w, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count])
+        return cls(
+            list(SPECIALS)
+            + [w for w, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= min_count]
+        )
 
     def __post_init__(self) -> None:
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -81,14 +84,19 @@ class CrossAttention(nn.Module):
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_dropout
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """x [B, T, H], memory [B, S, H], memory_mask [B, 1, 1, S] bool or None -> [B, T, H]."""
         b, t, h = x.shape
         s = memory.shape[1]
         q = self.q(x).view(b, t, self.num_heads, -1).transpose(1, 2)  # [B, nh, T, hd]
-        k, v = self.kv(memory).view(b, s, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # [B, nh, S, hd]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=memory_mask,
-                                           dropout_p=self.dropout_p if self.training else 0.0)
+        k, v = (
+            self.kv(memory).view(b, s, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        )  # [B, nh, S, hd]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=memory_mask, dropout_p=self.dropout_p if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(b, t, h))
 
 
@@ -106,7 +114,9 @@ class CausalSelfAttention(nn.Module):
         """x [B, T, H] -> [B, T, H] (padding sits after [EOS], so a causal mask suffices)."""
         b, t, h = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(b, t, h))
 
 
@@ -124,7 +134,9 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """x [B, T, H], memory [B, S, H] -> [B, T, H]."""
         x = self.self_norm(x + self.dropout(self.self_attention(x)))
         x = self.cross_norm(x + self.dropout(self.cross_attention(x, memory, memory_mask)))
@@ -134,7 +146,9 @@ class DecoderLayer(nn.Module):
 class CaptionModel(nn.Module):
     """Encoder (vbert encoder layers over projected input vectors) + caption decoder."""
 
-    def __init__(self, input_dim: int, vocab_size: int, config: BertConfig, decoder_layers: int | None = None) -> None:
+    def __init__(
+        self, input_dim: int, vocab_size: int, config: BertConfig, decoder_layers: int | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         h = config.hidden_size
@@ -161,25 +175,33 @@ class CaptionModel(nn.Module):
             x = layer(x, mask)
         return x
 
-    def decode(self, tokens: torch.Tensor, memory: torch.Tensor, input_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self, tokens: torch.Tensor, memory: torch.Tensor, input_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """tokens [B, T], memory [B, S, H] -> next-word logits [B, T, V] (tied output embeddings)."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.dropout(self.word_norm(self.word_embeddings(tokens) + self.word_positions(positions)))  # [B, T, H]
+        x = self.dropout(
+            self.word_norm(self.word_embeddings(tokens) + self.word_positions(positions))
+        )  # [B, T, H]
         mask = key_padding_mask(input_mask)
         for layer in self.decoder:
             x = layer(x, memory, mask)
         return x @ self.word_embeddings.weight.T  # [B, T, V]
 
-    def forward(self, inputs: torch.Tensor, input_mask: torch.Tensor | None, captions: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced cross-entropy of captions [B, T] ([BOS] ... [EOS] [PAD]...) given inputs [B, S, D]."""
+    def forward(
+        self, inputs: torch.Tensor, input_mask: torch.Tensor | None, captions: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher-forced cross-entropy of captions [B, T] ([BOS] ... [EOS] [PAD]...), inputs [B, S, D]."""
         logits = self.decode(captions[:, :-1], self.encode(inputs, input_mask), input_mask)  # [B, T-1, V]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), captions[:, 1:].reshape(-1),
-                               ignore_index=PAD)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), captions[:, 1:].reshape(-1), ignore_index=PAD
+        )
 
 
 @torch.no_grad()
-def greedy_decode(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Tensor | None = None,
-                  max_len: int = 20) -> list[list[int]]:
+def greedy_decode(
+    model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Tensor | None = None, max_len: int = 20
+) -> list[list[int]]:
     """Most likely next word at every step, for a batch; returns word ids without [BOS]/[EOS]."""
     model.eval()
     memory = model.encode(inputs, input_mask)  # [B, S, H]
@@ -202,20 +224,28 @@ def _until_eos(rows: list[list[int]]) -> list[list[int]]:
 
 
 @torch.no_grad()
-def beam_search(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Tensor | None = None,
-                beam_size: int = 4, max_len: int = 20, length_penalty: float = 0.6) -> list[list[int]]:
+def beam_search(
+    model: CaptionModel,
+    inputs: torch.Tensor,
+    input_mask: torch.Tensor | None = None,
+    beam_size: int = 4,
+    max_len: int = 20,
+    length_penalty: float = 0.6,
+) -> list[list[int]]:
     """Beam search per example; finished hypotheses ranked by log-prob / ((5 + len) / 6) ** length_penalty."""
     model.eval()
     results = []
     for b in range(inputs.shape[0]):
-        mask = input_mask[b:b + 1] if input_mask is not None else None
-        memory = model.encode(inputs[b:b + 1], mask)  # [1, S, H]
+        mask = input_mask[b : b + 1] if input_mask is not None else None
+        memory = model.encode(inputs[b : b + 1], mask)  # [1, S, H]
         beams: list[tuple[list[int], float]] = [([BOS], 0.0)]
         finished: list[tuple[list[int], float]] = []
         for _ in range(max_len):
             tokens = torch.tensor([seq for seq, _ in beams], device=inputs.device)  # [n, t]
             n = tokens.shape[0]
-            logp = model.decode(tokens, memory.expand(n, -1, -1), mask.expand(n, -1) if mask is not None else None)
+            logp = model.decode(
+                tokens, memory.expand(n, -1, -1), mask.expand(n, -1) if mask is not None else None
+            )
             logp = logp[:, -1].float()
             logp[:, [PAD, BOS]] = -math.inf  # never generated
             logp = logp.log_softmax(-1)  # [n, V]
@@ -232,8 +262,11 @@ def beam_search(model: CaptionModel, inputs: torch.Tensor, input_mask: torch.Ten
                     break
             beams = candidates
             best_open = max((s for _, s in beams), default=-math.inf)
-            if not beams or (len(finished) >= beam_size and max(_normalised(f, length_penalty) for f in finished)
-                             > best_open / _length_norm(len(beams[0][0]), length_penalty)):
+            if not beams or (
+                len(finished) >= beam_size
+                and max(_normalised(f, length_penalty) for f in finished)
+                > best_open / _length_norm(len(beams[0][0]), length_penalty)
+            ):
                 break
         pool = finished or beams
         best = max(pool, key=lambda f: _normalised(f, length_penalty))[0]
@@ -269,9 +302,17 @@ def pad_captions(rows: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.tensor([list(r) + [PAD] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-def train_captioner(model: CaptionModel, inputs: Sequence[np.ndarray], captions: Sequence[list[int]], *,
-                    epochs: int = 20, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-                    device: str | torch.device = "cpu") -> list[float]:
+def train_captioner(
+    model: CaptionModel,
+    inputs: Sequence[np.ndarray],
+    captions: Sequence[list[int]],
+    *,
+    epochs: int = 20,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[float]:
     """Teacher-forced training with AdamW and a linear decay; returns the mean loss of each epoch."""
     if len(inputs) != len(captions) or not inputs:
         raise VbertError(f"captioning: {len(inputs)} inputs but {len(captions)} captions")
@@ -285,7 +326,7 @@ def train_captioner(model: CaptionModel, inputs: Sequence[np.ndarray], captions:
         order = torch.randperm(len(inputs), generator=generator).tolist()
         losses = []
         for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
+            chosen = order[start : start + batch_size]
             x, mask = pad_inputs([inputs[i] for i in chosen])
             y = pad_captions([captions[i] for i in chosen])
             loss = model(x.to(device), mask.to(device), y.to(device))

@@ -15,9 +15,10 @@ import numpy as np
 from vbert.errors import VbertError
 
 
-def recipe_probe(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str],
-                 seed: int = 0) -> dict:
-    """Fit on train, score on test: {'accuracy', 'labels', 'confusion' [C, C] (rows true, columns predicted), 'predicted'}."""
+def recipe_probe(
+    train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str], seed: int = 0
+) -> dict:
+    """Fit on train, score on test: accuracy, labels, confusion [C, C] (rows true), predicted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import confusion_matrix
     from sklearn.pipeline import make_pipeline

@@ -34,29 +34,42 @@ def _table(rows: dict[str, dict[str, Any]], fmt: str = "{:.1f}") -> str:
     return "\n".join(lines)
 
 
-def run_zero_shot(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
+def run_zero_shot(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[dict[str, Any], str]:
     """Table 1."""
     from vbert.tasks.action_table import table1
     from vbert.tasks.zero_shot import parse_template
 
     parse_template(config.eval.zero_shot_template)  # a bad template fails before anything is built
     result = table1(config, device, artifacts=artifacts)
-    text = f"Zero-shot verb/noun classification, {result['num_segments']} validation segments, " \
-           f"{len(result['verbs'])} verbs, {len(result['nouns'])} nouns (percent)\n\n" + _table(result["rows"])
+    text = (
+        f"Zero-shot verb/noun classification, {result['num_segments']} validation segments, "
+        f"{len(result['verbs'])} verbs, {len(result['nouns'])} nouns (percent)\n\n" + _table(result["rows"])
+    )
     return result, text
 
 
-def run_data_size(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[list[dict[str, float]], str]:
+def run_data_size(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[list[dict[str, float]], str]:
     """Table 2."""
     from vbert.tasks.action_table import data_size_table
 
     rows = data_size_table(config, device=device)
-    return rows, _table({f"{100 * r['fraction']:.0f}% ({r['steps']} steps)": {k: v for k, v in r.items()
-                                                                                if k not in ("fraction", "steps")} for r in rows})
+    return rows, _table(
+        {
+            f"{100 * r['fraction']:.0f}% ({r['steps']} steps)": {
+                k: v for k, v in r.items() if k not in ("fraction", "steps")
+            }
+            for r in rows
+        }
+    )
 
 
-def run_captioning(config: Config, device: str, artifacts: Artifacts | None = None,
-                   beam: bool = False) -> tuple[dict[str, Any], str]:
+def run_captioning(
+    config: Config, device: str, artifacts: Artifacts | None = None, beam: bool = False
+) -> tuple[dict[str, Any], str]:
     """Table 3."""
     from vbert.tasks.caption_metrics import format_scores
     from vbert.tasks.caption_table import caption_table
@@ -66,8 +79,11 @@ def run_captioning(config: Config, device: str, artifacts: Artifacts | None = No
     for row in result["rows"]:
         lines.append(f"| {row['input']} | " + " | ".join(format_scores(row["scores"]).values()) + " |")
     for row in result["rows"] if beam else []:
-        lines.append(f"| {row['input']}, beam {config.eval.caption_beam_size} | "
-                     + " | ".join(format_scores(row["beam_scores"]).values()) + " |")
+        lines.append(
+            f"| {row['input']}, beam {config.eval.caption_beam_size} | "
+            + " | ".join(format_scores(row["beam_scores"]).values())
+            + " |"
+        )
     for row in result["rows"]:
         row.pop("loss", None)
     return result, "\n".join(lines)
@@ -79,7 +95,9 @@ def _model(artifacts: Artifacts, device: str):
     return load_pretrained(artifacts.pretrained(), device)
 
 
-def run_retrieval(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
+def run_retrieval(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[dict[str, Any], str]:
     """Sentence -> validation video, recall@1/5/10."""
     from vbert.tasks.data import load_videos
     from vbert.tasks.retrieval import recall_at_k, retrieval_scores
@@ -88,16 +106,27 @@ def run_retrieval(config: Config, device: str, artifacts: Artifacts | None = Non
     model, vocab, tokenizer = _model(artifacts, device)
     videos = load_videos(artifacts.tokens(), ("validation",))
     queries = [(s.sentence, i) for i, v in enumerate(videos) for s in v.segments]
-    scores = retrieval_scores(model, tokenizer, vocab, [q[0] for q in queries], [v.words for v in videos],
-                              config.pretrain.max_seq_len)
+    scores = retrieval_scores(
+        model,
+        tokenizer,
+        vocab,
+        [q[0] for q in queries],
+        [v.words for v in videos],
+        config.pretrain.max_seq_len,
+    )
     recall = recall_at_k(scores, [q[1] for q in queries])
     chance = {f"R@{k}": 100.0 * min(1.0, k / len(videos)) for k in (1, 5, 10)}
-    result = {"rows": {"VideoBERT alignment": recall, "chance": chance}, "num_queries": len(queries),
-              "num_videos": len(videos)}
+    result = {
+        "rows": {"VideoBERT alignment": recall, "chance": chance},
+        "num_queries": len(queries),
+        "num_videos": len(videos),
+    }
     return result, f"{len(queries)} sentences, {len(videos)} videos (percent)\n\n" + _table(result["rows"])
 
 
-def run_forecasting(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
+def run_forecasting(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[dict[str, Any], str]:
     """Next-step forecasting."""
     from vbert.tasks.data import fill_labels, load_videos, with_labels
     from vbert.tasks.forecasting import forecasting_table
@@ -110,15 +139,27 @@ def run_forecasting(config: Config, device: str, artifacts: Artifacts | None = N
     _, _, verbs, nouns = with_labels(train, [s for v in videos for s in v.segments])
     for v in videos:  # YouCook2: verb and noun read from each caption
         v.segments = fill_labels(v.segments, verbs=verbs, nouns=nouns)
-    result = forecasting_table(model, tokenizer, vocab, videos, config.eval.zero_shot_template, verbs, nouns,
-                               config.pretrain.max_seq_len)
+    result = forecasting_table(
+        model,
+        tokenizer,
+        vocab,
+        videos,
+        config.eval.zero_shot_template,
+        verbs,
+        nouns,
+        config.pretrain.max_seq_len,
+    )
     result.pop("examples"), result.pop("predicted")
-    text = (f"{result['num_examples']} steps; visual-word accuracy {result['word_accuracy']:.1f}% "
-            f"(repeat last word: {result['word_accuracy_repeat_last']:.1f}%)\n\n" + _table(result["rows"]))
+    text = (
+        f"{result['num_examples']} steps; visual-word accuracy {result['word_accuracy']:.1f}% "
+        f"(repeat last word: {result['word_accuracy_repeat_last']:.1f}%)\n\n" + _table(result["rows"])
+    )
     return result, text
 
 
-def run_classification(config: Config, device: str, artifacts: Artifacts | None = None) -> tuple[dict[str, Any], str]:
+def run_classification(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[dict[str, Any], str]:
     """Recipe type from the pooled output; nearest-neighbour precision."""
     from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
     from vbert.tasks.data import load_videos
@@ -130,26 +171,40 @@ def run_classification(config: Config, device: str, artifacts: Artifacts | None 
     train, val = load_videos(tokens, ("training",)), load_videos(tokens, ("validation",))
     x_train = pooled_video(model, vocab, [v.words for v in train], config.pretrain.max_seq_len)
     x_val = pooled_video(model, vocab, [v.words for v in val], config.pretrain.max_seq_len)
-    probe = recipe_probe(x_train, [v.recipe_type for v in train], x_val, [v.recipe_type for v in val], config.seed)
+    probe = recipe_probe(
+        x_train, [v.recipe_type for v in train], x_val, [v.recipe_type for v in val], config.seed
+    )
     neighbours = nearest_neighbours(x_val, k=3)
-    result = {"accuracy": probe["accuracy"], "labels": probe["labels"], "confusion": probe["confusion"].tolist(),
-              "chance": 100.0 / len(probe["labels"]),
-              "neighbour_precision@3": precision_at_k(neighbours, [v.recipe_type for v in val])}
-    text = (f"Recipe type of {len(val)} validation videos: linear probe accuracy {result['accuracy']:.1f}% "
-            f"(chance {result['chance']:.1f}%); same recipe among 3 nearest neighbours "
-            f"{result['neighbour_precision@3']:.1f}%")
+    result = {
+        "accuracy": probe["accuracy"],
+        "labels": probe["labels"],
+        "confusion": probe["confusion"].tolist(),
+        "chance": 100.0 / len(probe["labels"]),
+        "neighbour_precision@3": precision_at_k(neighbours, [v.recipe_type for v in val]),
+    }
+    text = (
+        f"Recipe type of {len(val)} validation videos: linear probe accuracy {result['accuracy']:.1f}% "
+        f"(chance {result['chance']:.1f}%); same recipe among 3 nearest neighbours "
+        f"{result['neighbour_precision@3']:.1f}%"
+    )
     return result, text
 
 
-RUNNERS = {"zero-shot": run_zero_shot, "data-size": run_data_size, "captioning": run_captioning,
-           "retrieval": run_retrieval, "forecasting": run_forecasting, "classification": run_classification}
+RUNNERS = {
+    "zero-shot": run_zero_shot,
+    "data-size": run_data_size,
+    "captioning": run_captioning,
+    "retrieval": run_retrieval,
+    "forecasting": run_forecasting,
+    "classification": run_classification,
+}
 
 
 def write_result(out_dir: Path, task: str, result: Any, text: str) -> None:
     """out_dir/<task>.json and out_dir/<task>.md."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / f"{task}.json", json.loads(json.dumps(result, default=_jsonable)))
-    atomic_write_bytes(out_dir / f"{task}.md", (f"# {task}\n\n{text}\n").encode("utf-8"))
+    atomic_write_bytes(out_dir / f"{task}.md", (f"# {task}\n\n{text}\n").encode())
 
 
 def _jsonable(obj: Any) -> Any:
@@ -184,7 +239,12 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     ret, text = run_retrieval(config, device, artifacts)
     write_result(out, "retrieval", ret, text)
     summary["retrieval R@5"] = round(ret["rows"]["VideoBERT alignment"]["R@5"], 1)
-    write_manifest(out, "evaluate", config.to_dict(), outputs={f"{t}.json": "" for t in ("zero-shot", "captioning", "retrieval")})
+    write_manifest(
+        out,
+        "evaluate",
+        config.to_dict(),
+        outputs={f"{t}.json": "" for t in ("zero-shot", "captioning", "retrieval")},
+    )
     return summary
 
 
@@ -194,14 +254,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("task", choices=TASKS, help="which evaluation to run")
     add_config_arguments(parser)
-    parser.add_argument("--out", default="runs/eval", help="folder for <task>.json and <task>.md (default: runs/eval)")
+    parser.add_argument(
+        "--out", default="runs/eval", help="folder for <task>.json and <task>.md (default: runs/eval)"
+    )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda")
-    parser.add_argument("--tokens", default=None, help="token folder of `vbert tokenize` (default: the preset's, built)")
-    parser.add_argument("--features", default=None, help="features folder of `vbert extract` (default: the preset's)")
-    parser.add_argument("--model", default=None, help="folder of `vbert pretrain` (default: the preset's, trained)")
-    parser.add_argument("--text-model", default=None,
-                        help="zero-shot: text-only BERT pretraining folder (default: trained with regime_mix [1, 0, 0])")
-    parser.add_argument("--beam", action="store_true", help="captioning: also decode with beam search (rows for both)")
+    parser.add_argument(
+        "--tokens", default=None, help="token folder of `vbert tokenize` (default: the preset's, built)"
+    )
+    parser.add_argument(
+        "--features", default=None, help="features folder of `vbert extract` (default: the preset's)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="folder of `vbert pretrain` (default: the preset's, trained)"
+    )
+    parser.add_argument(
+        "--text-model",
+        default=None,
+        help="zero-shot: text-only BERT pretraining folder (default: trained with regime_mix [1, 0, 0])",
+    )
+    parser.add_argument(
+        "--beam", action="store_true", help="captioning: also decode with beam search (rows for both)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -212,13 +285,16 @@ def main(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     device = str(select_device(args.device))
-    artifacts = Artifacts(config, tokens=args.tokens, features=args.features, pretrained=args.model,
-                          text_only=args.text_model)
+    artifacts = Artifacts(
+        config, tokens=args.tokens, features=args.features, pretrained=args.model, text_only=args.text_model
+    )
     if args.task == "captioning":
         result, text = run_captioning(config, device, artifacts, beam=args.beam)
     elif args.task == "data-size":
         if any(p is not None for p in (args.tokens, args.features, args.model, args.text_model)):
-            raise VbertError("data-size pretrains its own models on the preset's data; --tokens/--model do not apply")
+            raise VbertError(
+                "data-size pretrains its own models on the preset's data; --tokens/--model do not apply"
+            )
         result, text = run_data_size(config, device)
     else:
         result, text = RUNNERS[args.task](config, device, artifacts)

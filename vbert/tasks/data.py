@@ -64,18 +64,37 @@ def load_videos(tokens: str | Path, subsets: Sequence[str] | None = ("validation
             missing = [k for k in ("start", "end", "sentence", "video_words") if k not in s]
             if missing:
                 raise DataError(f"{path}: video {record['video_id']} segment {i} lacks {', '.join(missing)}")
-            segments.append(EvalSegment(str(record["video_id"]), subset, record.get("recipe_type", ""),
-                                        float(s["start"]), float(s["end"]), s["sentence"], s.get("verb"),
-                                        s.get("noun"), [int(w) for w in s["video_words"]], i))
-        out.append(EvalVideo(str(record["video_id"]), subset, record.get("recipe_type", ""),
-                             [int(w) for w in record["words"]], segments))
+            segments.append(
+                EvalSegment(
+                    str(record["video_id"]),
+                    subset,
+                    record.get("recipe_type", ""),
+                    float(s["start"]),
+                    float(s["end"]),
+                    s["sentence"],
+                    s.get("verb"),
+                    s.get("noun"),
+                    [int(w) for w in s["video_words"]],
+                    i,
+                )
+            )
+        out.append(
+            EvalVideo(
+                str(record["video_id"]),
+                subset,
+                record.get("recipe_type", ""),
+                [int(w) for w in record["words"]],
+                segments,
+            )
+        )
     if not out:
         raise DataError(f"{path}: no video of subset {'/'.join(subsets or [])} in this token file")
     return out
 
 
-def load_segments(tokens: str | Path, subsets: Sequence[str] | None = ("validation",),
-                  min_words: int = 1) -> list[EvalSegment]:
+def load_segments(
+    tokens: str | Path, subsets: Sequence[str] | None = ("validation",), min_words: int = 1
+) -> list[EvalSegment]:
     """All segments of the chosen subsets that have at least `min_words` visual words."""
     return [s for v in load_videos(tokens, subsets) for s in v.segments if len(s.video_words) >= min_words]
 
@@ -87,9 +106,13 @@ def label_sets(segments: Sequence[EvalSegment]) -> tuple[list[str], list[str]]:
     return verbs, nouns
 
 
-def fill_labels(segments: Sequence[EvalSegment], train_captions: Sequence[str] | None = None,
-                verbs: Sequence[str] | None = None, nouns: Sequence[str] | None = None) -> list[EvalSegment]:
-    """Segments without verb/noun get them from their caption (label sets given, or built from train captions)."""
+def fill_labels(
+    segments: Sequence[EvalSegment],
+    train_captions: Sequence[str] | None = None,
+    verbs: Sequence[str] | None = None,
+    nouns: Sequence[str] | None = None,
+) -> list[EvalSegment]:
+    """Segments without verb/noun read them from their caption (label sets given, or from train captions)."""
     if verbs is None or nouns is None:
         if not train_captions:
             raise DataError("labels from captions need the label sets or the training captions to build them")
@@ -104,15 +127,21 @@ def fill_labels(segments: Sequence[EvalSegment], train_captions: Sequence[str] |
     return out
 
 
-def with_labels(train: Sequence[EvalSegment], val: Sequence[EvalSegment]
-                ) -> tuple[list[EvalSegment], list[EvalSegment], list[str], list[str]]:
+def with_labels(
+    train: Sequence[EvalSegment], val: Sequence[EvalSegment]
+) -> tuple[list[EvalSegment], list[EvalSegment], list[str], list[str]]:
     """(train, val, verbs, nouns): label sets of the annotations, or, where segments lack labels
     (YouCook2), label sets built from the training captions and labels read from every caption."""
     if all(s.verb and s.noun for s in [*train, *val]):
         verbs, nouns = label_sets([*train, *val])
         return list(train), list(val), verbs, nouns
     verbs, nouns = build_label_sets([s.sentence for s in train])
-    return fill_labels(train, verbs=verbs, nouns=nouns), fill_labels(val, verbs=verbs, nouns=nouns), verbs, nouns
+    return (
+        fill_labels(train, verbs=verbs, nouns=nouns),
+        fill_labels(val, verbs=verbs, nouns=nouns),
+        verbs,
+        nouns,
+    )
 
 
 def segment_features(store: FeatureStore, segments: Sequence[EvalSegment]) -> list[np.ndarray]:
@@ -124,8 +153,10 @@ def segment_features(store: FeatureStore, segments: Sequence[EvalSegment]) -> li
         try:
             vectors, starts, ends = store.clips_of(s.video_id)
         except KeyError:
-            raise DataError(f"{store.folder}: no features for video '{s.video_id}' (features and tokens "
-                            "from different datasets?)") from None
+            raise DataError(
+                f"{store.folder}: no features for video '{s.video_id}' (features and tokens "
+                "from different datasets?)"
+            ) from None
         idx = clips_in_span(starts, ends, s.start, s.end)
         if len(idx) == 0:
             idx = np.array([int(np.argmin(np.abs((starts + ends) / 2 - (s.start + s.end) / 2)))])

@@ -26,7 +26,7 @@ CAPTION_TEMPLATE = "now let's [MASK] the [MASK] to the [MASK], and then [MASK] t
 
 def _batches(rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, device: torch.device):
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+        chunk = rows[start : start + batch_size]
         width = max(len(r[0]) for r in chunk)
         ids = torch.tensor([r[0] + [pad_id] * (width - len(r[0])) for r in chunk], device=device)  # [B, L]
         types = torch.tensor([r[1] + [0] * (width - len(r[1])) for r in chunk], device=device)  # [B, L]
@@ -39,9 +39,16 @@ def _device(model: Any) -> torch.device:
 
 
 @torch.no_grad()
-def caption_features(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[Sequence[int]],
-                     template: str = CAPTION_TEMPLATE, max_len: int = 128, batch_size: int = 64) -> np.ndarray:
-    """[N, 2H]: mean output at the video tokens, concatenated with the mean output at the template's [MASK]s."""
+def caption_features(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    videos: Sequence[Sequence[int]],
+    template: str = CAPTION_TEMPLATE,
+    max_len: int = 128,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """[N, 2H]: mean output at the video tokens ++ mean output at the template's [MASK]s."""
     if MASK not in template:
         raise VbertError(f"caption feature template {template!r} has no {MASK} slot")
     text = tokenizer(template, add_special_tokens=False)["input_ids"]
@@ -54,7 +61,7 @@ def caption_features(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[Se
         is_slot = (ids == vocab.mask_id).float()[..., None]  # [B, L, 1]
         video_mean = (hidden * is_video).sum(1) / is_video.sum(1).clamp(min=1)  # [B, H]
         slot_mean = (hidden * is_slot).sum(1) / is_slot.sum(1).clamp(min=1)  # [B, H]
-        out[start:start + len(ids)] = torch.cat([video_mean, slot_mean], -1).cpu().numpy()
+        out[start : start + len(ids)] = torch.cat([video_mean, slot_mean], -1).cpu().numpy()
     return out
 
 
@@ -64,8 +71,9 @@ def _video_only(words: Sequence[int], vocab: Any) -> tuple[list[int], list[int]]
 
 
 @torch.no_grad()
-def pooled_video(model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128,
-                 batch_size: int = 64) -> np.ndarray:
+def pooled_video(
+    model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128, batch_size: int = 64
+) -> np.ndarray:
     """[N, H]: pooled [CLS] output of each video's words (windows of max_len - 2 words, averaged)."""
     model.eval()
     width = max_len - 2
@@ -75,12 +83,12 @@ def pooled_video(model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_le
         if not words:
             raise VbertError(f"video {n} has no visual words to embed")
         for start in range(0, len(words), width):
-            rows.append(_video_only(words[start:start + width], vocab))
+            rows.append(_video_only(words[start : start + width], vocab))
             owner.append(n)
     pooled = np.zeros((len(rows), model.config.hidden_size), np.float32)
     for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
         hidden = model.bert(ids, types, mask)  # [B, L, H]
-        pooled[start:start + len(ids)] = model.bert.pool(hidden).float().cpu().numpy()
+        pooled[start : start + len(ids)] = model.bert.pool(hidden).float().cpu().numpy()
     out = np.zeros((len(videos), pooled.shape[1]), np.float32)
     counts = np.bincount(owner, minlength=len(videos))[:, None]
     np.add.at(out, owner, pooled)
@@ -88,14 +96,23 @@ def pooled_video(model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_le
 
 
 @torch.no_grad()
-def alignment_scores(model: Any, tokenizer: Any, vocab: Any, pairs: Sequence[tuple[str, Sequence[int]]],
-                     max_len: int = 128, batch_size: int = 64) -> np.ndarray:
+def alignment_scores(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    pairs: Sequence[tuple[str, Sequence[int]]],
+    max_len: int = 128,
+    batch_size: int = 64,
+) -> np.ndarray:
     """[N] probability that each sentence describes its visual words (the alignment head on [CLS])."""
     model.eval()
     texts = tokenizer([p[0] for p in pairs], add_special_tokens=False)["input_ids"] if pairs else []
-    rows = [build_input(list(t)[: max_len // 2], list(words), vocab, max_len) for t, (_, words) in zip(texts, pairs)]
+    rows = [
+        build_input(list(t)[: max_len // 2], list(words), vocab, max_len)
+        for t, (_, words) in zip(texts, pairs)
+    ]
     out = np.zeros(len(rows), np.float32)
     for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
         _, aligned = model.predict(ids, types, mask)  # [B]
-        out[start:start + len(ids)] = aligned.float().cpu().numpy()
+        out[start : start + len(ids)] = aligned.float().cpu().numpy()
     return out

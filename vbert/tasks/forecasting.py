@@ -16,8 +16,6 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from vbert.errors import VbertError
 from vbert.tasks.data import EvalVideo
 from vbert.tasks.generation import fill_visual_masks
@@ -27,10 +25,15 @@ def forecast(model: Any, vocab: Any, context: Sequence[int], num_words: int, max
     """The next `num_words` visual words after `context` (the most recent words that fit are kept)."""
     if num_words < 1 or num_words > max_len - 3:
         raise VbertError(f"num_words must be in [1, {max_len - 3}], got {num_words}")
-    context = list(context)[-(max_len - 2 - num_words):]
+    context = list(context)[-(max_len - 2 - num_words) :]
     if not context:
         raise VbertError("forecasting needs at least one visual word of context")
-    ids = [vocab.cls_id] + [vocab.text_size + int(w) for w in context] + [vocab.mask_id] * num_words + [vocab.sep_id]
+    ids = (
+        [vocab.cls_id]
+        + [vocab.text_size + int(w) for w in context]
+        + [vocab.mask_id] * num_words
+        + [vocab.sep_id]
+    )
     types = [0] + [1] * (len(ids) - 1)
     start = 1 + len(context)
     return fill_visual_masks(model, vocab, ids, types, range(start, start + num_words))
@@ -43,8 +46,15 @@ def forecasting_examples(videos: Sequence[EvalVideo], max_words: int = 8) -> lis
         steps = [s for s in video.segments if s.video_words]
         for i in range(len(steps) - 1):
             context = [w for s in steps[: i + 1] for w in s.video_words]
-            out.append({"video_id": video.video_id, "context": context, "current": steps[i],
-                        "next": steps[i + 1], "target": steps[i + 1].video_words[:max_words]})
+            out.append(
+                {
+                    "video_id": video.video_id,
+                    "context": context,
+                    "current": steps[i],
+                    "next": steps[i + 1],
+                    "target": steps[i + 1].video_words[:max_words],
+                }
+            )
     if not out:
         raise VbertError("no video has two consecutive steps with visual words to forecast from")
     return out
@@ -57,9 +67,18 @@ def word_accuracy(predicted: Sequence[Sequence[int]], target: Sequence[Sequence[
     return 100.0 * hits / max(1, total)
 
 
-def forecasting_table(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[EvalVideo], template: str,
-                      verbs: Sequence[str], nouns: Sequence[str], max_len: int = 128, max_words: int = 8) -> dict[str, Any]:
-    """Next-step verb/noun top-1 (percent) of the forecast and of the two reference readings; word accuracy."""
+def forecasting_table(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    videos: Sequence[EvalVideo],
+    template: str,
+    verbs: Sequence[str],
+    nouns: Sequence[str],
+    max_len: int = 128,
+    max_words: int = 8,
+) -> dict[str, Any]:
+    """Next-step verb/noun top-1 (percent) of the forecast and the two reference readings; word accuracy."""
     from vbert.tasks.action_table import zero_shot_row
 
     examples = forecasting_examples(videos, max_words)
@@ -68,7 +87,9 @@ def forecasting_table(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[E
 
     def read(words: list[list[int]]) -> dict[str, float]:
         segments = [dataclasses.replace(g, video_words=list(w)) for g, w in zip(gold, words)]
-        return zero_shot_row(model, tokenizer, vocab, segments, template, verbs, nouns, max_len=max_len, ks=(1,))
+        return zero_shot_row(
+            model, tokenizer, vocab, segments, template, verbs, nouns, max_len=max_len, ks=(1,)
+        )
 
     rows = {
         "forecast (VideoBERT)": read(predicted),
@@ -76,6 +97,11 @@ def forecasting_table(model: Any, tokenizer: Any, vocab: Any, videos: Sequence[E
         "true next step's words (exact forecast)": read([e["target"] for e in examples]),
     }
     repeat = [e["current"].video_words[-1:] * len(e["target"]) for e in examples]
-    return {"rows": rows, "num_examples": len(examples), "word_accuracy": word_accuracy(predicted, [e["target"] for e in examples]),
-            "word_accuracy_repeat_last": word_accuracy(repeat, [e["target"] for e in examples]),
-            "examples": examples, "predicted": predicted}
+    return {
+        "rows": rows,
+        "num_examples": len(examples),
+        "word_accuracy": word_accuracy(predicted, [e["target"] for e in examples]),
+        "word_accuracy_repeat_last": word_accuracy(repeat, [e["target"] for e in examples]),
+        "examples": examples,
+        "predicted": predicted,
+    }

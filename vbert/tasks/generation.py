@@ -21,8 +21,15 @@ from vbert.errors import DataError, VbertError
 
 
 @torch.no_grad()
-def fill_visual_masks(model: Any, vocab: Any, ids: list[int], types: list[int], positions: Sequence[int],
-                      temperature: float = 0.0, generator: torch.Generator | None = None) -> list[int]:
+def fill_visual_masks(
+    model: Any,
+    vocab: Any,
+    ids: list[int],
+    types: list[int],
+    positions: Sequence[int],
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> list[int]:
     """Fill `positions` of one sequence left to right with visual words; returns the words (not joint ids)."""
     model.eval()
     device = next(model.parameters()).device
@@ -31,7 +38,7 @@ def fill_visual_masks(model: Any, vocab: Any, ids: list[int], types: list[int], 
     words = []
     for pos in positions:
         hidden = model.bert(ids_t, types_t, None)  # [1, L, H]
-        logits = model.mlm.mlm_logits(hidden[0, pos])[vocab.text_size:vocab.next_id].float()  # [K]
+        logits = model.mlm.mlm_logits(hidden[0, pos])[vocab.text_size : vocab.next_id].float()  # [K]
         if temperature > 0:
             word = int(torch.multinomial((logits / temperature).softmax(-1).cpu(), 1, generator=generator))
         else:
@@ -41,8 +48,15 @@ def fill_visual_masks(model: Any, vocab: Any, ids: list[int], types: list[int], 
     return words
 
 
-def text_to_video(model: Any, tokenizer: Any, vocab: Any, sentence: str, num_words: int = 8,
-                  temperature: float = 0.0, seed: int = 0) -> list[int]:
+def text_to_video(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    sentence: str,
+    num_words: int = 8,
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> list[int]:
     """The visual words VideoBERT writes for a sentence: [CLS] text [>] [MASK] x num_words [SEP]."""
     text = tokenizer(sentence, add_special_tokens=False)["input_ids"]
     if not text:
@@ -52,13 +66,20 @@ def text_to_video(model: Any, tokenizer: Any, vocab: Any, sentence: str, num_wor
     ids = [vocab.cls_id, *text, vocab.next_id] + [vocab.mask_id] * num_words + [vocab.sep_id]
     types = [0] * (len(text) + 1) + [1] * (num_words + 2)
     if len(ids) > model.config.max_position_embeddings:
-        raise VbertError(f"sentence plus {num_words} words exceeds the model's {model.config.max_position_embeddings} positions")
+        raise VbertError(
+            f"sentence plus {num_words} words exceeds the model's "
+            f"{model.config.max_position_embeddings} positions"
+        )
     start = len(text) + 2
     generator = torch.Generator().manual_seed(seed)
-    return fill_visual_masks(model, vocab, ids, types, range(start, start + num_words), temperature, generator)
+    return fill_visual_masks(
+        model, vocab, ids, types, range(start, start + num_words), temperature, generator
+    )
 
 
-def exemplar_clips(records: Sequence[dict], store: Any, centroids: np.ndarray) -> dict[int, tuple[str, float, float]]:
+def exemplar_clips(
+    records: Sequence[dict], store: Any, centroids: np.ndarray
+) -> dict[int, tuple[str, float, float]]:
     """For each visual word, the clip (video id, start, end) whose feature is nearest to its centroid."""
     best: dict[int, tuple[float, tuple[str, float, float]]] = {}
     for record in records:
@@ -68,7 +89,9 @@ def exemplar_clips(records: Sequence[dict], store: Any, centroids: np.ndarray) -
             continue
         words = np.asarray(record["words"])
         if len(words) != len(vectors):
-            raise DataError(f"video {record['video_id']}: {len(words)} visual words but {len(vectors)} clip features")
+            raise DataError(
+                f"video {record['video_id']}: {len(words)} visual words but {len(vectors)} clip features"
+            )
         distances = np.linalg.norm(vectors - centroids[words], axis=1)  # [n]
         for i, (w, d) in enumerate(zip(words.tolist(), distances.tolist())):
             if w not in best or d < best[w][0]:

@@ -23,8 +23,33 @@ from collections.abc import Iterable, Sequence
 
 from vbert.tasks.caption_metrics import tokenize_caption
 
-ARTICLES = frozenset({"the", "a", "an", "some", "of", "and", "in", "to", "on", "into", "with", "it", "them", "all",
-                      "more", "chopped", "sliced", "diced", "minced", "cooked", "remaining", "little", "few"})
+ARTICLES = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "some",
+        "of",
+        "and",
+        "in",
+        "to",
+        "on",
+        "into",
+        "with",
+        "it",
+        "them",
+        "all",
+        "more",
+        "chopped",
+        "sliced",
+        "diced",
+        "minced",
+        "cooked",
+        "remaining",
+        "little",
+        "few",
+    }
+)
 
 
 def _singular_forms(token: str) -> tuple[str, ...]:
@@ -45,7 +70,9 @@ def _match(token: str, labels: frozenset[str]) -> str | None:
     return None
 
 
-def labels_from_caption(caption: str, verbs: Iterable[str], nouns: Iterable[str]) -> tuple[str | None, str | None]:
+def labels_from_caption(
+    caption: str, verbs: Iterable[str], nouns: Iterable[str]
+) -> tuple[str | None, str | None]:
     """(verb, noun) read from a caption by the rule in this module's docstring."""
     verb_set, noun_set = frozenset(verbs), frozenset(nouns)
     tokens = tokenize_caption(caption).split()
@@ -55,7 +82,7 @@ def labels_from_caption(caption: str, verbs: Iterable[str], nouns: Iterable[str]
             verb, verb_at = token, i
             break
     noun = None
-    for token in tokens[verb_at + 1:]:
+    for token in tokens[verb_at + 1 :]:
         noun = _match(token, noun_set)
         if noun:
             break
@@ -67,8 +94,9 @@ def labels_from_caption(caption: str, verbs: Iterable[str], nouns: Iterable[str]
     return verb, noun
 
 
-def build_label_sets(captions: Sequence[str], max_verbs: int = 50, max_nouns: int = 100,
-                     min_count: int = 2) -> tuple[list[str], list[str]]:
+def build_label_sets(
+    captions: Sequence[str], max_verbs: int = 50, max_nouns: int = 100, min_count: int = 2
+) -> tuple[list[str], list[str]]:
     """Verb and noun label sets from training captions: frequent first words, frequent words after them."""
     verbs: Counter[str] = Counter()
     nouns: Counter[str] = Counter()

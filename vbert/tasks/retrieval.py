@@ -16,12 +16,16 @@ import numpy as np
 from vbert.errors import VbertError
 
 
-def recall_at_k(scores: np.ndarray, targets: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+def recall_at_k(
+    scores: np.ndarray, targets: Sequence[int], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
     """scores [Q, C] (higher is better), targets [Q] gold candidate index -> {'R@k': percent}."""
     scores = np.asarray(scores, dtype=np.float64)
     targets = np.asarray(targets)
     if scores.ndim != 2 or len(scores) != len(targets) or len(scores) == 0:
-        raise VbertError(f"recall@k needs a [queries, candidates] score matrix matching {len(targets)} targets")
+        raise VbertError(
+            f"recall@k needs a [queries, candidates] score matrix matching {len(targets)} targets"
+        )
     gold = scores[np.arange(len(scores)), targets][:, None]
     rank = (scores > gold).sum(1)  # [Q] candidates strictly better than the gold one (ties favour it)
     return {f"R@{k}": 100.0 * float((rank < k).mean()) for k in ks}
@@ -36,11 +40,18 @@ def windows(words: Sequence[int], width: int) -> list[list[int]]:
     starts = list(range(0, len(words) - width + 1, step))
     if starts[-1] != len(words) - width:
         starts.append(len(words) - width)
-    return [words[s:s + width] for s in starts]
+    return [words[s : s + width] for s in starts]
 
 
-def retrieval_scores(model: Any, tokenizer: Any, vocab: Any, sentences: Sequence[str],
-                     videos: Sequence[Sequence[int]], max_len: int = 128, window: int | None = None) -> np.ndarray:
+def retrieval_scores(
+    model: Any,
+    tokenizer: Any,
+    vocab: Any,
+    sentences: Sequence[str],
+    videos: Sequence[Sequence[int]],
+    max_len: int = 128,
+    window: int | None = None,
+) -> np.ndarray:
     """[Q, C]: for each sentence and video, the best alignment probability over the video's windows."""
     from vbert.tasks.embeddings import alignment_scores
 

@@ -47,8 +47,10 @@ def parse_template(text: str) -> Template:
     """Split a template with exactly two [MASK] slots; anything else is a VbertError."""
     count = text.count(MASK)
     if count != 2:
-        raise VbertError(f"zero-shot template {text!r} has {count} {MASK} slot(s); it needs exactly two "
-                         f"(the first for the verb, the second for the noun)")
+        raise VbertError(
+            f"zero-shot template {text!r} has {count} {MASK} slot(s); it needs exactly two "
+            f"(the first for the verb, the second for the noun)"
+        )
     prefix, middle, suffix = text.split(MASK)
     return Template(text, prefix.strip(), middle.strip(), suffix.strip())
 
@@ -65,7 +67,9 @@ class LabelSet:
         return sorted({len(p) for p in self.pieces})
 
 
-def encode_labels(names: Sequence[str], tokenizer: Any, kind: str = "label", drop_unknown: bool = False) -> LabelSet:
+def encode_labels(
+    names: Sequence[str], tokenizer: Any, kind: str = "label", drop_unknown: bool = False
+) -> LabelSet:
     """Tokenize each label; labels with [UNK] pieces (absent from the vocabulary) are an error or dropped."""
     unk = tokenizer.convert_tokens_to_ids("[UNK]")
     kept, pieces, absent = [], [], []
@@ -77,18 +81,25 @@ def encode_labels(names: Sequence[str], tokenizer: Any, kind: str = "label", dro
         kept.append(name)
         pieces.append(list(ids))
     if absent:
-        message = (f"{len(absent)} {kind} label(s) are absent from the text vocabulary "
-                   f"(they tokenize to [UNK] or to nothing): {', '.join(repr(a) for a in absent)}")
+        message = (
+            f"{len(absent)} {kind} label(s) are absent from the text vocabulary "
+            f"(they tokenize to [UNK] or to nothing): {', '.join(repr(a) for a in absent)}"
+        )
         if not drop_unknown:
-            raise VbertError(message + "; use a vocabulary that contains them or drop them (drop_unknown=True)")
+            raise VbertError(
+                message + "; use a vocabulary that contains them or drop them (drop_unknown=True)"
+            )
         warnings.warn(message + "; dropped", RuntimeWarning, stacklevel=2)
     if not kept:
         raise VbertError(f"no {kind} label is in the text vocabulary")
     return LabelSet(kept, pieces)
 
 
-def _template_ids(template: Template, tokenizer: Any, verb_slots: int, noun_slots: int, mask_id: int) -> tuple[list[int], list[int], list[int]]:
+def _template_ids(
+    template: Template, tokenizer: Any, verb_slots: int, noun_slots: int, mask_id: int
+) -> tuple[list[int], list[int], list[int]]:
     """Text ids of the template with slots widened; also the verb and noun slot positions (in the text)."""
+
     def enc(s: str) -> list[int]:
         return list(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else []
 
@@ -100,8 +111,9 @@ def _template_ids(template: Template, tokenizer: Any, verb_slots: int, noun_slot
     return ids, verb_pos, noun_pos
 
 
-def build_input(text_ids: list[int], video_words: Sequence[int] | None, vocab: JointVocab,
-                max_len: int) -> tuple[list[int], list[int]]:
+def build_input(
+    text_ids: list[int], video_words: Sequence[int] | None, vocab: JointVocab, max_len: int
+) -> tuple[list[int], list[int]]:
     """[CLS] text [>] video [SEP] (or [CLS] text [SEP] when video_words is None) -> (ids, token types).
 
     Visual words are joint-vocabulary offsets; the video is cut to fit `max_len`.
@@ -124,19 +136,25 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def slot_log_probs(mlm: BertForMaskedLM, inputs: list[tuple[list[int], list[int]]], positions: list[list[int]],
-                   text_size: int, pad_id: int = 0, batch_size: int = 64) -> list[torch.Tensor]:
-    """Log-probabilities over the text vocabulary at the given positions of each input: [n_pos, V_text] each."""
+def slot_log_probs(
+    mlm: BertForMaskedLM,
+    inputs: list[tuple[list[int], list[int]]],
+    positions: list[list[int]],
+    text_size: int,
+    pad_id: int = 0,
+    batch_size: int = 64,
+) -> list[torch.Tensor]:
+    """Log-probabilities over the text vocabulary at each input's positions: [n_pos, V_text] each."""
     mlm.eval()
     device = next(mlm.parameters()).device
     out: list[torch.Tensor] = []
     for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
+        chunk = inputs[start : start + batch_size]
         ids = _pad([c[0] for c in chunk], pad_id).to(device)  # [B, L]
         types = _pad([c[1] for c in chunk], 0).to(device)  # [B, L]
         mask = (ids != pad_id).long() if any(len(c[0]) != ids.shape[1] for c in chunk) else None
         hidden = mlm.bert(ids, types, mask)  # [B, L, H]
-        for b, pos in enumerate(positions[start:start + batch_size]):
+        for b, pos in enumerate(positions[start : start + batch_size]):
             logits = mlm.mlm_logits(hidden[b, pos])[:, :text_size].float()  # [n_pos, V_text]
             out.append(logits.log_softmax(-1).cpu())
     return out
@@ -161,9 +179,17 @@ class ZeroShotScores:
     noun_scores: np.ndarray
 
 
-def zero_shot_scores(mlm: BertForMaskedLM, tokenizer: Any, vocab: JointVocab, template: str,
-                     videos: Sequence[Sequence[int] | None], verbs: LabelSet, nouns: LabelSet,
-                     max_len: int = 128, batch_size: int = 64) -> ZeroShotScores:
+def zero_shot_scores(
+    mlm: BertForMaskedLM,
+    tokenizer: Any,
+    vocab: JointVocab,
+    template: str,
+    videos: Sequence[Sequence[int] | None],
+    verbs: LabelSet,
+    nouns: LabelSet,
+    max_len: int = 128,
+    batch_size: int = 64,
+) -> ZeroShotScores:
     """Score every verb and noun label for each example's visual words (None = no video: language prior)."""
     tpl = parse_template(template)
     # One input per (example, slot widths): each verb length with a 1-slot noun, each noun length with
@@ -206,12 +232,18 @@ def label_indices(names: Sequence[str | None], labels: Sequence[str]) -> np.ndar
     return np.array([index.get(n, -1) if n is not None else -1 for n in names], dtype=np.int64)
 
 
-def accuracy_table(scores: ZeroShotScores, gold_verbs: Sequence[str | None], gold_nouns: Sequence[str | None],
-                   ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+def accuracy_table(
+    scores: ZeroShotScores,
+    gold_verbs: Sequence[str | None],
+    gold_nouns: Sequence[str | None],
+    ks: Sequence[int] = (1, 5),
+) -> dict[str, float]:
     """Top-k accuracy (percent) for verbs and nouns, over examples whose gold label is in the label set."""
     out: dict[str, float] = {}
-    for kind, matrix, gold, labels in (("verb", scores.verb_scores, gold_verbs, scores.verbs),
-                                       ("noun", scores.noun_scores, gold_nouns, scores.nouns)):
+    for kind, matrix, gold, labels in (
+        ("verb", scores.verb_scores, gold_verbs, scores.verbs),
+        ("noun", scores.noun_scores, gold_nouns, scores.nouns),
+    ):
         idx = label_indices(gold, labels.names)
         keep = idx >= 0
         if not keep.any():
