@@ -48,6 +48,8 @@ def main() -> None:
             float(HierarchicalKMeans(args.k, 1, seed=s).fit(pts).node_inertia[0][0])
             for s in range(args.seeds)
         ]
+        if min(ref) == 0.0:  # no more distinct points than k: nothing to compare
+            continue
         luck.append(ref[1] / ref[0])
         difference.append(np.mean(ours) / np.mean(ref))
     print(f"{len(luck)} nodes of {int(sizes[sizes >= args.min_size].min())}-{int(sizes.max())} points")
