@@ -142,20 +142,23 @@ print("trained for", meta["settings"]["steps"], "steps on", meta["metrics"]["tra
 for crop, acc in meta["metrics"]["val"].items():
     print(f"  its own validation clips, crop {crop}: verb {acc['verb_acc']:.2f}, noun {acc['noun_acc']:.2f}")""")
 
-md("""Retraining takes a few minutes on a laptop (`vbert train-extractor ...` with the command
-above). Here, a few steps from scratch show the loss going down; set `VBERT_TRAIN_STEPS` to train
-longer, then pass the file to `build_extractor("course", path)`.""")
+md("""Retraining runs `vbert train-extractor ...` with the command above. Set `VBERT_TRAIN_STEPS`
+(e.g. 20) to watch a few steps from scratch here; then pass the file to `build_extractor("course", path)`.""")
 
 code("""# features-part
 import tempfile
 from pathlib import Path
 
-steps = int(os.environ.get("VBERT_TRAIN_STEPS", "12"))
-settings = course_s3d.TrainSettings(steps=steps, batch_size=8, sizes=(48,), log_every=3, warmup_steps=3)
-scratch = Path(tempfile.mkdtemp()) / "course_s3d.safetensors"
-metrics = course_s3d.train_course_extractor(root, scratch, settings, show_progress=False)
-losses = [h["loss"] for h in metrics["history"]]
-print("loss at steps", [h["step"] for h in metrics["history"]], ":", [round(l, 2) for l in losses])""")
+steps = int(os.environ.get("VBERT_TRAIN_STEPS", "0"))  # 0: use the committed checkpoint only
+if steps:
+    settings = course_s3d.TrainSettings(steps=steps, batch_size=8, sizes=(size,), log_every=max(1, steps // 5),
+                                        warmup_steps=min(10, steps))
+    scratch = Path(tempfile.mkdtemp()) / "course_s3d.safetensors"
+    metrics = course_s3d.train_course_extractor(root, scratch, settings, show_progress=False)
+    print("loss by step:", {h["step"]: round(h["loss"], 2) for h in metrics["history"]})
+else:
+    history = meta["metrics"]["history"]
+    print("committed checkpoint, loss by step:", {h["step"]: round(h["loss"], 2) for h in history})""")
 
 md("""## What the features know
 
