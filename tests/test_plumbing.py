@@ -66,6 +66,7 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
     manifest.atomic_write_json(target, {"x": 2})
     assert json.loads(target.read_text()) == {"x": 2}
     assert [p.name for p in target.parent.iterdir()] == ["b.json"]
+    assert target.stat().st_mode & 0o777 == 0o644
 
 
 def test_manifest_completeness_tracks_config_and_inputs(tmp_path: Path) -> None:
