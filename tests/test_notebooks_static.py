@@ -82,3 +82,12 @@ def test_the_check_catches_a_bad_notebook(tmp_path: Path) -> None:
     assert "imports mine from beside the notebook" in problems
     assert "imports not_a_real_package_xyz, which is not installed" in problems
     assert "first code cell lacks VBERT_PRESET" in problems
+
+
+def test_nbval_ignores_stderr_streams() -> None:
+    import nbformat.v4 as v4
+    import nbval.plugin
+
+    outputs = [v4.new_output("stream", name="stdout", text="42\n"), v4.new_output("stream", name="stderr", text="warn\n")]
+    kept = nbval.plugin.transform_streams_for_comparison(outputs)
+    assert kept == [{"output_type": "stream", "stdout": "42\n"}]
