@@ -20,7 +20,6 @@ from vbert.errors import VbertError
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "vbert.cli", "versions, device and presets of this installation"),
     ("config", "vbert.cli", "print a preset (or YAML file) fully resolved, with overrides applied"),
-    ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
     ("generate", "vbert.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
     ("extract", "vbert.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
     ("train-extractor", "vbert.course_s3d", "train the course's S3D-style network on SynthCook's labelled action clips"),
@@ -28,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("tokenize", "vbert.visual_tokens", "every clip -> its visual word, grouped into sentences aligned to the narration"),
     ("pretrain", "vbert.pretrain", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
     ("eval", "vbert.tasks.cli", "downstream tasks: zero-shot, data-size, captioning, retrieval, forecasting, classification"),
+    ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 
