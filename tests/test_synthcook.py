@@ -101,7 +101,6 @@ def test_narration_mentions_steps_with_noise():
     verb_words = {v: {w for s in spec.synonyms for w in s} for v, spec in VERBS.items()}
     noun_words = {n: {w for s in spec.synonyms for w in s.split()} for n, spec in NOUNS.items()}
     mentioned = steps = fillers = early = 0
-    templates = set()
     for i in range(150):
         plan = plan_video(1, "training", i, data)
         spoken = narration_module.narrate(plan)
