@@ -36,6 +36,7 @@ Memory: the data once in float32, the level's padded blocks (about 1.25x the dat
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -299,40 +300,17 @@ class HierarchicalKMeans:
         padded = (size[nonempty] + quantum - 1) // quantum * quantum  # [M'] rows per node, padded
         max_rows = max(1, self.chunk_bytes // (4 * (d + 2 * self.k)))
         blocks = []
+        block = partial(_Block, x, sq_norms, order, start, size, cache=self.cache_blocks)
         for rows in torch.unique(padded).tolist():
             members = nonempty[padded == rows]  # [m] nodes of this size class
             if rows <= max_rows:
                 per_block = max(1, max_rows // rows)
                 for a in range(0, len(members), per_block):
-                    blocks.append(
-                        _Block(
-                            x,
-                            sq_norms,
-                            order,
-                            start,
-                            size,
-                            members[a : a + per_block],
-                            0,
-                            rows,
-                            self.cache_blocks,
-                        )
-                    )
+                    blocks.append(block(members[a : a + per_block], 0, rows))
             else:  # nodes too big for one block: row pieces, one node at a time
                 for n in members.tolist():
                     for r in range(0, int(size[n]), max_rows):
-                        blocks.append(
-                            _Block(
-                                x,
-                                sq_norms,
-                                order,
-                                start,
-                                size,
-                                members[members == n],
-                                r,
-                                max_rows,
-                                self.cache_blocks,
-                            )
-                        )
+                        blocks.append(block(members[members == n], r, max_rows))
         return blocks
 
     def _node_distances(
