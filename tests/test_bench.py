@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vbert.bench import CLS, MASK, SEP, SIZES, BenchSetup, make_batch
+from vbert.bench import SIZES, BenchSetup, make_batch
 from vbert.model import IGNORE_INDEX, flops_per_token
 
 
@@ -38,7 +38,8 @@ def test_batch_layout_masking_and_static_positions() -> None:
     p = setup.predictions_per_sequence
     assert ids.shape == types.shape == labels.shape == (64, 48)
     assert batch["positions"].shape == batch["targets"].shape == (64 * p,)
-    assert (ids[:, 0] == CLS).all() and (ids[:, -1] == SEP).all()
+    vocab = setup.vocab
+    assert (ids[:, 0] == vocab.cls_id).all() and (ids[:, -1] == vocab.sep_id).all()
     separator = setup.text_vocab + setup.visual_words
     sep_rows, sep_cols = (ids == separator).nonzero(as_tuple=True)
     assert sep_rows.tolist() == list(range(64))  # exactly one [>] per row
@@ -48,10 +49,10 @@ def test_batch_layout_masking_and_static_positions() -> None:
     assert ((labels != IGNORE_INDEX).sum(1) == p).all()
     assert torch.equal(labels.flatten()[batch["positions"]], batch["targets"])
     chosen = labels != IGNORE_INDEX
-    masked_share = (ids[chosen] == MASK).float().mean().item()
+    masked_share = (ids[chosen] == vocab.mask_id).float().mean().item()
     assert 0.72 < masked_share < 0.88  # 80% become [MASK]
     video_targets = chosen & (types == 1)
-    replaced = video_targets & (ids != MASK) & (ids != labels)
+    replaced = video_targets & (ids != vocab.mask_id) & (ids != labels)
     assert ((ids[replaced] >= setup.text_vocab) & (ids[replaced] < separator)).all()  # same modality
 
 

@@ -35,8 +35,8 @@ from torch import nn
 
 from vbert.config import PretrainConfig
 from vbert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM, flops_per_token
+from vbert.pretrain_data import JointVocab
 
-CLS, SEP, MASK = 2, 3, 4  # ids of the specials in a WordPiece vocabulary built by vbert.text
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 SIZES = {  # name: (layers, hidden, heads, intermediate)
     "tiny": (2, 64, 4, 256),
@@ -61,9 +61,14 @@ class BenchSetup:
     dropout: float = 0.1
 
     @property
+    def vocab(self) -> JointVocab:
+        """The pretraining vocabulary layout: text WordPieces, then the visual words, then `[>]`."""
+        return JointVocab(text_size=self.text_vocab, visual_size=self.visual_words)
+
+    @property
     def vocab_size(self) -> int:
-        """Text WordPieces, then the visual words, then `[>]`."""
-        return self.text_vocab + self.visual_words + 1
+        """Rows of the joint embedding table."""
+        return self.vocab.size
 
     @property
     def predictions_per_sequence(self) -> int:
@@ -86,27 +91,28 @@ def make_batch(setup: BenchSetup, generator: torch.Generator) -> dict[str, torch
     positions [B*P] (flat indices of the predicted tokens) and targets [B*P], P fixed per sequence.
     """
     b, length, p = setup.batch, setup.seq_len, setup.predictions_per_sequence
-    video_low, video_high = setup.text_vocab, setup.text_vocab + setup.visual_words
+    vocab = setup.vocab
+    text_low, video_low, video_high = vocab.text_low, vocab.text_size, vocab.next_id
     text_len = torch.randint(8, length // 2, (b,), generator=generator)  # [B]
     pos = torch.arange(length)[None, :]  # [1, L]
     sep_at = text_len[:, None] + 1  # position of [>]
     is_text = (pos >= 1) & (pos < sep_at)
     is_video = (pos > sep_at) & (pos < length - 1)
-    text_ids = torch.randint(10, setup.text_vocab, (b, length), generator=generator)
+    text_ids = torch.randint(text_low, setup.text_vocab, (b, length), generator=generator)
     video_ids = torch.randint(video_low, video_high, (b, length), generator=generator)
     ids = torch.where(is_text, text_ids, video_ids)
-    ids[:, 0], ids[:, -1] = CLS, SEP
-    ids[pos.expand(b, -1) == sep_at] = video_high  # [>]
+    ids[:, 0], ids[:, -1] = vocab.cls_id, vocab.sep_id
+    ids[pos.expand(b, -1) == sep_at] = vocab.next_id  # [>]
     token_types = (pos >= sep_at).long().expand(b, -1).contiguous()
     # choose exactly P maskable positions per row
     scores = torch.rand(b, length, generator=generator).masked_fill(~(is_text | is_video), -1.0)
     chosen = scores.topk(p, dim=1).indices.sort(dim=1).values  # [B, P]
     targets = ids.gather(1, chosen)  # [B, P]
     action = torch.rand(b, p, generator=generator)
-    random_text = torch.randint(10, setup.text_vocab, (b, p), generator=generator)
+    random_text = torch.randint(text_low, setup.text_vocab, (b, p), generator=generator)
     random_video = torch.randint(video_low, video_high, (b, p), generator=generator)
     chosen_is_text = is_text.gather(1, chosen)
-    replacement = torch.where(action < 0.8, torch.full_like(targets, MASK),
+    replacement = torch.where(action < 0.8, torch.full_like(targets, vocab.mask_id),
                               torch.where(action < 0.9, torch.where(chosen_is_text, random_text, random_video), targets))
     masked = ids.scatter(1, chosen, replacement)
     labels = torch.full_like(ids, IGNORE_INDEX).scatter(1, chosen, targets)
