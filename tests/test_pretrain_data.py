@@ -24,6 +24,7 @@ from vbert.pretrain_data import (
     synthetic_batch,
     tokenize_records,
 )
+from vbert.text import SPECIAL_TOKENS
 
 VERBS = ["cut", "stir", "pour", "fry", "wash", "peel"]
 NOUNS = ["tomato", "egg", "onion", "rice", "carrot", "oil"]
@@ -58,7 +59,7 @@ class WordTokenizer:
     """A whitespace tokenizer with BERT's special ids, enough for the data side (no training needed)."""
 
     def __init__(self) -> None:
-        self.vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(
+        self.vocab = [*SPECIAL_TOKENS, *sorted(
             set(VERBS + NOUNS + ["so", "now", "okay", "and", "then", "we", "the"]))]
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ from vbert.tasks.embeddings import alignment_scores, caption_features, pooled_vi
 from vbert.tasks.forecasting import forecast, forecasting_examples, word_accuracy
 from vbert.tasks.generation import text_to_video
 from vbert.tasks.retrieval import recall_at_k, retrieval_scores, windows
+from vbert.text import SPECIAL_TOKENS
 from vbert.videobert import VideoBertForPretraining
 
 WORDS = [
@@ -47,7 +48,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.mktemp("vocab")
     (folder / "vocab.txt").write_text(
-        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8"
+        "\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8"
     )
     return load_tokenizer(folder)
 

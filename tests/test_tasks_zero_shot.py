@@ -19,6 +19,7 @@ from vbert.tasks.zero_shot import (
     top_k_accuracy,
     zero_shot_scores,
 )
+from vbert.text import SPECIAL_TOKENS
 
 TEMPLATE = "now let me show you how to [MASK] the [MASK]"
 WORDS = [
@@ -49,7 +50,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.mktemp("vocab")
     (folder / "vocab.txt").write_text(
-        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8"
+        "\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8"
     )
     return load_tokenizer(folder)
 

@@ -14,6 +14,7 @@ from vbert.errors import DataError, VbertError
 from vbert.model import IGNORE_INDEX, BertConfig
 from vbert.pretrain import load_pretrained, run_pretraining
 from vbert.pretrain_data import JOINT, TEXT, VIDEO, JointVocab, synthetic_batch
+from vbert.text import SPECIAL_TOKENS
 from vbert.videobert import VideoBertForPretraining, build_videobert, project_centroids
 
 TEXT_V, VISUAL_V = 50, 36
@@ -66,7 +67,7 @@ def save_tiny_bert(directory, vocab_size: int = TEXT_V) -> None:
     torch.manual_seed(1)
     transformers.BertForMaskedLM(hf_config).save_pretrained(directory)
     words = [f"w{i}" for i in range(vocab_size - 5)]
-    (directory / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    (directory / "vocab.txt").write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n")
 
 
 def test_init_from_bert_keeps_text_rows_and_appends_visual_rows_and_next(tmp_path):
