@@ -228,8 +228,8 @@ def augment(
         crop = clip[:, y : y + side, x : x + side].permute(0, 3, 1, 2).float()  # [T, 3, side, side]
         out.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False))
     x = torch.stack(out).permute(0, 2, 1, 3, 4) / 255.0  # [N, 3, T, size, size]
-    mean = torch.tensor(INPUT_MEAN).view(1, 3, 1, 1, 1)
-    std = torch.tensor(INPUT_STD).view(1, 3, 1, 1, 1)
+    mean = torch.tensor(INPUT_MEAN, device=x.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(INPUT_STD, device=x.device).view(1, 3, 1, 1, 1)
     return (x - mean) / std
 
 
@@ -282,18 +282,20 @@ class TrainSettings:
     min_crop: float = 0.6  # random crops cover 60-100% of the decoded side
     train_frames: int = 30  # a random window of this many frames per clip (fewer is cheaper)
     init: str = ""  # start from this checkpoint (continue training) instead of random weights
+    device: str = "cpu"  # "cuda" trains on a GPU: the decoded clips are copied there once
 
 
 def evaluate(model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.ndarray, size: int) -> dict[str, float]:
-    """Head accuracies of `model` on uint8 clips resized to `size`."""
+    """Head accuracies of `model` on uint8 clips resized to `size` (on the model's device)."""
     model.eval()
+    device = next(model.parameters()).device
     correct_v = correct_n = 0
     with torch.inference_mode():
         for i in range(0, len(clips), 32):
-            x = normalise(resize_clips(clips[i : i + 32], size))
+            x = normalise(resize_clips(clips[i : i + 32], size).to(device))
             verb_logits, noun_logits = model(x)
-            correct_v += int((verb_logits.argmax(1).numpy() == verbs[i : i + 32]).sum())
-            correct_n += int((noun_logits.argmax(1).numpy() == nouns[i : i + 32]).sum())
+            correct_v += int((verb_logits.argmax(1).cpu().numpy() == verbs[i : i + 32]).sum())
+            correct_n += int((noun_logits.argmax(1).cpu().numpy() == nouns[i : i + 32]).sum())
     return {"verb_acc": correct_v / len(clips), "noun_acc": correct_n / len(clips)}
 
 
@@ -312,6 +314,8 @@ def train_course_extractor(
         model = load_checkpoint(settings.init)
         if (model.config.verbs, model.config.nouns) != (data["verbs"], data["nouns"]):
             raise DataError(f"{settings.init}: trained on other verbs/nouns than the clips under {root}")
+    device = torch.device(settings.device)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
     def lr_at(step: int) -> float:
@@ -322,13 +326,13 @@ def train_course_extractor(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     generator = torch.Generator().manual_seed(settings.seed)
-    clips_t = torch.from_numpy(train_clips)
-    verbs_t, nouns_t = torch.from_numpy(train_v), torch.from_numpy(train_n)
+    clips_t = torch.from_numpy(train_clips).to(device)  # [N, T, S, S, 3] uint8
+    verbs_t, nouns_t = torch.from_numpy(train_v).to(device), torch.from_numpy(train_n).to(device)
     history, start = [], time.perf_counter()
     bar = progress(range(settings.steps), desc="train-extractor", **({} if show_progress else {"disable": True}))
     for step in bar:
         model.train()
-        idx = torch.randint(0, len(clips_t), (settings.batch_size,), generator=generator)
+        idx = torch.randint(0, len(clips_t), (settings.batch_size,), generator=generator).to(device)
         size = settings.sizes[step % len(settings.sizes)]
         x = augment(clips_t[idx], size, generator, settings.min_crop, settings.train_frames)  # [B, 3, T', S, S]
         verb_logits, noun_logits = model(x)
@@ -349,7 +353,7 @@ def train_course_extractor(
         "val": {str(s): evaluate(model, val_clips, val_v, val_n, s) for s in (64, 96, 112)},
         "history": history,
     }
-    save_checkpoint(model, out_path, settings=_jsonable(asdict(settings)), metrics=metrics, command=command)
+    save_checkpoint(model.cpu(), out_path, settings=_jsonable(asdict(settings)), metrics=metrics, command=command)
     return metrics
 
 
@@ -376,6 +380,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-frames", type=int, default=defaults.train_frames, help="frames per training window")
     parser.add_argument("--init", default="", help="continue from this checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU trains the same network much faster)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -389,13 +394,14 @@ def main(args: argparse.Namespace) -> int:
     root = Path(args.data) if args.data else ensure_synthcook(config)
     settings = TrainSettings(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, sizes=tuple(args.sizes), seed=config.seed,
-        min_crop=args.min_crop, train_frames=args.train_frames, init=args.init,
+        min_crop=args.min_crop, train_frames=args.train_frames, init=args.init, device=args.device,
     )
     command = ["vbert", "train-extractor", "--preset", args.preset]
     command += [f"--set={o}" for o in args.overrides]
     command += ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
     command += ["--sizes", *map(str, args.sizes), "--min-crop", str(args.min_crop)]
     command += ["--train-frames", str(args.train_frames)] + (["--init", args.init] if args.init else [])
+    command += ["--device", args.device] if args.device != "cpu" else []
     command += ["--out", args.out]
     metrics = train_course_extractor(root, args.out, settings, command=" ".join(command))
     for size, acc in metrics["val"].items():
