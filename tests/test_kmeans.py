@@ -8,7 +8,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from vbert.errors import DataError
-from vbert.kmeans import HierarchicalKMeans
+from vbert.kmeans import HierarchicalKMeans, LevelKMeans
 
 
 def hierarchical_blobs(
@@ -149,3 +149,52 @@ def test_cuda_fit_matches_cpu_quality():
     cpu = HierarchicalKMeans(k=3, depth=2, seed=0, n_init=2).fit(x)
     gpu = HierarchicalKMeans(k=3, depth=2, seed=0, n_init=2, device="cuda").fit(x.cuda())
     assert gpu.inertia(x) == pytest.approx(cpu.inertia(x), rel=0.02)
+
+
+def test_level_distances_dense_and_blocked_match_brute_force():
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(500, 7, generator=gen)
+    node = torch.randint(0, 6, (500,), generator=gen)  # 6 nodes of uneven sizes
+    node[node == 5] = 4  # node 5 has no points
+    cents = torch.randn(6, 3, 7, generator=gen)  # [M, k, D]
+    valid = torch.ones(6, 3, dtype=torch.bool)
+    valid[2, 1] = False  # an empty child is never nearest
+    brute = ((x[:, None, :] - cents[node]) ** 2).sum(2)  # [N, k]
+    brute[node == 2, 1] = float("inf")
+    sq = (x * x).sum(1)
+    for solver in (LevelKMeans(3), LevelKMeans(3, chunk_bytes=1024, dense_max_centroids=0)):
+        plan = solver.plan_blocks(x, sq, node, 6)
+        assert (plan is None) == (solver.dense_max_centroids > 0)
+        dist, nearest = solver.node_distances(x, sq, node, cents, valid, plan)
+        assert torch.allclose(dist, brute, atol=1e-3) and torch.allclose(
+            nearest, brute.min(1).values, atol=1e-3
+        )
+
+
+def test_load_refuses_malformed_vocabularies(tmp_path):
+    from safetensors.torch import save_file
+
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(10))
+    tree = HierarchicalKMeans(k=2, depth=2, seed=0).fit(x)
+    good = tmp_path / "good.safetensors"
+    tree.save(good)
+    back = HierarchicalKMeans.load(good)
+    tensors = {
+        f"{name}.{level}": getattr(back, name)[level - 1]
+        for name in ("centroids", "counts")
+        for level in (1, 2)
+    }
+    tensors.update({f"valid.{level}": back.valid[level - 1].to(torch.uint8) for level in (1, 2)})
+    cases = {
+        "version": ({**back.metadata, "format_version": "99"}, tensors, "format version"),
+        "foreign": ({**back.metadata, "format": "other"}, tensors, "not a vbert vocabulary"),
+        "badk": ({**back.metadata, "k": "twelve"}, tensors, "bad vocabulary metadata"),
+        "shape": ({**back.metadata, "dim": "5"}, tensors, "expected"),
+        "missing": (back.metadata, {n: t for n, t in tensors.items() if n != "counts.2"}, "lacks"),
+    }
+    for name, (meta, tens, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file({n: t.contiguous() for n, t in tens.items()}, str(path), metadata=meta)
+        with pytest.raises(DataError, match=message) as err:
+            HierarchicalKMeans.load(path)
+        assert path.name in str(err.value)
