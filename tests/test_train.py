@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -91,6 +92,23 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lr_factor(20, 4, 20, "linear") == pytest.approx(0.0)
 
 
+class SlowBatches(ToyBatches):
+    """Batches that take 20 ms each to produce: an input pipeline slower than the tiny model's step."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            time.sleep(0.02)
+            yield batch
+
+
+def test_data_wait_share_is_logged_and_exposes_a_slow_input_pipeline(tmp_path):
+    fast = Trainer(ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "f", ToyBatches())
+    slow = Trainer(ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "s", SlowBatches())
+    fast_wait = fast.fit().history[-1]["data_wait_frac"]
+    slow_wait = slow.fit().history[-1]["data_wait_frac"]
+    assert slow_wait > 0.5 and slow_wait > 3 * fast_wait, (fast_wait, slow_wait)
+
+
 def test_weight_decay_only_on_matrices():
     groups = build_optimizer(ToyModel(), 1e-3, 0.1, torch.device("cpu")).param_groups
     assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
@@ -103,7 +121,8 @@ def test_fit_lowers_the_loss_and_writes_logs_and_checkpoints(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(5, 41, 5))
     assert rows[-1]["loss"] < 0.5 * rows[0]["loss"]
-    assert {"mse", "grad_norm", "lr", "sequences_per_s"} <= set(rows[0])
+    assert {"mse", "grad_norm", "lr", "sequences_per_s", "data_wait_frac"} <= set(rows[0])
+    assert all(0.0 <= r["data_wait_frac"] <= 1.0 for r in rows)
     assert any((tmp_path / "tensorboard").iterdir())
     assert result.checkpoint == latest_checkpoint(tmp_path)
     state = load_checkpoint(result.checkpoint)

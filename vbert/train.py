@@ -195,7 +195,7 @@ class Trainer:
         self._sums: dict[str, torch.Tensor] = {}
         self._window_steps = 0
         self._window_sequences = 0
-        self._window_start = time.perf_counter()
+        self._window_start, self._window_data_wait = time.perf_counter(), 0.0
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)  # any non-finite loss since last check
 
     # ------------------------------------------------------------ one optimisation step
@@ -246,10 +246,12 @@ class Trainer:
         batches = self._batch_stream()
         quiet_rank = {} if self.dist.is_main else {"disable": True}
         bar = progress(total=self.config.steps, initial=self.step, desc="pretrain", **quiet_rank)
-        self._window_start = time.perf_counter()
+        self._window_start, self._window_data_wait = time.perf_counter(), 0.0
         try:
             while self.step < self.config.steps:
+                waited = time.perf_counter()
                 micro = [next(batches) for _ in range(self.config.grad_accum)]
+                self._window_data_wait += time.perf_counter() - waited  # host blocked on the input pipeline
                 metrics = self.train_step(micro)
                 self.step += 1
                 self._accumulate(metrics, micro)
@@ -316,8 +318,11 @@ class Trainer:
         row["lr"] = self.scheduler.get_last_lr()[0]
         row["steps_per_s"] = self._window_steps / elapsed
         row["sequences_per_s"] = self._window_sequences * self.dist.world_size / elapsed
+        # Share of wall time the loop spent waiting for batches: while it waits, nothing new reaches
+        # the GPU, so this bounds the time the input pipeline starved it (0 = never).
+        row["data_wait_frac"] = min(1.0, self._window_data_wait / elapsed)
         self._sums, self._window_steps, self._window_sequences = {}, 0, 0
-        self._window_start = time.perf_counter()
+        self._window_start, self._window_data_wait = time.perf_counter(), 0.0
         self.history.append(row)
         if self.dist.is_main and self.out_dir is not None:
             with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
