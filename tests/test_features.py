@@ -256,10 +256,6 @@ def test_committed_course_features_know_verb_and_noun_far_above_chance(committed
     assert committed_probe["noun"] >= 0.4, committed_probe  # chance 1/22
 
 
-@pytest.mark.xfail(
-    reason="the committed checkpoint is under-trained (400 steps): probe verb 0.80, noun 0.51 on tiny; target 0.9",
-    strict=False,
-)
 def test_committed_course_features_reach_the_90_percent_probe_target(committed_probe: dict) -> None:
     assert committed_probe["verb"] >= 0.9 and committed_probe["noun"] >= 0.9, committed_probe
 
