@@ -372,3 +372,32 @@ def test_assign_words_in_chunks_matches_one_pass():
     assert torch.equal(assign_words(tree, x, "nearest", chunk=50), tree.assign_nearest_leaf(x))
     with pytest.raises(DataError, match="assignment"):
         assign_words(tree, x, "closest")
+
+
+def test_tokenize_skips_finished_work_and_redoes_it_when_an_input_changes(tmp_path, capsys):
+    from vbert.manifest import file_sha256
+    from vbert.visual_tokens import tokens_complete
+
+    features = make_features(tmp_path / "features", {"v1": 30})
+    annotations = {"database": {"v1": {"duration": 45.0, "subset": "training", "annotations": []}}}
+    (tmp_path / "ann.json").write_text(json.dumps(annotations), encoding="utf-8")
+    common = ["--set", "vocab.k=3", "--set", "vocab.depth=2", "--device", "cpu"]
+    vocab_args = ["vocab", "--features", str(features), "--out", str(tmp_path / "vocab"), *common]
+    tok_args = ["tokenize", "--features", str(features), "--vocab", str(tmp_path / "vocab")]
+    tok_args += ["--data", str(tmp_path / "ann.json"), "--out", str(tmp_path / "tokens"), *common]
+    assert cli_main(vocab_args) == 0 and cli_main(tok_args) == 0
+    stamp = (tmp_path / "tokens" / "tokens.jsonl").stat().st_mtime_ns
+    capsys.readouterr()
+    assert cli_main(tok_args) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (tmp_path / "tokens" / "tokens.jsonl").stat().st_mtime_ns == stamp
+    data_hash, config = file_sha256(tmp_path / "ann.json"), tiny_config()
+    assert tokens_complete(tmp_path / "tokens", features, tmp_path / "vocab", config, data_hash)
+    assert not tokens_complete(tmp_path / "tokens", features, tmp_path / "vocab", config, "other data")
+    config.vocab.assignment = "nearest"  # another setting
+    assert not tokens_complete(tmp_path / "tokens", features, tmp_path / "vocab", config, data_hash)
+    # another vocabulary (a refit with another seed) makes the tokens stale
+    assert cli_main([*vocab_args, "--force", "--set", "seed=5"]) == 0
+    assert not tokens_complete(tmp_path / "tokens", features, tmp_path / "vocab", tiny_config(), data_hash)
+    capsys.readouterr()
+    assert cli_main(tok_args) == 0 and "up to date" not in capsys.readouterr().out

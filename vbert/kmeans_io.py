@@ -47,6 +47,23 @@ def save_tree(tree: HierarchicalKMeans, path: str | Path, metadata: dict[str, st
     atomic_write_bytes(path, save_bytes(tensors, metadata=meta))
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a vocabulary file (k, depth, dim, features_hash, ...), no tensors read."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: vocabulary file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataError(f"{path}: not a readable safetensors vocabulary ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: not a vbert vocabulary (metadata 'format' is {meta.get('format')!r})")
+    return meta
+
+
 def load_tree(
     cls: type[HierarchicalKMeans], path: str | Path, device: str | torch.device | None = None
 ) -> HierarchicalKMeans:

@@ -27,6 +27,7 @@ from vbert.dataset import Failure, VideoDataset, VideoRecord
 from vbert.errors import DataError
 from vbert.feature_store import FeatureStore
 from vbert.kmeans import HierarchicalKMeans
+from vbert.kmeans_io import read_metadata
 from vbert.manifest import (
     atomic_write_bytes,
     cached_stage,
@@ -181,12 +182,7 @@ def tokenize_features(
         out_dir,
         "tokenize",
         tokenize_spec(config, tree),
-        inputs={
-            "features": manifest_hash(features_dir),
-            "vocab_fitted_on": tree.metadata.get("features_hash", ""),
-            "vocab_file": file_sha256(vocab_file(vocab_path)),
-            "dataset": dataset_hash,
-        },
+        inputs=tokenize_inputs(features_dir, vocab_path, dataset_hash),
         outputs={
             TOKENS_FILE: file_sha256(out_dir / TOKENS_FILE),
             "videos": len(lines),
@@ -206,6 +202,36 @@ def tokenize_spec(config: Config, tree: HierarchicalKMeans | None = None) -> dic
     if tree is not None:  # the vocabulary file, not the preset, says how many words there are
         vocab.update(k=tree.k, depth=tree.depth)
     return {"vocab": vocab, "seed": config.seed}
+
+
+def tokenize_inputs(
+    features_dir: str | Path, vocab_path: str | Path, dataset_hash: str = ""
+) -> dict[str, str]:
+    """The inputs a token file is made from: the features, the vocabulary file (and what it was
+    fitted on) and the dataset."""
+    file = vocab_file(vocab_path)
+    return {
+        "features": manifest_hash(features_dir),
+        "vocab_fitted_on": read_metadata(file).get("features_hash", ""),
+        "vocab_file": file_sha256(file),
+        "dataset": dataset_hash,
+    }
+
+
+def tokens_complete(
+    out_dir: str | Path,
+    features_dir: str | Path,
+    vocab_path: str | Path,
+    config: Config,
+    dataset_hash: str = "",
+) -> bool:
+    """True when `out_dir` already holds tokens made from exactly these inputs and settings."""
+    if not (Path(out_dir) / TOKENS_FILE).is_file():
+        return False
+    meta = read_metadata(vocab_file(vocab_path))
+    spec = tokenize_spec(config)
+    spec["vocab"].update(k=int(meta["k"]), depth=int(meta["depth"]))
+    return is_complete(out_dir, spec, tokenize_inputs(features_dir, vocab_path, dataset_hash))
 
 
 def read_tokens(path: str | Path) -> list[dict[str, Any]]:
@@ -264,19 +290,9 @@ def run_tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, 
     from vbert.synthcook import load_synthcook
 
     root, out = _data_folder(run_dir), run_dir / "tokenize"
-    if (
-        force
-        or not is_complete(out, tokenize_spec(config))
-        or read_manifest(out)["inputs"].get("features") != manifest_hash(run_dir / "features")
-    ):
-        tokenize_features(
-            run_dir / "features",
-            load_synthcook(root),
-            run_dir / "vocab",
-            out,
-            config,
-            dataset_hash=manifest_hash(root),
-        )
+    features, vocab, data_hash = run_dir / "features", run_dir / "vocab", manifest_hash(root)
+    if force or not tokens_complete(out, features, vocab, config, data_hash):
+        tokenize_features(features, load_synthcook(root), vocab, out, config, dataset_hash=data_hash)
     manifest = read_manifest(out)
     return {
         **{k: v for k, v in manifest["outputs"].items() if k != TOKENS_FILE},
@@ -307,6 +323,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--assignment", choices=["tree", "nearest"], default=None, help="default: vocab.assignment"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
+    parser.add_argument(
+        "--force", action="store_true", help="tokenize again even when the output is up to date"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -323,18 +342,21 @@ def main(args: argparse.Namespace) -> int:
 
         args.features = ensure_features(config)
     vocab = args.vocab if args.vocab is not None else ensure_vocab(config)
-    out = tokenize_features(
-        args.features,
-        dataset,
-        vocab,
-        args.out,
-        config,
-        device=select_device(args.device),
-        dataset_hash=data_hash,
-    )
+    out, note = Path(args.out), " (up to date, not redone; --force to redo)"
+    if args.force or not tokens_complete(out, args.features, vocab, config, data_hash):
+        note = ""
+        tokenize_features(
+            args.features,
+            dataset,
+            vocab,
+            out,
+            config,
+            device=select_device(args.device),
+            dataset_hash=data_hash,
+        )
     o = read_manifest(out)
     print(
-        f"{out / TOKENS_FILE}: {o['outputs']['videos']} videos, {o['outputs']['clips']} clips, "
+        f"{out / TOKENS_FILE}{note}: {o['outputs']['videos']} videos, {o['outputs']['clips']} clips, "
         f"{o['outputs']['sentences']} sentences, {o['outputs']['distinct_words']} distinct words; "
         f"{len(o['failures'])} failures"
     )
