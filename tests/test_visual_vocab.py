@@ -11,7 +11,7 @@ import torch
 from vbert.cli import main as cli_main
 from vbert.config import load_config
 from vbert.dataset import Narration, Segment, VideoDataset, VideoRecord
-from vbert.errors import DataError
+from vbert.errors import ConfigError, DataError
 from vbert.feature_store import FeatureWriter
 from vbert.manifest import manifest_hash, read_manifest, write_manifest
 from vbert.visual_tokens import clips_in_span, read_tokens, tokenize_features, video_sentences
@@ -100,6 +100,8 @@ def test_fit_vocab_writes_file_metadata_and_manifest(tmp_path):
     assert manifest["config"]["vocab"]["sample_size"] == 80
     # 9 separated centres, 9 words: every word is used
     assert manifest["outputs"]["words_used"] == 9
+    with pytest.raises(ConfigError, match="sample size"):
+        fit_vocab(features, tmp_path / "vocab0", tiny_config(), sample_size=0)
 
 
 def test_vocab_refused_for_features_of_another_dimension(tmp_path):

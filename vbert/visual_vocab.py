@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vbert.config import Config
-from vbert.errors import DataError
+from vbert.errors import ConfigError, DataError
 from vbert.feature_store import FeatureStore
 from vbert.kmeans import HierarchicalKMeans
 from vbert.manifest import (
@@ -62,6 +62,8 @@ def fit_vocab(
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     cfg = config.vocab
     sample_size = cfg.sample_size if sample_size is None else sample_size
+    if sample_size < 1:
+        raise ConfigError(f"the vocabulary sample size must be at least 1 clip vector, got {sample_size}")
     store = FeatureStore(features_dir)
     features_hash = manifest_hash(features_dir)
     x = sample_features(store, sample_size, config.seed)  # [n, D]
