@@ -127,7 +127,7 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     jobs = [_video_job(p, root, config) for p in plans] + [_clip_job(c, root, config) for c in clips]
     fps = config.data.fps
     todo = [j for j in jobs if not _finished(Path(j["path"]), max(1, int(round(j["duration"] * fps))))]
-    workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(todo) or 1))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))  # rendering is CPU-bound
     errors: dict[str, str] = {}
     bar = progress(total=len(jobs), initial=len(jobs) - len(todo), desc="synthcook", unit="video",
                    disable=not show_progress or quiet())
@@ -188,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/synthcook", help="output folder (default: runs/synthcook)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count, at most 4)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
     parser.add_argument("--force", action="store_true", help="delete the folder and generate again")
 
 
