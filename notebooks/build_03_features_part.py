@@ -270,9 +270,9 @@ assert separable_weights(24, 48, 3) == sum(p.numel() for p in layer.parameters()
 assert separable_weights(64, 64, 3) < 64 * 64 * 27
 print("ok")""")
 
-md("""**2. Predict, then check.** The course features were trained on crops of at most 80 pixels (see
-the command above). Will a linear probe on features of *112-pixel* crops be much worse than on 64-pixel crops?
-Write down your guess, then run `course_s3d.action_clip_probe(course, root, 112)` and compare with
+md("""**2. Predict, then check.** The course features were trained on crops of 64, 96 and 112 pixels
+(see the command above). Will a linear probe on features of *48-pixel* crops be much worse than on 64-pixel crops?
+Write down your guess, then run `course_s3d.action_clip_probe(course, root, 48)` and compare with
 `course_s3d.action_clip_probe(course, root, 64)`. What does global average pooling have to do with it?
 
 **3. A small ablation.** Average the per-frame ResNet features (`build_extractor("resnet", "none")`)
