@@ -18,12 +18,13 @@ export VBERT_CACHE ?= $(CURDIR)/runs/cache
 PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 300
 
-.PHONY: install demo test unit notebooks execute-notebooks clean help
+.PHONY: install demo test unit notebooks execute-notebooks assignments clean help
 
 help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
 	@echo "make execute-notebooks   re-execute and store every notebook in place"
+	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,9 @@ execute-notebooks: install
 		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
+
+assignments: install
+	$(PY) tools/assignments.py release --out release
 
 clean:
 	rm -rf runs/demo runs/cache release .pytest_cache

@@ -1,0 +1,167 @@
+"""Classroom assignments: every notebook 01-08 ends with a graded section; student versions carry no
+solution; nbgrader's autograder gives full marks to the committed (solution) notebooks and none to
+untouched student versions.
+
+The release is generated once per test process; each graded notebook runs only its graded section
+(a few seconds), so these tests add about a minute per worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytest.importorskip("nbgrader")
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's gradebook sessions
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("assignments", ROOT / "tools" / "assignments.py")
+assignments = importlib.util.module_from_spec(_spec)
+sys.modules["assignments"] = assignments
+_spec.loader.exec_module(assignments)
+
+NOTEBOOKS = assignments.graded_notebooks()
+EXERCISE = re.compile(r"^### Graded exercise \d+ \((implement|predict, then check|ablation)", re.MULTILINE)
+
+
+def _graded(path: Path) -> list[nbformat.NotebookNode]:
+    return [c for c in nbformat.read(path, as_version=4).cells if assignments.is_graded(c)]
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Student versions and the nbgrader course, generated once per test process."""
+    return assignments.release(tmp_path_factory.mktemp("assignments") / "release")
+
+
+def test_notebooks_01_to_08_end_with_a_graded_section() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_graded_section_has_two_to_four_exercises_of_different_kinds(path: Path) -> None:
+    assert assignments.section_problems(path) == []
+    cells = _graded(path)
+    kinds = [m.group(1) for c in cells if c.cell_type == "markdown" for m in EXERCISE.finditer(c.source)]
+    assert 2 <= len(kinds) <= 4 and len(set(kinds)) >= 2, kinds
+    setup = next(c for c in cells if c.cell_type == "code")
+    assert "import" in setup.source and not assignments.nbgrader_meta(setup).get("solution")
+    tests = [c for c in cells if assignments.nbgrader_meta(c).get("grade") and c.cell_type == "code"]
+    if "implement" in kinds:  # an implement exercise is graded by hidden tests with real asserts
+        hidden = [assignments.HIDDEN_RE.search(c.source) for c in tests]
+        assert any(h and "assert" in h.group(1) for h in hidden)
+    written = [c for c in cells if c.cell_type == "markdown" and assignments.nbgrader_meta(c).get("grade")]
+    assert all(assignments.nbgrader_meta(c)["points"] > 0 for c in tests + written)
+
+
+def test_leak_check_finds_a_solution_line_left_in_a_student_version(tmp_path: Path) -> None:
+    meta = {"nbgrader": {"grade": False, "grade_id": "s", "locked": False, "schema_version": 3,
+                         "solution": True, "task": False}, "tags": ["graded"]}
+    source = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import math"),
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    import math\n    return x * 42\n"
+                                  "    ### END SOLUTION", metadata=meta),
+    ])
+    leaky = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    return x * 42")])
+    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    raise NotImplementedError()")])
+    marked = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nassert True")])
+    for name, nb in (("source", source), ("leaky", leaky), ("clean", clean), ("marked", marked)):
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    assert assignments.solution_lines(source) == {"return x * 42"}  # "import math" is public, not secret
+    assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "leaky.ipynb") == ["return x * 42"]
+    assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "clean.ipynb") == []
+    assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "marked.ipynb") == ["### BEGIN HIDDEN TESTS"]
+
+
+def test_lesson_cells_are_hidden_from_the_kernel_and_restored() -> None:
+    lesson = nbformat.v4.new_code_cell("train_for_an_hour()", execution_count=3)
+    lesson.outputs = [nbformat.v4.new_output("stream", text="done\n")]
+    graded = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["graded"]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title"), lesson, graded])
+    nb, _ = assignments.HideLessonCells().preprocess(nb, {})
+    assert [c.cell_type for c in nb.cells] == ["markdown", "raw", "code"]
+    assert "outputs" not in nb.cells[1]
+    nb, _ = assignments.RestoreLessonCells().preprocess(nb, {})
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
+    assert nb.cells[1].source == "train_for_an_hour()" and nb.cells[1].outputs == []
+    assert assignments.LESSON_MARK not in nb.cells[1].metadata
+    nbformat.validate(nb)
+
+
+def test_release_refuses_a_notebook_without_a_graded_section(tmp_path: Path) -> None:
+    with pytest.raises(assignments.AssignmentError, match="no cell is tagged 'graded'"):
+        assignments.release(tmp_path / "out", [ROOT / "notebooks" / "00_introduction.ipynb"])
+
+
+class TestStudentVersions:
+    """What students receive, and what the autograder makes of it untouched."""
+
+    def test_student_versions_carry_no_solution_and_no_hidden_test(self, released: Path) -> None:
+        for path in NOTEBOOKS:
+            student = released / "student" / path.name
+            text = "\n".join(c.source for c in nbformat.read(student, as_version=4).cells)
+            secret = assignments.solution_lines(nbformat.read(path, as_version=4))
+            assert len(secret) >= 10, path.name  # the search below has something to find
+            assert [line for line in secret if line in text] == [], path.name
+            assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+            assert text.count("YOUR CODE HERE") >= 2 and "YOUR ANSWER HERE" in text
+            cells = nbformat.read(student, as_version=4).cells
+            assert all(not c.get("outputs") for c in cells if c.cell_type == "code")  # outputs gave answers away
+            assert (released / "course" / "source" / path.stem / path.name).is_file()
+        assert (released / "course" / "gradebook.db").is_file()
+
+    def test_untouched_student_notebooks_get_no_marks(self, released: Path, tmp_path: Path) -> None:
+        for path in NOTEBOOKS:
+            target = tmp_path / "untouched" / path.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(released / "student" / path.name, target)
+        scores = assignments.grade_folder(released / "course", tmp_path)
+        assert sorted(s.assignment for s in scores) == [p.stem for p in NOTEBOOKS]
+        for s in scores:
+            assert s.auto_max > 0 and s.manual_max > 0, s
+            assert s.auto == 0 and s.manual == 0 and s.manual_pending == 0, s
+        with open(released / "course" / "grades.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == len(NOTEBOOKS) and {float(r["auto"]) for r in rows} == {0.0}
+
+    def test_one_solved_exercise_scores_and_edited_tests_are_restored(self, released: Path, tmp_path: Path) -> None:
+        path = NOTEBOOKS[0]
+        source = nbformat.read(path, as_version=4)
+        student = nbformat.read(released / "student" / path.name, as_version=4)
+        solutions = {assignments.nbgrader_meta(c).get("grade_id"): c.source for c in source.cells}
+        first_solution = next(c for c in student.cells if assignments.nbgrader_meta(c).get("solution")
+                              and c.cell_type == "code")
+        first_solution.source = solutions[assignments.nbgrader_meta(first_solution)["grade_id"]]
+        for cell in student.cells:  # a student "fixes" every test cell; the grader puts the real ones back
+            if assignments.nbgrader_meta(cell).get("grade") and cell.cell_type == "code":
+                cell.source = "pass"
+        nbformat.write(student, tmp_path / path.name)
+        score = assignments.grade_submission(released / "course", "partial", tmp_path / path.name)
+        first_points = next(assignments.nbgrader_meta(c)["points"] for c in source.cells
+                            if assignments.nbgrader_meta(c).get("grade") and c.cell_type == "code")
+        assert score.auto == first_points < score.auto_max
+
+    def test_grading_an_unknown_notebook_is_a_clear_error(self, released: Path, tmp_path: Path) -> None:
+        stray = tmp_path / "99_unknown.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(), stray)
+        with pytest.raises(assignments.AssignmentError, match="no released assignment named 99_unknown"):
+            assignments.grade_submission(released / "course", "someone", stray)
+
+
+class TestSolutionNotebooks:
+    """The committed notebooks are the instructor's solutions: the autograder must give them every point."""
+
+    def test_solution_notebooks_get_full_marks(self, released: Path) -> None:
+        for path in NOTEBOOKS:
+            score = assignments.grade_submission(released / "course", "instructor", path)
+            written = [c for c in _graded(path) if c.cell_type == "markdown"
+                       and assignments.nbgrader_meta(c).get("grade")]
+            assert score.auto == score.auto_max > 0, score
+            assert score.manual_pending == len(written) > 0, score  # model answers wait for a reader
