@@ -109,7 +109,7 @@ class TestStudentVersions:
             text = "\n".join(c.source for c in nbformat.read(student, as_version=4).cells)
             secret = assignments.solution_lines(nbformat.read(path, as_version=4))
             assert len(secret) >= 10, path.name  # the search below has something to find
-            assert [line for line in secret if line in text] == [], path.name
+            assert secret.isdisjoint(line.strip() for line in text.splitlines()), path.name
             assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
             assert text.count("YOUR CODE HERE") >= 2 and "YOUR ANSWER HERE" in text
             cells = nbformat.read(student, as_version=4).cells
