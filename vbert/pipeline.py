@@ -1,22 +1,34 @@
 """`vbert run`: every stage of the pipeline in order, each skipped when its manifest is complete.
 
 A stage is a function `(config, run_dir, force) -> dict` that writes its artifact under
-`run_dir/<stage>/` with a manifest and returns a short summary for the report. Stages are
-listed in `STAGES` in pipeline order; the report (`run_dir/report.md`) records each stage's
-time, its summary, the exact config and the package versions.
+`run_dir/<folder>/` with a manifest and returns a short summary for the report. Stages are
+listed in `STAGES` in pipeline order, each naming the folders of earlier stages it reads.
+
+Re-running skips finished work: each stage checks its own manifest (config and inputs), and
+`run_dir/pipeline.json` records, per stage, the identity (manifest file hash) of each folder it
+read. When one of them changed since (an earlier stage ran again: other settings, other data,
+`--force`), the stage runs again even if its own manifest looks complete; `--force` reruns everything asked for. A run
+killed mid-stage resumes that stage from what it finished (shards, checkpoints).
+
+The report (`run_dir/report.md`, `vbert.report`) has each stage's time, what was skipped and why,
+the Table 1 and Table 3 analogues, figures, the exact config and the package versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vbert.config import Config, save_config
-from vbert.manifest import package_versions
+from vbert.errors import DataError
+from vbert.manifest import MANIFEST, atomic_write_json, file_sha256
+
+STATE_FILE = "pipeline.json"
 
 StageFn = Callable[[Config, Path, bool], dict[str, Any]]
 
@@ -28,6 +40,13 @@ class Stage:
     name: str
     description: str
     run: StageFn
+    folder: str = ""  # where it writes, under the run folder ("" = the stage's name)
+    reads: tuple[str, ...] = ()  # folders of earlier stages whose artifacts it uses
+
+    @property
+    def out(self) -> str:
+        """Folder name of this stage's artifact inside the run folder."""
+        return self.folder or self.name
 
 
 # Filled in pipeline order as stages land: generate, extract, vocab, tokenize, pretrain, evaluate.
@@ -41,7 +60,8 @@ def _generate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
     return run_stage(config, run_dir, force)
 
 
-STAGES.append(Stage("generate", "SynthCook videos, narration and ground truth (vbert.synthcook)", _generate_stage))
+STAGES.append(Stage("generate", "SynthCook videos, narration and ground truth (vbert.synthcook)", _generate_stage,
+                    folder="synthcook"))
 
 
 def _extract_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -51,7 +71,8 @@ def _extract_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     return run_stage(config, run_dir, force)
 
 
-STAGES.append(Stage("extract", "clips -> 1024-d features (vbert.extract)", _extract_stage))
+STAGES.append(Stage("extract", "clips -> 1024-d features (vbert.extract)", _extract_stage,
+                    folder="features", reads=("synthcook",)))
 
 
 def _vocab_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -61,7 +82,8 @@ def _vocab_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     return run_vocab_stage(config, run_dir, force)
 
 
-STAGES.append(Stage("vocab", "hierarchical k-means -> visual words (vbert.visual_vocab)", _vocab_stage))
+STAGES.append(Stage("vocab", "hierarchical k-means -> visual words (vbert.visual_vocab)", _vocab_stage,
+                    reads=("features",)))
 
 
 def _tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -72,7 +94,7 @@ def _tokenize_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 
 STAGES.append(Stage("tokenize", "clips -> visual words, grouped by narration sentence (vbert.visual_tokens)",
-                    _tokenize_stage))
+                    _tokenize_stage, reads=("synthcook", "features", "vocab")))
 
 
 def _pretrain_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -83,7 +105,8 @@ def _pretrain_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 
 # keep this after the "tokenize" stage
-STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretrain)", _pretrain_stage))
+STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretrain)", _pretrain_stage,
+                    reads=("vocab", "tokenize")))
 
 
 def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
@@ -94,50 +117,99 @@ def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 
 # keep this after the "pretrain" stage
-STAGES.append(Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", _evaluate_stage))
+STAGES.append(Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", _evaluate_stage,
+                    folder="eval", reads=("synthcook", "features", "vocab", "tokenize", "pretrain")))
 
 
 @dataclass
 class StageResult:
-    """What one stage reported, and how long it took."""
+    """What one stage reported, how long it took, and whether it ran or was already finished."""
 
     name: str
     seconds: float
     summary: dict[str, Any]
+    status: str = "ran"  # "ran", "skipped" (finished earlier) or "rerun" (its inputs had changed)
+    built_seconds: float | None = None  # time of the run that built a skipped stage's artifact
+    changed: list[str] = field(default_factory=list)  # input folders that changed since the last run
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    """`run_dir/pipeline.json`: per stage, the input hashes it ran with, its output hash, time, summary."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not readable JSON ({err}); delete it to let every stage check itself") from None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: expected a JSON object of stages")
+    return state
+
+
+def artifact_identity(folder: Path) -> str:
+    """SHA-256 of a folder's manifest file ("" without one).
+
+    The whole file, creation time included: a stage that ran again rewrote its manifest, so what
+    it produced counts as new even where its config and counts are the same as before.
+    """
+    path = folder / MANIFEST
+    return file_sha256(path) if path.is_file() else ""
+
+
+def input_hashes(run_dir: Path, stage: Stage) -> dict[str, str]:
+    """Identity of each folder `stage` reads (`artifact_identity`)."""
+    return {name: artifact_identity(run_dir / name) for name in stage.reads}
+
+
+def run_stage(config: Config, run_dir: Path, stage: Stage, state: dict[str, Any], force: bool) -> StageResult:
+    """Run one stage (forced when asked, or when an input changed since it last ran); update `state`."""
+    inputs = input_hashes(run_dir, stage)
+    record = state.get(stage.name)
+    changed = sorted(k for k in inputs if record is not None and record.get("inputs", {}).get(k) != inputs[k])
+    if changed:
+        print(f"[vbert run] {stage.name}: input(s) {', '.join(changed)} changed since it last ran; running again",
+              flush=True)
+    output = run_dir / stage.out
+    before = artifact_identity(output)
+    start = time.perf_counter()
+    summary = stage.run(config, run_dir, force or bool(changed))
+    seconds = time.perf_counter() - start
+    after = artifact_identity(output)
+    skipped = before != "" and after == before  # its manifest was not rewritten: nothing ran
+    if skipped and record is not None:
+        summary = record.get("summary", summary)  # the numbers of the run that built it
+    status = "skipped" if skipped else "rerun" if changed else "ran"
+    built = record.get("seconds") if skipped and record is not None else None
+    state[stage.name] = {
+        "inputs": inputs,
+        "output": after,
+        "seconds": built if built is not None else round(seconds, 2),
+        "summary": summary,
+    }
+    atomic_write_json(run_dir / STATE_FILE, state)
+    return StageResult(stage.name, seconds, summary, status, built, changed)
 
 
 def run_pipeline(config: Config, run_dir: str | Path, force: bool = False, only: list[str] | None = None) -> list[StageResult]:
     """Run the stages (all, or those named in `only`) and write `run_dir/report.md`."""
+    from vbert.report import write_report
+
     run_dir = Path(run_dir)
+    unknown = sorted(set(only or ()) - {s.name for s in STAGES})
+    if unknown:
+        raise DataError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(s.name for s in STAGES)}")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
+    state = read_state(run_dir)
     results = []
     for stage in STAGES:
         if only and stage.name not in only:
             continue
         print(f"[vbert run] {stage.name}: {stage.description}", flush=True)
-        start = time.perf_counter()
-        summary = stage.run(config, run_dir, force)
-        results.append(StageResult(stage.name, time.perf_counter() - start, summary))
+        results.append(run_stage(config, run_dir, stage, state, force))
     write_report(config, run_dir, results)
     return results
-
-
-def write_report(config: Config, run_dir: Path, results: list[StageResult]) -> Path:
-    """Write the Markdown report: stage times and summaries, config, versions."""
-    lines = [f"# vbert run: preset `{config.name}`", ""]
-    lines += ["## Stages", "", "| stage | seconds | summary |", "|---|---:|---|"]
-    for r in results:
-        text = ", ".join(f"{k}: {v}" for k, v in r.summary.items() if not isinstance(v, (dict, list)))
-        lines.append(f"| {r.name} | {r.seconds:.1f} | {text} |")
-    if not results:
-        lines.append("| (no stages yet) | | |")
-    lines += ["", "## Versions", ""]
-    lines += [f"- {name}: {version}" for name, version in package_versions().items()]
-    lines += ["", "## Config", "", "```yaml", (run_dir / "config.yaml").read_text(encoding="utf-8").rstrip(), "```", ""]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,6 +229,8 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     results = run_pipeline(config, args.out, force=args.force, only=args.only)
     for r in results:
-        print(f"  {r.name:<12} {r.seconds:7.1f} s")
+        note = "" if r.status == "ran" else f"  ({r.status})"
+        print(f"  {r.name:<12} {r.seconds:7.1f} s{note}")
+    print(f"  {'total':<12} {sum(r.seconds for r in results):7.1f} s")
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

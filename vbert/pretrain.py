@@ -37,14 +37,14 @@ def token_file(data: str | Path) -> Path:
     return path / "tokens.jsonl" if path.is_dir() else path
 
 
-def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path) -> Any:
-    """The text tokenizer: the BERT checkpoint's own, one trained earlier in `out_dir`, or a new one."""
+def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse: bool = True) -> Any:
+    """The text tokenizer: the BERT checkpoint's own, one saved in `out_dir` (when `reuse`), or a new one."""
     from vbert.text import build_tokenizer, load_tokenizer
 
     if config.model.init_from:
         return load_tokenizer(config.model.init_from, lowercase=config.text.lowercase)
     saved = out_dir / "tokenizer"
-    if config.text.tokenizer == "train" and (saved / "vocab.txt").is_file():
+    if reuse and config.text.tokenizer == "train" and (saved / "vocab.txt").is_file():
         return load_tokenizer(saved, lowercase=config.text.lowercase)  # a resumed run keeps its vocabulary
     texts = [s["text"] for r in records for s in r["sentences"]]
     return build_tokenizer(config.text, texts, saved)
@@ -81,7 +81,7 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
         raise DataError(f"{out_dir}: nothing to resume, no checkpoint in {out_dir / 'checkpoints'}")
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer = prepare_tokenizer(config, records, out_dir)
+        tokenizer = prepare_tokenizer(config, records, out_dir, reuse=resume != "never")
     if dist.enabled:
         torch.distributed.barrier()  # rank 0 trained the tokenizer; the others load it
         if not dist.is_main:

@@ -99,10 +99,13 @@ class Artifacts:
             from vbert.pretrain import ensure_pretrained
 
             return ensure_pretrained(config)
-        from vbert.manifest import is_complete
-        from vbert.pretrain import run_pretraining
+        from vbert.manifest import file_sha256, is_complete
+        from vbert.pretrain import run_pretraining, token_file
 
         out = self.run_dir / "eval" / "text-only-bert"
-        if not is_complete(out, config.to_dict()):
-            run_pretraining(config, self.tokens(), out)
+        inputs = {"tokens": file_sha256(token_file(self.tokens()))}
+        if not is_complete(out, config.to_dict(), inputs):
+            # finished on other tokens or another config: start over; killed part-way: resume
+            stale = (out / "manifest.json").is_file()
+            run_pretraining(config, self.tokens(), out, resume="never" if stale else "auto")
         return out
