@@ -100,6 +100,13 @@ def test_release_refuses_a_notebook_without_a_graded_section(tmp_path: Path) -> 
         assignments.release(tmp_path / "out", [ROOT / "notebooks" / "00_introduction.ipynb"])
 
 
+def test_release_keeps_a_course_that_holds_grades(tmp_path: Path) -> None:
+    (tmp_path / "course" / "autograded" / "alice").mkdir(parents=True)
+    with pytest.raises(assignments.AssignmentError, match="already holds graded work .autograded."):
+        assignments.release(tmp_path, NOTEBOOKS[:1])
+    assert (tmp_path / "course" / "autograded" / "alice").is_dir()
+
+
 class TestStudentVersions:
     """What students receive, and what the autograder makes of it untouched."""
 

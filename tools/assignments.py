@@ -203,8 +203,11 @@ def _run(app_class, config: Config, **attributes) -> None:
 # ------------------------------------------------------------------ release and grade
 
 
-def release(out: Path, notebooks: list[Path] | None = None) -> Path:
-    """Write student versions to out/student and the nbgrader course to out/course; return out."""
+def release(out: Path, notebooks: list[Path] | None = None, force: bool = False) -> Path:
+    """Write student versions to out/student and the nbgrader course to out/course; return out.
+
+    A course folder that already holds submissions (and so grades) is refused unless `force`.
+    """
     from nbgrader.converters import GenerateAssignment
 
     notebooks = graded_notebooks() if notebooks is None else notebooks
@@ -214,8 +217,12 @@ def release(out: Path, notebooks: list[Path] | None = None) -> Path:
     if problems:
         raise AssignmentError("cannot release:\n  " + "\n  ".join(problems))
     course = out / "course"
-    for stale in ("source", "release", "student"):
-        shutil.rmtree((course if stale != "student" else out) / stale, ignore_errors=True)
+    graded = [course / d for d in ("submitted", "autograded", "feedback") if (course / d).exists()]
+    if graded and not force:
+        raise AssignmentError(f"{course} already holds graded work ({', '.join(d.name for d in graded)}); "
+                              "releasing again would replace its gradebook: move it away or use --force")
+    for stale in [out / "student", *(course / d for d in ("source", "release", "submitted", "autograded", "feedback"))]:
+        shutil.rmtree(stale, ignore_errors=True)
     (course / "gradebook.db").unlink(missing_ok=True)
     config = course_config(course)
     for notebook in notebooks:
@@ -304,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rel = sub.add_parser("release", help="student versions and autograder material")
     rel.add_argument("--out", type=Path, default=ROOT / "release")
+    rel.add_argument("--force", action="store_true", help="replace a course folder that holds graded work")
     grd = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<notebook>.ipynb")
     grd.add_argument("submissions", type=Path)
     grd.add_argument("--course", type=Path, default=ROOT / "release" / "course")
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy session notices from its gradebook
     try:
         if args.command == "release":
-            out = release(args.out.resolve())
+            out = release(args.out.resolve(), force=args.force)
             print(f"student versions: {out / 'student'}\nautograder material: {out / 'course'}")
         else:
             for s in grade_folder(args.course.resolve(), args.submissions.resolve(), not args.whole_notebook):
