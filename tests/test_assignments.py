@@ -62,22 +62,43 @@ def test_graded_section_has_two_to_four_exercises_of_different_kinds(path: Path)
 
 
 def test_leak_check_finds_a_solution_line_left_in_a_student_version(tmp_path: Path) -> None:
-    meta = {"nbgrader": {"grade": False, "grade_id": "s", "locked": False, "schema_version": 3,
-                         "solution": True, "task": False}, "tags": ["graded"]}
-    source = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import math"),
-        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    import math\n    return x * 42\n"
-                                  "    ### END SOLUTION", metadata=meta),
-    ])
-    leaky = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    return x * 42")])
-    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    raise NotImplementedError()")])
-    marked = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nassert True")])
+    meta = {
+        "nbgrader": {
+            "grade": False,
+            "grade_id": "s",
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+            "task": False,
+        },
+        "tags": ["graded"],
+    }
+    source = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import math"),
+            nbformat.v4.new_code_cell(
+                "def f(x):\n    ### BEGIN SOLUTION\n    import math\n    return x * 42\n    ### END SOLUTION",
+                metadata=meta,
+            ),
+        ]
+    )
+    leaky = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    return x * 42")]
+    )
+    clean = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import math\ndef f(x):\n    raise NotImplementedError()")]
+    )
+    marked = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nassert True")]
+    )
     for name, nb in (("source", source), ("leaky", leaky), ("clean", clean), ("marked", marked)):
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
     assert assignments.solution_lines(source) == {"return x * 42"}  # "import math" is public, not secret
     assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "leaky.ipynb") == ["return x * 42"]
     assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "clean.ipynb") == []
-    assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "marked.ipynb") == ["### BEGIN HIDDEN TESTS"]
+    assert assignments.leaked_lines(tmp_path / "source.ipynb", tmp_path / "marked.ipynb") == [
+        "### BEGIN HIDDEN TESTS"
+    ]
 
 
 def test_lesson_cells_are_hidden_from_the_kernel_and_restored() -> None:
@@ -120,7 +141,9 @@ class TestStudentVersions:
             assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
             assert text.count("YOUR CODE HERE") >= 2 and "YOUR ANSWER HERE" in text
             cells = nbformat.read(student, as_version=4).cells
-            assert all(not c.get("outputs") for c in cells if c.cell_type == "code")  # outputs gave answers away
+            assert all(
+                not c.get("outputs") for c in cells if c.cell_type == "code"
+            )  # outputs gave answers away
             assert (released / "course" / "source" / path.stem / path.name).is_file()
         assert (released / "course" / "gradebook.db").is_file()
 
@@ -138,21 +161,27 @@ class TestStudentVersions:
             rows = list(csv.DictReader(handle))
         assert len(rows) == len(NOTEBOOKS) and {float(r["auto"]) for r in rows} == {0.0}
 
-    def test_one_solved_exercise_scores_and_edited_tests_are_restored(self, released: Path, tmp_path: Path) -> None:
+    def test_one_solved_exercise_scores_and_edited_tests_are_restored(
+        self, released: Path, tmp_path: Path
+    ) -> None:
         path = NOTEBOOKS[0]
         source = nbformat.read(path, as_version=4)
         student = nbformat.read(released / "student" / path.name, as_version=4)
         solutions = {assignments.nbgrader_meta(c).get("grade_id"): c.source for c in source.cells}
-        first_solution = next(c for c in student.cells if assignments.nbgrader_meta(c).get("solution")
-                              and c.cell_type == "code")
+        first_solution = next(
+            c for c in student.cells if assignments.nbgrader_meta(c).get("solution") and c.cell_type == "code"
+        )
         first_solution.source = solutions[assignments.nbgrader_meta(first_solution)["grade_id"]]
         for cell in student.cells:  # a student "fixes" every test cell; the grader puts the real ones back
             if assignments.nbgrader_meta(cell).get("grade") and cell.cell_type == "code":
                 cell.source = "pass"
         nbformat.write(student, tmp_path / path.name)
         score = assignments.grade_submission(released / "course", "partial", tmp_path / path.name)
-        first_points = next(assignments.nbgrader_meta(c)["points"] for c in source.cells
-                            if assignments.nbgrader_meta(c).get("grade") and c.cell_type == "code")
+        first_points = next(
+            assignments.nbgrader_meta(c)["points"]
+            for c in source.cells
+            if assignments.nbgrader_meta(c).get("grade") and c.cell_type == "code"
+        )
         assert score.auto == first_points < score.auto_max
 
     def test_grading_an_unknown_notebook_is_a_clear_error(self, released: Path, tmp_path: Path) -> None:
@@ -168,7 +197,10 @@ class TestSolutionNotebooks:
     def test_solution_notebooks_get_full_marks(self, released: Path) -> None:
         for path in NOTEBOOKS:
             score = assignments.grade_submission(released / "course", "instructor", path)
-            written = [c for c in _graded(path) if c.cell_type == "markdown"
-                       and assignments.nbgrader_meta(c).get("grade")]
+            written = [
+                c
+                for c in _graded(path)
+                if c.cell_type == "markdown" and assignments.nbgrader_meta(c).get("grade")
+            ]
             assert score.auto == score.auto_max > 0, score
             assert score.manual_pending == len(written) > 0, score  # model answers wait for a reader

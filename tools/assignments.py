@@ -35,8 +35,12 @@ from traitlets.config import Config
 ROOT = Path(__file__).resolve().parents[1]
 GRADED_TAG = "graded"  # cell tag of every cell of a notebook's graded section
 LESSON_MARK = "vbert_skipped_lesson_cell"  # metadata key set while a lesson cell is hidden from the kernel
-SOLUTION_RE = re.compile(r"^\s*#+\s*BEGIN SOLUTION\s*$(.*?)^\s*#+\s*END SOLUTION\s*$", re.MULTILINE | re.DOTALL)
-HIDDEN_RE = re.compile(r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$(.*?)^\s*#+\s*END HIDDEN TESTS\s*$", re.MULTILINE | re.DOTALL)
+SOLUTION_RE = re.compile(
+    r"^\s*#+\s*BEGIN SOLUTION\s*$(.*?)^\s*#+\s*END SOLUTION\s*$", re.MULTILINE | re.DOTALL
+)
+HIDDEN_RE = re.compile(
+    r"^\s*#+\s*BEGIN HIDDEN TESTS\s*$(.*?)^\s*#+\s*END HIDDEN TESTS\s*$", re.MULTILINE | re.DOTALL
+)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
@@ -46,7 +50,7 @@ class AssignmentError(Exception):
 
 @dataclass(frozen=True)
 class Score:
-    """One submission's points: autograded (earned, possible) and written answers (given, possible, still to read)."""
+    """A submission's points: autograded (earned, possible), written answers (given, possible, to read)."""
 
     student: str
     assignment: str
@@ -67,8 +71,11 @@ def is_graded(cell: nbformat.NotebookNode) -> bool:
 
 def graded_notebooks(folder: Path = ROOT / "notebooks") -> list[Path]:
     """The course notebooks that end with a graded section, in order."""
-    return [p for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-            if any(is_graded(c) for c in nbformat.read(p, as_version=4).cells)]
+    return [
+        p
+        for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+        if any(is_graded(c) for c in nbformat.read(p, as_version=4).cells)
+    ]
 
 
 def assignment_id(notebook: Path) -> str:
@@ -123,7 +130,7 @@ def solution_lines(notebook: nbformat.NotebookNode) -> set[str]:
 
 
 def leaked_lines(source: Path, student: Path) -> list[str]:
-    """Lines of the solution notebook's answers and hidden tests (or grading markers) left in a student version."""
+    """Solution, hidden-test or model-answer lines (or grading markers) left in a student version."""
     secret = solution_lines(nbformat.read(source, as_version=4))
     leaks = []
     for cell in nbformat.read(student, as_version=4).cells:
@@ -179,8 +186,13 @@ def course_config(course: Path, section_only: bool = True, timeout: int = 600) -
     if section_only:
         steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
         at = [step.__name__ for step in steps].index("Execute")
-        config.Autograde.autograde_preprocessors = [*steps[:at], HideLessonCells, steps[at], RestoreLessonCells,
-                                                    *steps[at + 1:]]
+        config.Autograde.autograde_preprocessors = [
+            *steps[:at],
+            HideLessonCells,
+            steps[at],
+            RestoreLessonCells,
+            *steps[at + 1 :],
+        ]
     return config
 
 
@@ -196,8 +208,10 @@ def _run(app_class, config: Config, **attributes) -> None:
     app.force = True
     result = capture_log(app)
     if not result["success"]:
-        raise AssignmentError(f"nbgrader {app_class.__name__} failed for {attributes}:\n"
-                              f"{result.get('log', '')}\n{result.get('error', '')}")
+        raise AssignmentError(
+            f"nbgrader {app_class.__name__} failed for {attributes}:\n"
+            f"{result.get('log', '')}\n{result.get('error', '')}"
+        )
 
 
 # ------------------------------------------------------------------ release and grade
@@ -219,9 +233,14 @@ def release(out: Path, notebooks: list[Path] | None = None, force: bool = False)
     course = out / "course"
     graded = [course / d for d in ("submitted", "autograded", "feedback") if (course / d).exists()]
     if graded and not force:
-        raise AssignmentError(f"{course} already holds graded work ({', '.join(d.name for d in graded)}); "
-                              "releasing again would replace its gradebook: move it away or use --force")
-    for stale in [out / "student", *(course / d for d in ("source", "release", "submitted", "autograded", "feedback"))]:
+        raise AssignmentError(
+            f"{course} already holds graded work ({', '.join(d.name for d in graded)}); "
+            "releasing again would replace its gradebook: move it away or use --force"
+        )
+    for stale in [
+        out / "student",
+        *(course / d for d in ("source", "release", "submitted", "autograded", "feedback")),
+    ]:
         shutil.rmtree(stale, ignore_errors=True)
     (course / "gradebook.db").unlink(missing_ok=True)
     config = course_config(course)
@@ -237,8 +256,9 @@ def release(out: Path, notebooks: list[Path] | None = None, force: bool = False)
         (out / "student").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(student, out / "student" / notebook.name)
     (course / "nbgrader_config.py").write_text(
-        'c = get_config()  # noqa: F821\nc.CourseDirectory.course_id = "vbert"\n'
-        "c.Execute.timeout = 600\n", encoding="utf-8")
+        'c = get_config()  # noqa: F821\nc.CourseDirectory.course_id = "vbert"\nc.Execute.timeout = 600\n',
+        encoding="utf-8",
+    )
     return out
 
 
@@ -299,9 +319,13 @@ def grade_folder(course: Path, submissions: Path, section_only: bool = True) -> 
         raise AssignmentError(f"{submissions}: no <student>/<notebook>.ipynb submissions found")
     with open(course / "grades.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "auto", "auto_max", "manual", "manual_max", "manual_pending"])
+        writer.writerow(
+            ["student", "assignment", "auto", "auto_max", "manual", "manual_max", "manual_pending"]
+        )
         for s in scores:
-            writer.writerow([s.student, s.assignment, s.auto, s.auto_max, s.manual, s.manual_max, s.manual_pending])
+            writer.writerow(
+                [s.student, s.assignment, s.auto, s.auto_max, s.manual, s.manual_max, s.manual_pending]
+            )
     return scores
 
 
@@ -315,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     grd = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<notebook>.ipynb")
     grd.add_argument("submissions", type=Path)
     grd.add_argument("--course", type=Path, default=ROOT / "release" / "course")
-    grd.add_argument("--whole-notebook", action="store_true", help="execute the lesson too, not only the graded cells")
+    grd.add_argument(
+        "--whole-notebook", action="store_true", help="execute the lesson too, not only the graded cells"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy session notices from its gradebook
@@ -325,8 +351,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"student versions: {out / 'student'}\nautograder material: {out / 'course'}")
         else:
             for s in grade_folder(args.course.resolve(), args.submissions.resolve(), not args.whole_notebook):
-                print(f"{s.student:<16} {s.assignment:<40} autograded {s.auto:g}/{s.auto_max:g}, written "
-                      f"{s.manual:g}/{s.manual_max:g} ({s.manual_pending} answer(s) to read)")
+                print(
+                    f"{s.student:<16} {s.assignment:<40} autograded {s.auto:g}/{s.auto_max:g}, written "
+                    f"{s.manual:g}/{s.manual_max:g} ({s.manual_pending} answer(s) to read)"
+                )
     except AssignmentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
