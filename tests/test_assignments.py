@@ -2,8 +2,9 @@
 solution; nbgrader's autograder gives full marks to the committed (solution) notebooks and none to
 untouched student versions.
 
-The release is generated once per test process; each graded notebook runs only its graded section
-(a few seconds), so these tests add about a minute per worker.
+The release is generated once per test process; the autograder runs only each notebook's graded
+section (seconds), and the two test classes go to different xdist workers: about two minutes on 2
+cores (docs/benchmarks.md).
 """
 
 from __future__ import annotations
