@@ -283,24 +283,26 @@ def measure(name: str, step_fn, setup: BenchSetup, batches, warmup: int, steps: 
 def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, steps: int, compile_both: bool) -> dict:
     """Train vbert and the plain loop from the same weights on the same batches (dropout off).
 
-    On CUDA both run in bf16; the plain loop also runs once in fp32, and the gap between its bf16
-    and fp32 curves is the bf16 noise that the vbert-vs-plain gap is judged against.
+    On CUDA both run in bf16, and each side also runs once in fp32: the gap between a side's bf16
+    and fp32 curves is that side's bf16 noise, the yardstick for the vbert-vs-plain bf16 gap; the
+    gap between the two fp32 curves shows whether the mathematics is the same.
     """
     setup = BenchSetup(**{**asdict(setup), "dropout": 0.0})
     trainer = vbert_trainer(setup, config, device)
     if compile_both:
         trainer.forward = torch.compile(trainer.forward)
-    loops = {"plain": PlainHFLoop(hf_model_from_vbert(trainer.model.net), config, device, compile_both)}
+    steppers: dict[str, Any] = {"vbert": trainer}
+    steppers["plain"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), config, device, compile_both)
     if device.type == "cuda" and config.precision != "fp32":
         fp32 = PretrainConfig(**{**asdict(config), "precision": "fp32"})
-        loops["plain_fp32"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), fp32, device, False)
+        steppers["vbert_fp32"] = vbert_trainer(setup, fp32, device)  # same seed, so the same weights
+        steppers["plain_fp32"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), fp32, device, False)
     generator = torch.Generator().manual_seed(1)
-    curves: dict[str, list[float]] = {"vbert": [], **{name: [] for name in loops}}
+    curves: dict[str, list[float]] = {name: [] for name in steppers}
     for _ in range(steps):
         batch = make_batch(setup, generator)
-        curves["vbert"].append(float(trainer.train_step(batch)["loss"]))
-        for name, loop in loops.items():
-            curves[name].append(float(loop.train_step(batch)["loss"]))
+        for name, stepper in steppers.items():
+            curves[name].append(float(stepper.train_step(batch)["loss"]))
 
     def gap(a: str, b: str) -> dict[str, float]:
         diffs = [abs(x - y) for x, y in zip(curves[a], curves[b])]
@@ -311,6 +313,8 @@ def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, s
               **gap("vbert", "plain"), "curves": curves}
     if "plain_fp32" in curves:
         result["bf16_noise"] = gap("plain", "plain_fp32")
+        result["bf16_noise_vbert"] = gap("vbert", "vbert_fp32")
+        result["fp32_gap"] = gap("vbert_fp32", "plain_fp32")
     return result
 
 
@@ -349,6 +353,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             n = a["bf16_noise"]
             print(f"bf16 noise (plain bf16 vs plain fp32): max |diff| {n['max_abs_diff']:.4f} "
                   f"(mean {n['mean_abs_diff']:.4f})")
+            n = a["bf16_noise_vbert"]
+            print(f"bf16 noise (vbert bf16 vs vbert fp32): max |diff| {n['max_abs_diff']:.4f} "
+                  f"(mean {n['mean_abs_diff']:.4f})")
+            n = a["fp32_gap"]
+            print(f"fp32 (vbert fp32 vs plain fp32): max |diff| {n['max_abs_diff']:.6f} "
+                  f"(mean {n['mean_abs_diff']:.6f})")
     return results
 
 
