@@ -1,10 +1,11 @@
-"""Append the features part to notebooks/03_video_features.ipynb, leaving the data part's cells alone.
+"""Insert the features part into notebooks/03_video_features.ipynb, leaving the other cells alone.
 
     python notebooks/build_03_features_part.py notebooks/03_video_features.ipynb
     jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
         notebooks/03_video_features.ipynb
 
-Re-running replaces only the cells this script added (they are tagged "features-part").
+Re-running replaces the part: every cell from its first one (marked "<!-- features-part -->") up
+to the graded section (cells tagged "graded", which ends the notebook) or the end.
 """
 
 import sys
@@ -15,11 +16,21 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
 MARK = "<!-- features-part -->"
-nb.cells = [c for c in nb.cells if MARK not in c.source and "# features-part" not in c.source]  # re-runnable
+
+def is_graded(cell) -> bool:
+    """A cell of the graded section that ends the notebook (see tools/assignments.py)."""
+    return "graded" in cell.get("metadata", {}).get("tags", [])
+
+
+# Re-runnable: the part runs from its first cell (MARK) up to the graded section or the end.
+start = next((i for i, c in enumerate(nb.cells) if MARK in c.source), None)
+end = next((i for i, c in enumerate(nb.cells) if is_graded(c)), len(nb.cells))
+if start is not None:
+    del nb.cells[start:end]
 
 cells = []
-md = lambda s: cells.append(new_markdown_cell(s))  # noqa: E731
-code = lambda s: cells.append(new_code_cell(s))  # noqa: E731
+md = lambda s: cells.append(new_markdown_cell(s))
+code = lambda s: cells.append(new_code_cell(s))
 
 md(f"""{MARK}
 # Part 2: from clips to vectors
@@ -280,6 +291,7 @@ and the untrained course features: which knows more about the *verb*, which abou
 Then rerun the training cell with `VBERT_TRAIN_STEPS=200` and probe the result: how many steps
 does it take before the verb probe passes 90%?""")
 
-nb.cells += cells
+at = next((i for i, c in enumerate(nb.cells) if is_graded(c)), len(nb.cells))
+nb.cells[at:at] = cells
 nbformat.write(nb, path)
-print(f"appended {len(cells)} cells to {path}")
+print(f"inserted {len(cells)} cells into {path} at cell {at}")
