@@ -1,0 +1,344 @@
+"""`vbert run` end to end on a very small SynthCook with broken items: every stage, the report, re-runs.
+
+One run (module fixture) goes through every stage on a dataset where some videos are corrupt,
+empty, too short or missing, one narration is empty, one is not ASCII, one is malformed, and one
+annotation lacks a field. The tests check that it finished on the rest, that the report has the
+tables, figures, config, versions and the list of what was left out, that a second run skips
+everything, that a changed input reruns what depends on it (and nothing else), that `--force`
+reruns, and that the README's library examples run against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vbert import pipeline
+from vbert.config import Config, load_config
+from vbert.feature_store import FeatureStore
+from vbert.manifest import file_sha256
+from vbert.video import write_video
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+# Small enough for seconds per stage; big enough that every evaluation has segments of several verbs.
+MICRO_YAML = """\
+preset: tiny
+name: micro
+data: {num_train_videos: 12, num_val_videos: 4, action_clips_per_class: 4, width: 48, height: 48,
+       min_step_seconds: 1.6, max_step_seconds: 2.2, max_steps: 4, action_clip_seconds: 1.6}
+video: {crop_size: 32}
+vocab: {k: 3, depth: 2}
+text: {vocab_size: 200}
+model: {hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}
+pretrain: {steps: 8, batch_size: 8, warmup_steps: 2, log_every: 2, checkpoint_every: 4}
+eval: {caption_epochs: 2, caption_batch_size: 16}
+"""
+
+# What the fixture breaks, and words the report must give as the reason.
+BROKEN = {
+    "sc_train_00000": "corrupt",  # garbage bytes after an MP4 header
+    "sc_train_00001": "sc_train_00001.mp4",  # zero bytes: the reason names the file
+    "sc_train_00002": "too short",  # 0.6 s, shorter than one 1.5 s clip
+    "sc_train_00003": "no video file",  # deleted
+    "sc_train_00004": "missing field(s) segment",  # an annotation without its segment
+    "sc_train_00006": "no usable narration",  # empty narration: used as video only
+    "sc_train_00008": "caption entry is missing end",  # malformed narration
+}
+NON_ASCII = "sc_train_00007"
+
+
+def micro_config(folder: Path, *overrides: str) -> Config:
+    """The micro preset, written as a YAML file of its own (`preset: tiny` plus what differs)."""
+    path = folder / "micro.yaml"
+    path.write_text(MICRO_YAML, encoding="utf-8")
+    return load_config(path, list(overrides))
+
+
+def break_dataset(root: Path) -> None:
+    """Damage a generated SynthCook folder in every way the pipeline must survive."""
+    videos = root / "videos"
+    (videos / "sc_train_00000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    (videos / "sc_train_00001.mp4").write_bytes(b"")
+    write_video(videos / "sc_train_00002.mp4", np.zeros((12, 48, 48, 3), np.uint8), fps=20)
+    (videos / "sc_train_00003.mp4").unlink()
+    annotations = json.loads((root / "annotations.json").read_text(encoding="utf-8"))
+    del annotations["database"]["sc_train_00004"]["annotations"][0]["segment"]
+    for ann in annotations["database"]["sc_train_00005"]["annotations"]:
+        ann.pop("verb"), ann.pop("noun")  # labels are then read from the sentence
+    (root / "annotations.json").write_text(json.dumps(annotations), encoding="utf-8")
+    narrations = json.loads((root / "narrations.json").read_text(encoding="utf-8"))
+    narrations["sc_train_00006"] = {"text": [], "start": [], "end": []}
+    accents = ["crème", "brûlée", "jalapeño", "🍅", "日本"]
+    entry = narrations[NON_ASCII]
+    entry["text"] = [accents[i % len(accents)] if i % 3 == 0 else w for i, w in enumerate(entry["text"])]
+    narrations["sc_train_00008"] = {"text": ["add", "salt"], "start": [0.0, 0.5]}
+    (root / "narrations.json").write_text(json.dumps(narrations, ensure_ascii=False), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path, list[pipeline.StageResult]]:
+    """The whole pipeline on the broken micro dataset: (config, run folder, stage results)."""
+    folder = tmp_path_factory.mktemp("e2e")
+    config = micro_config(folder)
+    out = folder / "run"
+    pipeline.run_pipeline(config, out, only=["generate"])
+    break_dataset(out / "synthcook")
+    return config, out, pipeline.run_pipeline(config, out)
+
+
+def _stamps(run_dir: Path) -> dict[str, int]:
+    return {s.out: (run_dir / s.out / "manifest.json").stat().st_mtime_ns for s in pipeline.STAGES}
+
+
+def test_every_stage_runs_and_the_report_has_tables_figures_config_and_versions(run) -> None:
+    config, out, results = run
+    assert [r.name for r in results] == [s.name for s in pipeline.STAGES]
+    assert [r.status for r in results][1:] == ["ran"] * (len(results) - 1)  # generate was done before
+    for stage in pipeline.STAGES:
+        assert json.loads((out / stage.out / "manifest.json").read_text(encoding="utf-8"))["complete"]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    for heading in ("## Stages", "Table 1 analogue", "Table 3 analogue", "retrieval", "## Versions", "## Config"):
+        assert heading in report
+    for row in ("VideoBERT, cross-modal", "text-only BERT, language prior", "supervised probe",
+                "| VideoBERT + clip features |", "| VideoBERT alignment |"):
+        assert row in report
+    for name in ("loss-curves.png", "visual-words.png", "text-to-video.png"):
+        assert f"]({name})" in report
+        image = __import__("matplotlib.image", fromlist=["imread"]).imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # a real picture
+    assert re.search(r"- torch: \d", report) and "- vbert: " in report
+    yaml_block = report.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert load_config(_write(out / "from-report.yaml", yaml_block)) == config
+    for task in ("zero-shot", "captioning", "retrieval"):
+        assert (out / "eval" / f"{task}.json").is_file()
+    captions = json.loads((out / "eval" / "captioning.json").read_text(encoding="utf-8"))
+    assert captions["num_val"] > 0 and len(captions["rows"]) == 3
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_broken_items_are_skipped_and_the_report_says_why(run) -> None:
+    _, out, _ = run
+    report = (out / "report.md").read_text(encoding="utf-8")
+    section = report.split("## What was left out, and why", 1)[1].split("\n## ", 1)[0]
+    for item, reason in BROKEN.items():
+        lines = [line for line in section.splitlines() if f"| {item} |" in line]
+        assert lines and any(reason in line for line in lines), (item, lines)
+    assert "sc_train_00005" not in section and NON_ASCII not in section  # these were used
+    store = FeatureStore(out / "features")
+    assert not {"sc_train_00000", "sc_train_00001", "sc_train_00002", "sc_train_00003"} & set(store.videos())
+    tokens = {json.loads(line)["video_id"]: json.loads(line)
+              for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert "sc_train_00004" not in tokens
+    assert all(s["text"] == "" for s in tokens["sc_train_00006"]["sentences"])  # video-only material
+    text = " ".join(s["text"] for s in tokens[NON_ASCII]["sentences"])
+    assert text.strip() and text.isascii()  # cleaned to ASCII words, not dropped
+    assert {"sc_train_00005", "sc_train_00009", "sc_val_00000"} <= set(tokens)
+
+
+def test_a_second_run_skips_every_stage_and_rewrites_nothing(run) -> None:
+    config, out, first = run
+    before = _stamps(out)
+    results = pipeline.run_pipeline(config, out)
+    assert [r.status for r in results] == ["skipped"] * len(pipeline.STAGES)
+    assert _stamps(out) == before
+    assert [r.summary for r in results][1:] == [r.summary for r in first][1:]  # the numbers of the run that made them
+    assert "skipped (finished earlier" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_changed_input_reruns_what_depends_on_it_and_force_reruns(run, tmp_path: Path) -> None:
+    config, out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    upto = ["generate", "extract", "vocab", "tokenize", "pretrain"]
+    before = _stamps(copy)
+    forced = pipeline.run_pipeline(config, copy, force=True, only=["tokenize"])
+    assert [r.status for r in forced] == ["ran"]
+    # pretrain's own manifest (same config) still looks complete: pipeline.json tells that its input changed
+    results = pipeline.run_pipeline(config, copy, only=upto)
+    assert {r.name: r.status for r in results} == {
+        "generate": "skipped", "extract": "skipped", "vocab": "skipped", "tokenize": "skipped", "pretrain": "rerun"}
+    assert results[-1].changed == ["tokenize"]
+    after = _stamps(copy)
+    assert after["pretrain"] != before["pretrain"]
+    assert all(after[k] == before[k] for k in ("synthcook", "features", "vocab"))
+    manifest = json.loads((copy / "pretrain" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"]["tokens"] == file_sha256(copy / "tokenize" / "tokens.jsonl")
+    again = pipeline.run_pipeline(config, copy, only=upto)
+    assert {r.status for r in again} == {"skipped"}
+    forced = pipeline.run_pipeline(config, copy, force=True, only=["vocab"])
+    assert [r.status for r in forced] == ["ran"] and _stamps(copy)["vocab"] != after["vocab"]
+
+
+def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Path) -> None:
+    config, _, _ = run
+    with pytest.raises(Exception, match="unknown stage.*pretrian"):
+        pipeline.run_pipeline(config, tmp_path, only=["pretrian"])
+    (tmp_path / "pipeline.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(Exception, match="pipeline.json"):
+        pipeline.run_pipeline(config, tmp_path, only=["generate"])
+
+
+def _readme_blocks() -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Using vbert as a library", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path, monkeypatch) -> None:
+    _, out, _ = run
+    blocks = _readme_blocks()
+    assert len(blocks) >= 4  # load, tokenize a video, score a sentence, export
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo").symlink_to(out)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__readme__"}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (the README's own code)
+    tokens = {json.loads(line)["video_id"]: json.loads(line)
+              for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert len(namespace["words"]) == len(tokens["sc_val_00000"]["words"])
+    assert len(namespace["scores"]) == len(namespace["sentences"])
+    assert all(0.0 <= float(p) <= 1.0 for p in namespace["scores"])
+    assert (tmp_path / "my-videobert" / "config.json").is_file()
+
+
+# ---------------------------------------------------------------- killed runs resume
+
+# Run in a child process: patch one function so that the process SIGKILLs itself at a chosen point
+# of a stage (no clean-up, no finally blocks: what `kill -9` or a lost machine does), then run the
+# pipeline. Threads are pinned to one so the child's arithmetic matches this process's bit for bit.
+KILLER = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+from vbert import pipeline
+from vbert.config import load_config
+
+config_path, run_dir, stage = sys.argv[1:4]
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+if stage == "extract":  # several small shards; killed right after the second one is on disk
+    from vbert import feature_store
+    real_init, real_flush, flushed = feature_store.FeatureWriter.__init__, feature_store.FeatureWriter.flush, []
+    def init(self, folder, dim, rank=0, shard_size=4096):
+        real_init(self, folder, dim, rank, 12)
+    def flush(self):
+        real_flush(self)
+        flushed.append(1)
+        if len(flushed) == 2:
+            die()
+    feature_store.FeatureWriter.__init__, feature_store.FeatureWriter.flush = init, flush
+elif stage == "vocab":  # the vocabulary file is written, its manifest never is
+    from vbert import visual_vocab
+    visual_vocab.write_manifest = lambda *a, **k: die()
+elif stage == "pretrain":  # killed just after the first checkpoint
+    from vbert import train
+    real_save = train.Trainer.save
+    def save(self):
+        real_save(self)
+        die()
+    train.Trainer.save = save
+pipeline.run_pipeline(load_config(config_path), run_dir, only=[stage])
+"""
+
+
+def _run_killed(config_dir: Path, run_dir: Path, stage: str) -> None:
+    script = config_dir / "killer.py"
+    script.write_text(KILLER, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
+    done = subprocess.run([sys.executable, str(script), str(config_dir / "micro.yaml"), str(run_dir), stage],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+
+
+def _copy_stages(src: Path, dst: Path, folders: list[str]) -> None:
+    dst.mkdir(parents=True)
+    for name in folders:
+        shutil.copytree(src / name, dst / name)
+
+
+def _vocab_contents(run_dir: Path) -> tuple[dict, dict]:
+    """(metadata, tensors as lists) of a run's vocabulary file (the header's key order is not fixed)."""
+    from safetensors import safe_open
+
+    with safe_open(str(run_dir / "vocab" / "vocab.safetensors"), framework="pt") as handle:
+        return handle.metadata(), {k: handle.get_tensor(k).tolist() for k in handle.keys()}  # noqa: SIM118
+
+
+def _tokens(run_dir: Path) -> str:
+    return (run_dir / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8")
+
+
+def test_run_killed_during_extraction_resumes_without_redoing_finished_videos(run, tmp_path, monkeypatch):
+    config, out, _ = run
+    work = tmp_path / "run"
+    _copy_stages(out, work, ["synthcook"])
+    micro_config(tmp_path)
+    _run_killed(tmp_path, work, "extract")
+    assert not (work / "features" / "manifest.json").exists()
+    finished = set(FeatureStore(work / "features").videos())
+    assert finished  # the shards written before the kill are there
+    from vbert import extract
+
+    decoded: list[str] = []
+    real = extract.ClipDecoding.__getitem__
+    monkeypatch.setattr(extract.ClipDecoding, "__getitem__",
+                        lambda self, i: decoded.append(self.videos[i][0]) or real(self, i))
+    pipeline.run_pipeline(config, work, only=["generate", "extract", "vocab", "tokenize"])
+    assert decoded and not finished & set(decoded)  # nothing finished was decoded again
+    resumed, reference = FeatureStore(work / "features"), FeatureStore(out / "features")
+    assert sorted(resumed.videos()) == sorted(reference.videos())
+    for video in reference.videos():
+        np.testing.assert_array_equal(resumed.clips_of(video)[0], reference.clips_of(video)[0])
+    assert _tokens(work) == _tokens(out)  # the same result as the uninterrupted run
+
+
+def test_run_killed_during_the_vocabulary_fits_again_and_keeps_the_features(run, tmp_path):
+    config, out, _ = run
+    work = tmp_path / "run"
+    _copy_stages(out, work, ["synthcook", "features"])
+    micro_config(tmp_path)
+    features = (work / "features" / "manifest.json").stat().st_mtime_ns
+    _run_killed(tmp_path, work, "vocab")
+    assert (work / "vocab" / "vocab.safetensors").is_file() and not (work / "vocab" / "manifest.json").exists()
+    results = pipeline.run_pipeline(config, work, only=["generate", "extract", "vocab", "tokenize"])
+    assert [r.status for r in results] == ["skipped", "skipped", "ran", "ran"]
+    assert (work / "features" / "manifest.json").stat().st_mtime_ns == features  # extraction not redone
+    assert _vocab_contents(work) == _vocab_contents(out)  # the same tree as the uninterrupted run
+    assert _tokens(work) == _tokens(out)
+
+
+def test_run_killed_during_pretraining_resumes_from_its_checkpoint(run, tmp_path, monkeypatch):
+    config, out, _ = run
+    work = tmp_path / "run"
+    _copy_stages(out, work, ["synthcook", "features", "vocab", "tokenize"])
+    # WordPiece training in `tokenizers` is not deterministic (huggingface/tokenizers#1794): give this
+    # run the reference run's vocabulary, as a resumed run keeps the one it started with.
+    shutil.copytree(out / "pretrain" / "tokenizer", work / "pretrain" / "tokenizer")
+    micro_config(tmp_path)
+    _run_killed(tmp_path, work, "pretrain")
+    checkpoints = sorted((work / "pretrain" / "checkpoints").glob("step-*.pt"))
+    assert [c.name for c in checkpoints] == [f"step-{config.pretrain.checkpoint_every:07d}.pt"]
+    assert not (work / "pretrain" / "manifest.json").exists()
+    from vbert import train
+
+    steps: list[int] = []
+    real = train.Trainer.train_step
+    monkeypatch.setattr(train.Trainer, "train_step", lambda self, micro: steps.append(1) or real(self, micro))
+    pipeline.run_pipeline(config, work, only=["pretrain"])
+    assert len(steps) == config.pretrain.steps - config.pretrain.checkpoint_every  # finished steps kept
+    weights = "pretrain/videobert.safetensors"
+    assert (work / weights).read_bytes() == (out / weights).read_bytes()
