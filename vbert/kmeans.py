@@ -26,7 +26,9 @@ marked in `valid`, and assignment (by descent or by nearest leaf) never chooses 
 lowers the node's potential most is kept), then Lloyd iterations until no label changes or
 the centroid shift falls below `tol` times the node's mean feature variance; `n_init`
 restarts keep, node by node, the run with the lowest inertia. A cluster that empties during
-Lloyd keeps its previous centroid.
+Lloyd keeps its previous centroid (sklearn moves it to a far point instead). Node by node,
+with the same restarts, the inertia lands within sklearn's own seed-to-seed spread
+(`benchmarks/kmeans_quality.py`, docs/benchmarks.md).
 
 Saved as safetensors with k, depth and the feature dimension (`vbert.kmeans_io`).
 Deterministic for a seed on CPU (CUDA's `index_add_` sums in a nondeterministic order).
