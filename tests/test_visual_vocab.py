@@ -403,3 +403,30 @@ def test_tokenize_skips_finished_work_and_redoes_it_when_an_input_changes(tmp_pa
     assert not tokens_complete(tmp_path / "tokens", features, tmp_path / "vocab", tiny_config(), data_hash)
     capsys.readouterr()
     assert cli_main(tok_args) == 0 and "up to date" not in capsys.readouterr().out
+
+
+def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tmp_path, monkeypatch):
+    import vbert.synthcook
+    from vbert.manifest import file_sha256
+    from vbert.visual_tokens import run_tokenize_stage
+
+    run_dir = tmp_path / "run"
+    make_features(run_dir / "features", {"narrated": 20, "silent": 40})
+    (run_dir / "synthcook").mkdir(parents=True)
+    (run_dir / "synthcook" / "annotations.json").write_text("{}", encoding="utf-8")
+    write_manifest(run_dir / "synthcook", "generate", {"data": "test"})
+    monkeypatch.setattr(vbert.synthcook, "load_synthcook", lambda root: make_dataset())
+    config = tiny_config()
+    fit_vocab(run_dir / "features", run_dir / "vocab", config)
+    summary = run_tokenize_stage(config, run_dir, force=False)
+    assert summary["videos"] == 2 and summary["failures"] == 1
+    tokens = run_dir / "tokenize" / "tokens.jsonl"
+    stamp = tokens.stat().st_mtime_ns
+    run_tokenize_stage(config, run_dir, force=False)
+    assert tokens.stat().st_mtime_ns == stamp  # nothing changed: not redone
+    # a vocabulary refitted on another sample: same settings and features, another vocabulary file
+    fit_vocab(run_dir / "features", run_dir / "vocab", config, sample_size=30)
+    run_tokenize_stage(config, run_dir, force=False)
+    assert tokens.stat().st_mtime_ns != stamp
+    vocab_hash = file_sha256(run_dir / "vocab" / VOCAB_FILE)
+    assert read_manifest(run_dir / "tokenize")["inputs"]["vocab_file"] == vocab_hash
