@@ -120,6 +120,25 @@ def manifest_hash(folder: str | Path) -> str:
     return json_hash({k: manifest.get(k) for k in ("stage", "config", "inputs", "outputs")})
 
 
+def verify_outputs(folder: str | Path) -> None:
+    """Check that each file the manifest lists with a SHA-256 still has it; a DataError names the one that changed."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for name, recorded in manifest.get("outputs", {}).items():
+        if not (isinstance(recorded, str) and len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded)):
+            continue  # a count or a note, not a file hash
+        path = folder / name
+        stage = manifest.get("stage", "?")
+        if not path.is_file():
+            raise DataError(f"{path}: listed in {folder / MANIFEST} but missing; run the '{stage}' stage again")
+        found = file_sha256(path)
+        if found != recorded:
+            raise DataError(
+                f"{path}: does not match its manifest ({folder / MANIFEST} records sha256 {recorded[:12]}..., "
+                f"the file has {found[:12]}...); it changed after the '{stage}' stage wrote it: run that stage again"
+            )
+
+
 def is_complete(folder: str | Path, config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> bool:
     """True when `folder` holds a complete manifest matching `config` and `inputs` (when given)."""
     path = Path(folder) / MANIFEST

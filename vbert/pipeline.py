@@ -26,7 +26,7 @@ from typing import Any
 
 from vbert.config import Config, save_config
 from vbert.errors import DataError
-from vbert.manifest import MANIFEST, atomic_write_json, file_sha256
+from vbert.manifest import MANIFEST, atomic_write_json, file_sha256, verify_outputs
 
 STATE_FILE = "pipeline.json"
 
@@ -164,6 +164,9 @@ def input_hashes(run_dir: Path, stage: Stage) -> dict[str, str]:
 
 def run_stage(config: Config, run_dir: Path, stage: Stage, state: dict[str, Any], force: bool) -> StageResult:
     """Run one stage (forced when asked, or when an input changed since it last ran); update `state`."""
+    for name in stage.reads:  # a damaged or hand-edited artifact is refused, naming the file
+        if (run_dir / name / MANIFEST).is_file():
+            verify_outputs(run_dir / name)
     inputs = input_hashes(run_dir, stage)
     record = state.get(stage.name)
     changed = sorted(k for k in inputs if record is not None and record.get("inputs", {}).get(k) != inputs[k])

@@ -122,6 +122,7 @@ def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer
 
 def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> tuple[VideoBertForPretraining, JointVocab, Any]:
     """A finished pretraining folder -> (model in eval mode, joint vocabulary, text tokenizer)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from vbert.text import load_tokenizer
@@ -130,11 +131,17 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> t
     for name in (WEIGHTS, "bert_config.json", "joint_vocab.json"):
         if not (folder / name).is_file():
             raise DataError(f"{folder}: no {name} here (is this a finished `vbert pretrain` folder?)")
+    if (folder / "manifest.json").is_file():
+        from vbert.manifest import verify_outputs
+
+        verify_outputs(folder)  # weights changed since training are refused, naming the file
     config = BertConfig(**json.loads((folder / "bert_config.json").read_text(encoding="utf-8")))
     vocab = JointVocab(**json.loads((folder / "joint_vocab.json").read_text(encoding="utf-8")))
     model = VideoBertForPretraining(config, vocab)
     try:
         model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except SafetensorError as err:
+        raise DataError(f"{folder / WEIGHTS}: not a readable safetensors file ({err})") from None
     except (RuntimeError, OSError) as err:
         raise DataError(f"{folder / WEIGHTS}: does not fit {folder / 'bert_config.json'} ({err})") from None
     return model.to(device).eval(), vocab, load_tokenizer(folder / "tokenizer")
