@@ -123,6 +123,7 @@ def test_every_stage_runs_and_the_report_has_tables_figures_config_and_versions(
         assert (out / "eval" / f"{task}.json").is_file()
     captions = json.loads((out / "eval" / "captioning.json").read_text(encoding="utf-8"))
     assert captions["num_val"] > 0 and len(captions["rows"]) == 3
+    assert all(set(row["scores"]) >= {"BLEU-4", "CIDEr", "ROUGE-L"} for row in captions["rows"])
 
 
 def _write(path: Path, text: str) -> Path:
@@ -190,6 +191,29 @@ def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Pat
     (tmp_path / "pipeline.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(Exception, match="pipeline.json"):
         pipeline.run_pipeline(config, tmp_path, only=["generate"])
+
+
+def test_artifacts_changed_after_their_stage_or_from_another_config_are_refused(run, tmp_path: Path) -> None:
+    from vbert.errors import DataError
+    from vbert.pretrain import load_pretrained
+
+    config, out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    tokens = copy / "tokenize" / "tokens.jsonl"
+    tokens.write_text(tokens.read_text(encoding="utf-8").replace('"sc_val_00000"', '"sc_val_99999"'), encoding="utf-8")
+    with pytest.raises(DataError, match=r"tokens\.jsonl: does not match its manifest"):
+        pipeline.run_pipeline(config, copy, only=["pretrain"])
+    weights = copy / "pretrain" / "videobert.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x00\x00\x80\x7f")  # one weight edited by hand
+    with pytest.raises(DataError, match=r"videobert\.safetensors: does not match its manifest"):
+        load_pretrained(copy / "pretrain")
+    # tokens made with the 3^2 = 9 words of this config, read by a config of another vocabulary (2^2)
+    from vbert.pretrain import run_pretraining
+
+    other = micro_config(tmp_path, "vocab.k=2")
+    with pytest.raises(DataError, match=r"tokenize.*3\^2 = 9 visual words, but this config expects 4"):
+        run_pretraining(other, out / "tokenize", tmp_path / "p")
 
 
 def _readme_blocks() -> list[str]:
