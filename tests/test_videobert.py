@@ -218,7 +218,12 @@ def test_ensure_pretrained_builds_once_and_the_pipeline_stage_skips_when_complet
     cfg = train_config(**{"pretrain.steps": 2})
     first = ensure_pretrained(cfg)
     assert (first / "videobert.safetensors").is_file() and first.parent == tmp_path / "cache"
-    assert ensure_pretrained(cfg) == first and calls == [1]  # the second call reuses the cache
+    weights = (first / "videobert.safetensors").stat().st_mtime_ns
+    assert ensure_pretrained(cfg) == first  # the second call reuses the cache
+    assert (first / "videobert.safetensors").stat().st_mtime_ns == weights
+    with open(tokens, "a", encoding="utf-8") as handle:  # new visual words under the same config
+        handle.write(tokens.read_text(encoding="utf-8").splitlines()[0] + "\n")
+    assert ensure_pretrained(cfg) != first  # a model of other tokens is not reused
     summary = pipeline_stage(cfg, tmp_path / "run", force=False)
     assert summary["steps"] == 2 and (tmp_path / "run" / "pretrain" / "manifest.json").is_file()
     assert pipeline_stage(cfg, tmp_path / "run", force=False)["skipped"] == "complete"

@@ -147,10 +147,18 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> t
     return model.to(device).eval(), vocab, load_tokenizer(folder / "tokenizer")
 
 
-def pretrain_key(config: Config) -> dict[str, Any]:
-    """The config sections a pretrained model depends on (the cache key)."""
+def pretrain_key(config: Config, tokens: str | Path | None = None) -> dict[str, Any]:
+    """The cache key of a pretrained model: its config sections and, given, the token file's SHA-256.
+
+    The config alone does not identify the data: a new extractor checkpoint (or any change upstream)
+    gives new visual words under the same config, and a model trained on the old ones would be
+    evaluated on the new ones.
+    """
     data = config.to_dict()
-    return {k: data[k] for k in ("seed", "data", "video", "features", "vocab", "text", "model", "pretrain")}
+    key = {k: data[k] for k in ("seed", "data", "video", "features", "vocab", "text", "model", "pretrain")}
+    if tokens is not None:
+        key["tokens"] = file_sha256(token_file(tokens))
+    return key
 
 
 def _vocab_file(folder: Path) -> Path:
@@ -163,11 +171,14 @@ def ensure_pretrained(config: Config) -> Path:
     """A pretrained VideoBERT for `config`, built once (tokens via `ensure_tokens`) and cached."""
     from vbert.visual_vocab import ensure_tokens, ensure_vocab
 
-    def build(folder: Path) -> None:
-        vocab_file = _vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
-        run_pretraining(config, ensure_tokens(config), folder, vocab_file=vocab_file)
-
-    return cached_stage("pretrain", pretrain_key(config), build)
+    tokens = ensure_tokens(config)
+    vocab_file = _vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
+    key = pretrain_key(config, tokens)
+    if vocab_file is not None:
+        key["centroids"] = file_sha256(vocab_file)
+    return cached_stage(
+        "pretrain", key, lambda folder: run_pretraining(config, tokens, folder, vocab_file=vocab_file)
+    )
 
 
 def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:

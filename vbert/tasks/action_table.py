@@ -208,7 +208,7 @@ def data_size_table(
             model_dir = ensure_pretrained(config)
         else:
             model_dir = (
-                cached_stage("data-size", {**pretrain_key(cfg), "fraction": fraction}, build) / "model"
+                cached_stage("data-size", {**pretrain_key(cfg, tokens), "fraction": fraction}, build) / "model"
             )
         model, vocab, tokenizer = load_pretrained(model_dir, device)
         row = zero_shot_row(
