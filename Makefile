@@ -37,8 +37,10 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# One thread per process: the tiny models gain nothing from a second thread, and on a busy machine
+# it spins waiting for a core (docs/benchmarks.md, `make demo`). Set OMP_NUM_THREADS to override.
 demo: install
-	$(VENV)/bin/vbert run --preset $(PRESET) --out runs/demo
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/vbert run --preset $(PRESET) --out runs/demo
 
 test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope --durations=25 \
