@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from vbert.config import Config, load_config
 from vbert.pretrain import load_pretrained, run_pretraining
@@ -119,7 +118,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     text_words = sorted({w for f in FILLERS for w in f.split()} | {"we", "the", *VERBS, *NOUNS})
     (vocab_dir / "vocab.txt").write_text("\n".join([*SPECIAL_TOKENS, *text_words]) + "\n", encoding="utf-8")
     tokens = write_world(root / "tokens.jsonl")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     run_pretraining(
         world_config(vocab_dir, steps=STEPS), tokens, root / "model", resume="never", device="cpu"
     )
