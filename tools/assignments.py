@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import re
 import shutil
 import sys
@@ -196,10 +197,24 @@ def course_config(course: Path, section_only: bool = True, timeout: int = 600) -
     return config
 
 
+def _with_interpreter_scripts_on_path() -> None:
+    """Put this interpreter's scripts folder first on PATH: nbgrader runs `alembic` by name.
+
+    Without it, `.venv/bin/python tools/assignments.py ...` (what `make` runs, with no activated
+    environment) fails with "No such file or directory: 'alembic'".
+    """
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != scripts:
+        os.environ["PATH"] = scripts + (os.pathsep + path if path else "")
+
+
 def _run(app_class, config: Config, **attributes) -> None:
     """Run one nbgrader converter; raise AssignmentError with its log when it fails."""
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
+
+    _with_interpreter_scripts_on_path()
 
     coursedir = CourseDirectory(config=config)
     for key, value in attributes.items():
