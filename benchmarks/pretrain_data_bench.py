@@ -39,7 +39,13 @@ def write_synthetic_tokens(path: Path, videos: int, visual_size: int, seed: int 
 def main() -> None:
     """Measure batch building with 0..N DataLoader workers."""
     from vbert.config import load_config
-    from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
+    from vbert.pretrain_data import (
+        ExampleBuilder,
+        JointVocab,
+        PretrainBatches,
+        read_token_file,
+        tokenize_records,
+    )
     from vbert.text import train_wordpiece
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -11,7 +11,14 @@ import pytest
 from vbert.config import load_config
 from vbert.dataset import Narration
 from vbert.synthcook import (
-    NOUNS, RECIPES, VERBS, ensure_synthcook, generate_synthcook, load_action_clips, load_synthcook, narration_corpus,
+    NOUNS,
+    RECIPES,
+    VERBS,
+    ensure_synthcook,
+    generate_synthcook,
+    load_action_clips,
+    load_synthcook,
+    narration_corpus,
 )
 from vbert.synthcook import generate as generate_module
 from vbert.synthcook import narration as narration_module

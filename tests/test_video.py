@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from vbert.errors import DataError
-from vbert.video import VideoClips, probe, read_clips, read_clips_batch, read_frames, resize_and_crop, write_video
-
+from vbert.video import (
+    VideoClips,
+    probe,
+    read_clips,
+    read_clips_batch,
+    read_frames,
+    resize_and_crop,
+    write_video,
+)
 
 CELLS = 6  # a 6x6 grid of cells; frame i lights cell i % 36, so a decoded frame tells its index
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from test_pretrain_data import write_tokens
+
 from vbert.config import load_config
 from vbert.errors import DataError, VbertError
 from vbert.model import IGNORE_INDEX, BertConfig
