@@ -47,40 +47,35 @@ def save_tree(tree: HierarchicalKMeans, path: str | Path, metadata: dict[str, st
     atomic_write_bytes(path, save_bytes(tensors, metadata=meta))
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a vocabulary file (k, depth, dim, features_hash, ...), no tensors read."""
+def _read_vocabulary_file(path: Path, with_tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a vbert vocabulary file; tensors only when asked. Errors name the file."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: vocabulary file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
+            names = list(handle.keys()) if with_tensors else []
+            tensors = {name: handle.get_tensor(name) for name in names}
     except (SafetensorError, OSError, ValueError) as err:
         raise DataError(f"{path}: not a readable safetensors vocabulary ({err})") from None
     if meta.get("format") != FORMAT:
         raise DataError(f"{path}: not a vbert vocabulary (metadata 'format' is {meta.get('format')!r})")
-    return meta
+    return meta, tensors
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a vocabulary file (k, depth, dim, features_hash, ...), no tensors read."""
+    return _read_vocabulary_file(Path(path), with_tensors=False)[0]
 
 
 def load_tree(
     cls: type[HierarchicalKMeans], path: str | Path, device: str | torch.device | None = None
 ) -> HierarchicalKMeans:
     """Read a tree written by `save_tree`; a missing or malformed file is a DataError naming it."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: vocabulary file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable safetensors vocabulary ({err})") from None
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{path}: not a vbert vocabulary (metadata 'format' is {meta.get('format')!r})")
+    meta, tensors = _read_vocabulary_file(path, with_tensors=True)
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(
             f"{path}: vocabulary format version {meta.get('format_version')!r}, this vbert reads "
