@@ -10,13 +10,13 @@ later stage sees one word per entry. Text is lower-cased and stripped of punctua
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from vbert.dataset import Failure, Narration, VideoDataset
 from vbert.errors import DataError
+from vbert.manifest import read_json
 
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 
@@ -84,10 +84,7 @@ def load_captions(path: str | Path, failures: list[Failure] | None = None) -> di
                     raise DataError(f"{csv_path}: {err}") from None
                 failures.append(Failure(csv_path.stem, str(err)))
     elif path.is_file():
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{path}: not readable JSON ({err})") from None
+        raw = read_json(path)
         if not isinstance(raw, dict):
             raise DataError(f"{path}: expected a JSON object mapping video ids to captions")
     else:

@@ -103,6 +103,14 @@ def write_manifest(
     return manifest
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's contents; an unreadable or malformed file is a DataError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not readable JSON ({err})") from None
+
+
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     """Read `folder/manifest.json`; a missing or unreadable one is a DataError naming it."""
     path = Path(folder) / MANIFEST

@@ -17,7 +17,6 @@ the Table 1 and Table 3 analogues, figures, the exact config and the package ver
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 from vbert.config import Config, save_config
 from vbert.errors import DataError
-from vbert.manifest import MANIFEST, atomic_write_json, file_sha256, verify_outputs
+from vbert.manifest import MANIFEST, atomic_write_json, file_sha256, read_json, verify_outputs
 
 STATE_FILE = "pipeline.json"
 
@@ -139,9 +138,9 @@ def read_state(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not readable JSON ({err}); delete it to let every stage check itself") from None
+        state = read_json(path)
+    except DataError as err:
+        raise DataError(f"{err}; delete it to let every stage check itself") from None
     if not isinstance(state, dict):
         raise DataError(f"{path}: expected a JSON object of stages")
     return state

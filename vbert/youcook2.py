@@ -10,12 +10,12 @@ the rest is loaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vbert.dataset import Failure, Segment, VideoDataset, VideoRecord
 from vbert.errors import DataError
+from vbert.manifest import read_json
 from vbert.video import VIDEO_SUFFIXES
 
 ENTRY_FIELDS = ("annotations", "duration", "subset")
@@ -28,10 +28,7 @@ def read_annotation_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not readable JSON ({err})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise DataError(f"{path}: expected a JSON object with a 'database' mapping (YouCook2 format)")
     return data["database"]

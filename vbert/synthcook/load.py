@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from vbert.dataset import VideoDataset
 from vbert.errors import DataError
 from vbert.howto100m import attach_narrations, load_captions
+from vbert.manifest import read_json
 from vbert.synthcook.world import NOUNS, RECIPES, VERBS
 from vbert.youcook2 import load_youcook2
 
@@ -43,10 +43,7 @@ def load_action_clips(root: str | Path) -> list[ActionClip]:
     path = root / "action_clips.json"
     if not path.is_file():
         raise DataError(f"{path}: action clip list not found")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not readable JSON ({err})") from None
+    entries = read_json(path)
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a list of clips")
     clips = []
