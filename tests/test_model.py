@@ -176,3 +176,17 @@ def test_bf16_autocast_runs_and_stays_close() -> None:
     assert out.hidden.dtype == torch.float32 or out.hidden.dtype == torch.bfloat16
     assert out.loss.dtype == torch.float32
     assert abs(out.loss.item() - reference.item()) < 0.05
+
+
+def test_low_precision_residual_keeps_the_stream_in_bf16_under_autocast() -> None:
+    plain, fast = _model(), _model(low_precision_residual=True)  # same seed: the same weights
+    ids, labels, _ = _batch()
+    assert torch.equal(plain(ids, labels=labels).loss, fast(ids, labels=labels).loss)  # no autocast: no change
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        slow_out, fast_out = plain(ids, labels=labels), fast(ids, labels=labels)
+    assert slow_out.hidden.dtype == torch.float32  # autocast's LayerNorm gives fp32
+    assert fast_out.hidden.dtype == torch.bfloat16
+    assert fast_out.loss.dtype == torch.float32
+    # only the rounding of the stream differs: bf16 keeps 8 bits, so about 1% of unit-scale values
+    assert (fast_out.hidden.float() - slow_out.hidden).abs().max() < 0.1
+    assert abs(fast_out.loss.item() - slow_out.loss.item()) < 0.05

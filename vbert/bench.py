@@ -24,7 +24,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,8 @@ def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.devic
     from vbert.train import Trainer
 
     torch.manual_seed(0)
-    model = VbertMLM(setup.bert_config(), variant.get("full_vocab_head", False), variant.get("padding_mask", False))
+    bert_config = replace(setup.bert_config(), low_precision_residual=variant.get("low_precision_residual", False))
+    model = VbertMLM(bert_config, variant.get("full_vocab_head", False), variant.get("padding_mask", False))
     return Trainer(model, config, out_dir=None, device=device)
 
 
@@ -207,7 +208,8 @@ def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, devic
 
     `plain-eager` / `plain-compiled`: the transformers loop. `vbert-...`: vbert's trainer, with
     `eager`, `compiled`, `cudagraphs` (compile + CUDA graphs) or `autotune` (max-autotune), and the
-    ablations `fullhead` (logits at every position) and `padmask` (an all-ones padding mask).
+    ablations `fullhead` (logits at every position) and `padmask` (an all-ones padding mask), and
+    `bf16res` (the residual stream in bf16, `BertConfig.low_precision_residual`).
     """
     words = variant.split("-")
     mode = next((COMPILE_MODES[w] for w in words if w in COMPILE_MODES), None)
@@ -218,8 +220,14 @@ def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, devic
     if words[0] != "vbert":
         raise ValueError(f"unknown variant {variant!r}: it starts with 'plain' or 'vbert'")
     cfg = PretrainConfig(**{**asdict(config), "compile": mode is not None, "compile_mode": mode or "default"})
-    flags = {"full_vocab_head": "fullhead" in words, "padding_mask": "padmask" in words}
-    return vbert_trainer(setup, cfg, device, **flags).train_step
+    return vbert_trainer(setup, cfg, device, **variant_flags(variant)).train_step
+
+
+def variant_flags(variant: str) -> dict[str, bool]:
+    """The model switches a vbert variant name asks for (`fullhead`, `padmask`, `bf16res`)."""
+    words = variant.split("-")
+    return {"full_vocab_head": "fullhead" in words, "padding_mask": "padmask" in words,
+            "low_precision_residual": "bf16res" in words}
 
 
 def profile_steps(step_fn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5) -> str:
@@ -280,7 +288,8 @@ def measure(name: str, step_fn, setup: BenchSetup, batches, warmup: int, steps: 
     return row
 
 
-def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, steps: int, compile_both: bool) -> dict:
+def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, steps: int, compile_both: bool,
+              vbert_variant: str = "vbert") -> dict:
     """Train vbert and the plain loop from the same weights on the same batches (dropout off).
 
     On CUDA both run in bf16, and each side also runs once in fp32: the gap between a side's bf16
@@ -288,14 +297,15 @@ def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, s
     gap between the two fp32 curves shows whether the mathematics is the same.
     """
     setup = BenchSetup(**{**asdict(setup), "dropout": 0.0})
-    trainer = vbert_trainer(setup, config, device)
+    flags = variant_flags(vbert_variant)
+    trainer = vbert_trainer(setup, config, device, **flags)
     if compile_both:
         trainer.forward = torch.compile(trainer.forward)
     steppers: dict[str, Any] = {"vbert": trainer}
     steppers["plain"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), config, device, compile_both)
     if device.type == "cuda" and config.precision != "fp32":
         fp32 = PretrainConfig(**{**asdict(config), "precision": "fp32"})
-        steppers["vbert_fp32"] = vbert_trainer(setup, fp32, device)  # same seed, so the same weights
+        steppers["vbert_fp32"] = vbert_trainer(setup, fp32, device, **flags)  # same seed, so the same weights
         steppers["plain_fp32"] = PlainHFLoop(hf_model_from_vbert(trainer.model.net), fp32, device, False)
     generator = torch.Generator().manual_seed(1)
     curves: dict[str, list[float]] = {name: [] for name in steppers}
@@ -344,7 +354,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             torch.cuda.empty_cache()
     if args.check_agreement:
         agree_cfg = PretrainConfig(**{**asdict(config), "precision": args.agreement_precision})
-        results["agreement"] = agreement(setup, agree_cfg, device, args.check_agreement, args.agreement_compile)
+        results["agreement"] = agreement(setup, agree_cfg, device, args.check_agreement, args.agreement_compile,
+                                         args.agreement_vbert)
         a = results["agreement"]
         print(f"agreement over {a['steps']} steps: step0 {a['step0_vbert']:.4f} vs {a['step0_plain']:.4f}, "
               f"max |diff| {a['max_abs_diff']:.4f} (mean {a['mean_abs_diff']:.4f}), "
@@ -382,6 +393,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agreement-compile", action="store_true", help="compile both sides in the agreement run")
     parser.add_argument("--agreement-precision", choices=["auto", "fp32"], default="auto",
                         help="auto: bf16 on CUDA (with an fp32 plain run as the noise reference)")
+    parser.add_argument("--agreement-vbert", default="vbert", metavar="VARIANT",
+                        help="the vbert side of the agreement run, e.g. vbert-bf16res (its model switches only)")
     parser.add_argument("--profile", default=None, metavar="VARIANT", help="profile this variant's steps")
     parser.add_argument("--json", default=None, help="write the results here")
 
@@ -398,5 +411,5 @@ def main(args: argparse.Namespace) -> int:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         ratio = f"{r['seq_per_s'] / reference['seq_per_s']:.2f}x" if reference else ""
         print(f"{r['name']:<24} {r['seq_per_s']:>9.1f} {r['tokens_per_s']:>11,} {mfu:>11} "
-              f"{str(r['peak_mem_gib']):>9} {ratio:>18}")
+              f"{r['peak_mem_gib']!s:>9} {ratio:>18}")
     return 0 if all(math.isfinite(r["last_loss"]) for r in rows) else 1

@@ -99,6 +99,9 @@ class ModelConfig:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     layer_norm_eps: float = 1e-12
+    # Under bf16 autocast, keep the residual stream in bf16 rather than fp32 (faster on a GPU; see
+    # docs/benchmarks.md). Needs torch >= 2.4. Not in the paper.
+    low_precision_residual: bool = False
     init_from: str = ""  # "" = from scratch, or a BERT directory saved by save_pretrained
 
 

@@ -39,6 +39,10 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     initializer_range: float = 0.02  # BERT's init: weights ~ N(0, 0.02)
+    # Under autocast, keep the residual stream (the LayerNorm outputs) in the autocast dtype, as
+    # Megatron-LM does, instead of fp32 (what autocast and transformers' BERT give): the memory-bound
+    # residual + dropout + LayerNorm kernels then move half the bytes. Off by default.
+    low_precision_residual: bool = False
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads != 0:
@@ -60,12 +64,21 @@ class BertConfig:
             hidden_dropout=model_cfg.hidden_dropout,
             attention_dropout=model_cfg.attention_dropout,
             layer_norm_eps=model_cfg.layer_norm_eps,
+            low_precision_residual=model_cfg.low_precision_residual,
         )
 
     @property
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.hidden_size // self.num_heads
+
+
+def to_autocast_dtype(x: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """x cast to the autocast dtype of its device when autocast is on (and `enabled`); else x."""
+    kind = x.device.type
+    if enabled and torch.is_autocast_enabled(kind):
+        return x.to(torch.get_autocast_dtype(kind))
+    return x
 
 
 class Embeddings(nn.Module):
@@ -79,6 +92,7 @@ class Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, hidden)
         self.norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.low_precision_residual = config.low_precision_residual
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L] ids -> [B, L, H] embeddings."""
@@ -92,7 +106,7 @@ class Embeddings(nn.Module):
             x = x + self.token_type_embeddings.weight[0]  # all segment 0, no [B, L] zeros tensor
         else:
             x = x + self.token_type_embeddings(token_type_ids)
-        return self.dropout(self.norm(x))
+        return self.dropout(to_autocast_dtype(self.norm(x), self.low_precision_residual))
 
 
 class SelfAttention(nn.Module):
@@ -128,12 +142,14 @@ class EncoderLayer(nn.Module):
         self.ffn_out = nn.Linear(config.intermediate_size, config.hidden_size)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.low_precision_residual = config.low_precision_residual
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, H] -> [B, L, H]."""
         x = self.attention_norm(x + self.dropout(self.attention(x, key_mask)))
+        x = to_autocast_dtype(x, self.low_precision_residual)
         h = F.gelu(self.ffn_in(x))  # exact (erf) GELU, as BERT's "gelu"; [B, L, I]
-        return self.ffn_norm(x + self.dropout(self.ffn_out(h)))
+        return to_autocast_dtype(self.ffn_norm(x + self.dropout(self.ffn_out(h))), self.low_precision_residual)
 
 
 def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
