@@ -111,7 +111,7 @@ def test_sequences_of_each_regime_have_the_papers_layout(corpus):
     assert (joint.ids == vocab.next_id).sum() == 1
     assert (joint.ids[1:split] < vocab.text_size).all() and (joint.ids[split + 1:-1] >= vocab.text_size).all()
     assert joint.types.tolist() == [0] * split + [1] * (len(joint.ids) - split)
-    assert joint.aligned in (0, 1) and text.aligned == video.aligned == IGNORE_INDEX
+    assert joint.aligned in (0, 1, IGNORE_INDEX) and text.aligned == video.aligned == IGNORE_INDEX
 
 
 def test_batches_have_fixed_shapes_and_regime_counts(corpus):
@@ -126,7 +126,7 @@ def test_batches_have_fixed_shapes_and_regime_counts(corpus):
         shapes = now
         assert b["input_ids"].shape == (8, 40)
         assert b["regime"].tolist() == [TEXT] * 2 + [VIDEO] * 2 + [JOINT] * 4
-        assert ((b["align_labels"] == IGNORE_INDEX) == (b["regime"] != JOINT)).all()
+        assert (b["align_labels"][b["regime"] != JOINT] == IGNORE_INDEX).all()  # alignment: video-text only
         assert ((b["attention_mask"] == 0) == (b["input_ids"] == vocab.pad_id)).all()
     assert regime_counts(10, (0.25, 0.25, 0.5)) == [3, 2, 5]  # largest remainder, ties to the first
     assert sum(regime_counts(7, (1, 1, 1))) == 7
@@ -152,12 +152,39 @@ def test_masking_never_touches_specials_and_replacements_keep_their_modality(cor
 
 def test_alignment_negatives_follow_the_configured_ratio(corpus):
     videos, vocab = corpus
-    builder = ExampleBuilder(videos, vocab, config(negative_prob=0.3))
+    builder = ExampleBuilder(videos, vocab, config(alignment_share=1.0, negative_prob=0.3))
     rng = np.random.default_rng(3)
     labels = [builder.video_text(rng).aligned for _ in range(2000)]
     assert abs(1 - np.mean(labels) - 0.3) < 0.04
-    balanced = ExampleBuilder(videos, vocab, config(negative_prob=0.5))
+    balanced = ExampleBuilder(videos, vocab, config(alignment_share=1.0, negative_prob=0.5))
     assert abs(np.mean([balanced.video_text(rng).aligned for _ in range(2000)]) - 0.5) < 0.04
+
+
+def test_alignment_pairs_are_unmasked_and_masked_pairs_are_aligned(corpus):
+    videos, vocab = corpus
+    cfg = config(mask_prob=0.4, alignment_share=0.5, negative_prob=0.5, mask_alignment_pairs=False,
+                 regime_mix=(0, 0, 1))
+    b = PretrainBatches(ExampleBuilder(videos, vocab, cfg), batch_size=64, seed=5).batch(0)
+    align = b["align_labels"]  # [B]: 1 aligned, 0 misaligned, IGNORE_INDEX for the masked-prediction pairs
+    real = b["mlm_labels"] != IGNORE_INDEX
+    rows = b["mlm_positions"][real] // b["input_ids"].shape[1]  # the example of each predicted word
+    masked_rows = (b["input_ids"] == vocab.mask_id).any(dim=1)  # [B]
+    assert (align == 0).sum() >= 8 and (align == 1).sum() >= 8 and (align == IGNORE_INDEX).sum() >= 16
+    assert (align[rows] == IGNORE_INDEX).all() and len(rows) > 50  # words are predicted on MLM pairs only
+    assert not masked_rows[align != IGNORE_INDEX].any()  # the classifier never sees [MASK]: no shortcut
+    assert masked_rows[align == IGNORE_INDEX].float().mean() > 0.9
+
+
+def test_the_nsp_style_recipe_masks_every_pair(corpus):
+    videos, vocab = corpus
+    cfg = config(mask_prob=0.4, alignment_share=1.0, negative_prob=0.5, mask_alignment_pairs=True,
+                 regime_mix=(0, 0, 1))
+    b = PretrainBatches(ExampleBuilder(videos, vocab, cfg), batch_size=64, seed=5).batch(0)
+    align = b["align_labels"]
+    real = b["mlm_labels"] != IGNORE_INDEX
+    rows = b["mlm_positions"][real] // b["input_ids"].shape[1]
+    assert (align != IGNORE_INDEX).all() and (align == 0).sum() >= 16
+    assert (align[rows] == 0).sum() > 20  # misaligned pairs' words are predicted too
 
 
 def test_negatives_come_from_other_times_and_other_videos(corpus):

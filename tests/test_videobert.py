@@ -23,7 +23,10 @@ TEXT_V, VISUAL_V = 50, 36
 def small_config(**overrides):
     sets = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
             "model.max_position_embeddings=64", "model.hidden_dropout=0.0", "model.attention_dropout=0.0",
-            "vocab.k=6", "vocab.depth=2", "pretrain.max_seq_len=32", "pretrain.max_text_len=12"]
+            "vocab.k=6", "vocab.depth=2", "pretrain.max_seq_len=32", "pretrain.max_text_len=12",
+            # the three regimes with next-sentence-style alignment (the library's defaults, not tiny's recipe)
+            "pretrain.regime_mix=[0.25,0.25,0.5]", "pretrain.alignment_share=1", "pretrain.mask_prob=0.15",
+            "pretrain.visual_init=random", "pretrain.max_subsample=5"]
     sets += [f"{k}={v}" for k, v in overrides.items()]
     return load_config("tiny", sets)
 

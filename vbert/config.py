@@ -134,11 +134,19 @@ class PretrainConfig:
     video_mlm_weight: float = 1.0
     joint_mlm_weight: float = 1.0
     align_weight: float = 1.0
-    # Alignment negatives (not in the paper): half the video-text pairs are misaligned, like BERT's
-    # next-sentence task; of those, half take the video from another time of the same video (hard:
-    # same kitchen, same recipe) and half from another video (easy).
+    # Alignment (not in the paper): a share `alignment_share` of the video-text pairs trains the
+    # alignment classifier; of those, `negative_prob` are misaligned, like BERT's next-sentence task,
+    # half with video from another time of the same video (hard: same kitchen, same recipe) and half
+    # from another video (easy). The other pairs are aligned and train masked prediction only. The
+    # default is the next-sentence style: every pair is an alignment pair and is masked too, so the
+    # words of misaligned pairs are predicted as well. `mask_alignment_pairs: false` leaves alignment
+    # pairs unmasked, as UNITER does (never mask the misaligned pairs alone: the classifier would read
+    # "has [MASK]" as "aligned"). On SynthCook, video-text pairs without alignment (alignment_share 0,
+    # regime_mix [0, 0, 1]) are what teach the model to read the video (docs/benchmarks.md).
+    alignment_share: float = 1.0
     negative_prob: float = 0.5
     negative_same_video: float = 0.5
+    mask_alignment_pairs: bool = True
     max_concat_sentences: int = 3  # paper: neighbouring sentences concatenated at random; 1..this many
     max_subsample: int = 5  # paper: video subsampling rate drawn from 1 to 5
     video_only_len: int = 64  # video-only sequence: a random window of this many words (before subsampling)

@@ -10,8 +10,9 @@ at `V_text + K` (K = k**depth). Sequences are built in three regimes (the paper'
 Token type is 0 for [CLS] and text, 1 for [>], video and the [SEP] that closes a video. The
 paper's noise: a random number of neighbouring sentences concatenated (1 to
 `max_concat_sentences`), and the video subsampled at a random rate from 1 to `max_subsample`.
-Alignment negatives (label 0, share `negative_prob`) pair the text with video from another time
-of the same video (share `negative_same_video` of negatives) or from another video.
+A share `alignment_share` of the video-text pairs trains alignment: unmasked, and misaligned
+(label 0) with probability `negative_prob`, the video then coming from another time of the same
+video (share `negative_same_video`) or from another video; the other pairs train masked prediction.
 
 Every batch has the same shape: `[B, max_seq_len]` ids padded with [PAD], a fixed number of
 prediction slots (`vbert.masking.prediction_capacity`), and a fixed count of examples per regime,
@@ -183,7 +184,8 @@ class Example:
     ids: np.ndarray  # [n] joint ids
     types: np.ndarray  # [n] token types
     regime: int
-    aligned: int = IGNORE_INDEX  # 1 aligned, 0 misaligned, IGNORE_INDEX outside the video-text regime
+    aligned: int = IGNORE_INDEX  # 1 aligned, 0 misaligned, IGNORE_INDEX when it trains no alignment
+    masked: bool = True  # False: no word is masked (an alignment pair, see PretrainConfig.alignment_share)
 
 
 def regime_counts(batch_size: int, mix: tuple[float, ...]) -> list[int]:
@@ -264,21 +266,24 @@ class ExampleBuilder:
         return None  # a corpus of one single-sentence video has no negatives
 
     def video_text(self, rng: np.random.Generator) -> Example:
-        """[CLS] text [>] video [SEP]; with probability negative_prob the video is someone else's."""
+        """[CLS] text [>] video [SEP]; an alignment pair (share alignment_share) is misaligned with
+        probability negative_prob and is unmasked unless mask_alignment_pairs."""
         v, s = self.paired[int(rng.integers(len(self.paired)))]
         video, span = self.videos[v], self._span(rng, v, s)
         text = np.concatenate([video.texts[i] for i in span])[: self.config.max_text_len]
         words = np.concatenate([video.video_words[i] for i in span])
-        aligned = 1
-        if rng.random() < self.config.negative_prob:
-            negative = self._negative_words(rng, v, span)
-            if negative is not None and len(negative) > 0:
-                words, aligned = negative, 0
+        aligned, masked = IGNORE_INDEX, True
+        if rng.random() < self.config.alignment_share:
+            aligned, masked = 1, self.config.mask_alignment_pairs
+            if rng.random() < self.config.negative_prob:
+                negative = self._negative_words(rng, v, span)
+                if negative is not None and len(negative) > 0:
+                    words, aligned = negative, 0
         words = self._subsample(rng, words, self.config.max_seq_len - 3 - len(text))
         ids = np.concatenate([[self.vocab.cls_id], text, [self.vocab.next_id], self.vocab.visual_ids(words),
                               [self.vocab.sep_id]])
         types = np.concatenate([np.zeros(1 + len(text), dtype=np.int64), np.ones(len(words) + 2, dtype=np.int64)])
-        return Example(ids, types, JOINT, aligned)
+        return Example(ids, types, JOINT, aligned, masked)
 
     def examples(self, rng: np.random.Generator, batch_size: int) -> list[Example]:
         """A batch's examples: fixed counts per regime (text-only, video-only, video-text, in that order)."""
@@ -300,6 +305,7 @@ def collate(examples: list[Example], vocab: JointVocab, config: PretrainConfig, 
         n = len(ex.ids)
         ids[i, :n], types[i, :n], attention[i, :n] = torch.from_numpy(ex.ids), torch.from_numpy(ex.types), 1
     special = torch.isin(ids, torch.tensor(vocab.special_ids))  # [B, L]
+    special |= torch.tensor([not ex.masked for ex in examples])[:, None]  # unmasked alignment pairs
     is_video = (ids >= vocab.text_size) & (ids < vocab.next_id)  # [B, L]
     low = torch.where(is_video, vocab.text_size, vocab.text_low)  # same-modality replacements
     high = torch.where(is_video, vocab.next_id, vocab.text_size)

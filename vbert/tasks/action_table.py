@@ -91,9 +91,13 @@ def probe_row(
 
 
 def text_only_config(config: Config) -> Config:
-    """The same config with pretraining on text alone (the text-only BERT of Table 1)."""
+    """The same config with pretraining on text alone (the text-only BERT of Table 1).
+
+    Its visual rows are never trained, so they start random whatever `visual_init` says.
+    """
     return dataclasses.replace(
-        config, pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0))
+        config,
+        pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0), visual_init="random"),
     )
 
 
@@ -178,12 +182,13 @@ def data_size_table(
     config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), device: str = "cpu"
 ) -> list[dict[str, float]]:
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
-    from vbert.manifest import cached_stage, write_manifest
+    from vbert.manifest import cached_stage, file_sha256, write_manifest
     from vbert.pretrain import ensure_pretrained, load_pretrained, pretrain_key, run_pretraining
     from vbert.tasks.data import load_segments, with_labels
-    from vbert.visual_vocab import ensure_tokens
+    from vbert.visual_vocab import ensure_tokens, ensure_vocab, vocab_file
 
     tokens = ensure_tokens(config)
+    centroids = vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
     _, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
@@ -201,14 +206,16 @@ def data_size_table(
 
         def build(folder: Path, cfg: Config = cfg, fraction: float = fraction) -> None:
             data = subset_token_file(tokens, fraction, folder / "data", seed=cfg.seed)
-            run_pretraining(cfg, data, folder / "model")
+            run_pretraining(cfg, data, folder / "model", vocab_file=centroids)
             write_manifest(folder, "data-size", {"fraction": fraction, "steps": cfg.pretrain.steps})
 
         if fraction == 1.0:  # the whole set: the preset's own pretrained model
             model_dir = ensure_pretrained(config)
         else:
             model_dir = (
-                cached_stage("data-size", {**pretrain_key(cfg, tokens), "fraction": fraction}, build) / "model"
+                cached_stage("data-size", {**pretrain_key(cfg, tokens), "fraction": fraction,
+                                           "centroids": file_sha256(centroids) if centroids else None}, build)
+                / "model"
             )
         model, vocab, tokenizer = load_pretrained(model_dir, device)
         row = zero_shot_row(
