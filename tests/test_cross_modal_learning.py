@@ -97,6 +97,7 @@ def world_config(vocab_dir: Path, steps: int) -> Config:
             "pretrain.mask_prob=0.3",
             "pretrain.regime_mix=[0,0,1]",
             "pretrain.negative_prob=0",
+            "pretrain.visual_init=random",
             "pretrain.max_concat_sentences=1",
             "pretrain.max_subsample=1",
             f"pretrain.max_seq_len={SEQ_LEN}",
