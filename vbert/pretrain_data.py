@@ -10,9 +10,10 @@ at `V_text + K` (K = k**depth). Sequences are built in three regimes (the paper'
 Token type is 0 for [CLS] and text, 1 for [>], video and the [SEP] that closes a video. The
 paper's noise: a random number of neighbouring sentences concatenated (1 to
 `max_concat_sentences`), and the video subsampled at a random rate from 1 to `max_subsample`.
-A share `alignment_share` of the video-text pairs trains alignment: unmasked, and misaligned
-(label 0) with probability `negative_prob`, the video then coming from another time of the same
-video (share `negative_same_video`) or from another video; the other pairs train masked prediction.
+A share `alignment_share` of the video-text pairs trains alignment (all of them by default):
+misaligned (label 0) with probability `negative_prob`, the video then coming from another time of
+the same video (share `negative_same_video`) or from another video, and masked like the others
+unless `mask_alignment_pairs` is false; the other pairs are aligned and train masked prediction.
 
 Every batch has the same shape: `[B, max_seq_len]` ids padded with [PAD], a fixed number of
 prediction slots (`vbert.masking.prediction_capacity`), and a fixed count of examples per regime,
