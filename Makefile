@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vbert-installed
 export VBERT_CACHE ?= $(CURDIR)/runs/cache
 PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	--nbval-cell-timeout 300
+	--nbval-cell-timeout 600
 
 .PHONY: install demo test unit notebooks execute-notebooks assignments clean help
 
