@@ -79,3 +79,17 @@ def test_bench_cli_runs_on_cpu(tmp_path, capsys: pytest.CaptureFixture[str]) -> 
     text = capsys.readouterr().out
     assert "plain-eager" in text and "vbert-fullhead-eager" in text and "vs plain-compiled" in text
     assert out.is_file()
+
+
+def test_variant_names_switch_the_model_they_name() -> None:
+    from vbert.bench import variant_flags, vbert_trainer
+    from vbert.config import PretrainConfig
+
+    assert variant_flags("vbert-bf16res-cudagraphs") == {
+        "full_vocab_head": False, "padding_mask": False, "low_precision_residual": True}
+    assert variant_flags("vbert-fullhead-eager")["full_vocab_head"]
+    setup = BenchSetup(*SIZES["tiny"], text_vocab=300, visual_words=36, seq_len=32, batch=4)
+    trainer = vbert_trainer(setup, PretrainConfig(precision="fp32"), torch.device("cpu"),
+                            **variant_flags("vbert-bf16res-eager"))
+    assert trainer.model.net.config.low_precision_residual
+    assert all(layer.low_precision_residual for layer in trainer.model.net.bert.layers)

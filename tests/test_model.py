@@ -190,3 +190,19 @@ def test_low_precision_residual_keeps_the_stream_in_bf16_under_autocast() -> Non
     # only the rounding of the stream differs: bf16 keeps 8 bits, so about 1% of unit-scale values
     assert (fast_out.hidden.float() - slow_out.hidden).abs().max() < 0.1
     assert abs(fast_out.loss.item() - slow_out.loss.item()) < 0.05
+
+
+def test_low_precision_residual_compiles_as_one_graph_under_autocast() -> None:
+    model = _model(low_precision_residual=True)
+    ids, labels, _ = _batch()
+    positions, targets = predicted_positions(labels, capacity=30)
+    torch._dynamo.reset()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        explained = torch._dynamo.explain(model)(ids, labels=targets, positions=positions)
+        assert explained.graph_break_count == 0 and explained.graph_count == 1  # the autocast query traces
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        out = compiled(ids, labels=targets, positions=positions)
+        eager = model(ids, labels=targets, positions=positions)
+    assert out.hidden.dtype == torch.bfloat16
+    torch.testing.assert_close(out.loss, eager.loss, rtol=0, atol=1e-3)
+    torch._dynamo.reset()
