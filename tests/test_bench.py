@@ -81,6 +81,22 @@ def test_bench_cli_runs_on_cpu(tmp_path, capsys: pytest.CaptureFixture[str]) -> 
     assert out.is_file()
 
 
+def test_bench_can_forbid_bf16_reductions_in_matmuls() -> None:
+    from vbert.cli import main
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_bf16_reduced_precision_reduction
+    try:
+        matmul.allow_bf16_reduced_precision_reduction = True
+        code = main(["bench", "pretrain", "--size", "tiny", "--device", "cpu", "--batch", "4", "--seq-len", "32",
+                     "--text-vocab", "300", "--visual-words", "36", "--warmup", "0", "--steps", "1",
+                     "--variants", "vbert-eager", "--fp32-matmul-reduction"])
+        assert code == 0
+        assert matmul.allow_bf16_reduced_precision_reduction is False
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = before
+
+
 def test_variant_names_switch_the_model_they_name() -> None:
     from vbert.bench import variant_flags, vbert_trainer
     from vbert.config import PretrainConfig

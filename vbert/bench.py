@@ -333,6 +333,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from vbert.device import select_device
 
     device = select_device(args.device)
+    if args.fp32_matmul_reduction:  # cuBLAS may otherwise reduce split-K partial sums in bf16
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     layers, hidden, heads, inter = SIZES[args.size]
     setup = BenchSetup(layers, hidden, heads, inter, seq_len=args.seq_len, batch=args.batch,
                        text_vocab=args.text_vocab, visual_words=args.visual_words)
@@ -395,6 +397,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: bf16 on CUDA (with an fp32 plain run as the noise reference)")
     parser.add_argument("--agreement-vbert", default="vbert", metavar="VARIANT",
                         help="the vbert side of the agreement run, e.g. vbert-bf16res (its model switches only)")
+    parser.add_argument("--fp32-matmul-reduction", action="store_true",
+                        help="forbid reduced-precision (bf16) reductions inside bf16 matrix multiplications")
     parser.add_argument("--profile", default=None, metavar="VARIANT", help="profile this variant's steps")
     parser.add_argument("--json", default=None, help="write the results here")
 
