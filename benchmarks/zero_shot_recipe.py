@@ -22,11 +22,11 @@ def main() -> None:
     import numpy as np
 
     from vbert.config import load_config
-    from vbert.pretrain import load_pretrained, run_pretraining
+    from vbert.pretrain import load_pretrained, preset_centroids, run_pretraining
     from vbert.tasks.action_table import zero_shot_row
     from vbert.tasks.data import load_segments, with_labels
     from vbert.tasks.zero_shot import encode_labels, zero_shot_scores
-    from vbert.visual_vocab import ensure_tokens, ensure_vocab, vocab_file
+    from vbert.visual_vocab import ensure_tokens
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -41,7 +41,7 @@ def main() -> None:
     train, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
-    centroids = vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
+    centroids = preset_centroids(config)
     template, max_len = config.eval.zero_shot_template, config.pretrain.max_seq_len
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

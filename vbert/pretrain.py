@@ -167,12 +167,21 @@ def _vocab_file(folder: Path) -> Path:
     return vocab_file(folder)
 
 
+def preset_centroids(config: Config) -> Path | None:
+    """The config's own visual vocabulary file (built once, cached) for visual_init "centroids", else None."""
+    if config.pretrain.visual_init != "centroids":
+        return None
+    from vbert.visual_vocab import ensure_vocab
+
+    return _vocab_file(ensure_vocab(config))
+
+
 def ensure_pretrained(config: Config) -> Path:
     """A pretrained VideoBERT for `config`, built once (tokens via `ensure_tokens`) and cached."""
-    from vbert.visual_vocab import ensure_tokens, ensure_vocab
+    from vbert.visual_vocab import ensure_tokens
 
     tokens = ensure_tokens(config)
-    vocab_file = _vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
+    vocab_file = preset_centroids(config)
     key = pretrain_key(config, tokens)
     if vocab_file is not None:
         key["centroids"] = file_sha256(vocab_file)
@@ -218,11 +227,7 @@ def main(args: argparse.Namespace) -> int:
         from vbert.visual_vocab import ensure_tokens
 
         data = ensure_tokens(config)
-    vocab_path = args.vocab_file
-    if vocab_path is None and config.pretrain.visual_init == "centroids":
-        from vbert.visual_vocab import ensure_vocab
-
-        vocab_path = _vocab_file(ensure_vocab(config))  # the preset's own vocabulary
+    vocab_path = args.vocab_file or preset_centroids(config)  # default: the preset's own vocabulary
     resume = "require" if args.resume else "never" if args.fresh else "auto"
     result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=vocab_path)
     last = result.history[-1] if result.history else {}

@@ -183,12 +183,12 @@ def data_size_table(
 ) -> list[dict[str, float]]:
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
     from vbert.manifest import cached_stage, file_sha256, write_manifest
-    from vbert.pretrain import ensure_pretrained, load_pretrained, pretrain_key, run_pretraining
+    from vbert.pretrain import ensure_pretrained, load_pretrained, preset_centroids, pretrain_key, run_pretraining
     from vbert.tasks.data import load_segments, with_labels
-    from vbert.visual_vocab import ensure_tokens, ensure_vocab, vocab_file
+    from vbert.visual_vocab import ensure_tokens
 
     tokens = ensure_tokens(config)
-    centroids = vocab_file(ensure_vocab(config)) if config.pretrain.visual_init == "centroids" else None
+    centroids = preset_centroids(config)
     _, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
