@@ -23,7 +23,8 @@ from vbert.synthcook import (
 from vbert.synthcook import generate as generate_module
 from vbert.synthcook import narration as narration_module
 from vbert.synthcook.plan import plan_action_clips, plan_video
-from vbert.synthcook.sprites import sprite
+from vbert.synthcook.render import apply_light
+from vbert.synthcook.sprites import paste, sprite
 from vbert.synthcook.world import FITS, check_world
 from vbert.video import probe, read_clips, read_frames
 
@@ -68,6 +69,26 @@ def test_sprites_differ_from_each_other():
             (rgb_a, alpha_a), (rgb_b, alpha_b) = patches[a], patches[b]
             diff = np.abs(rgb_a * alpha_a[..., None] - rgb_b * alpha_b[..., None]).mean()
             assert diff > 10, f"{a} and {b} look alike"
+
+
+def test_fast_blending_gives_the_pixels_of_the_plain_formulas():
+    """paste and apply_light avoid broadcasting over RGB for speed; the float32 results must not change."""
+    rng = np.random.default_rng(0)
+    canvas = rng.uniform(0, 255, size=(40, 50, 3)).astype(np.float32)
+    rgb = rng.uniform(0, 255, size=(16, 12, 3)).astype(np.float32)
+    alpha = rng.uniform(0, 1, size=(16, 12)).astype(np.float32)
+    for cx, cy in ((25.3, 20.0), (2.0, 3.0), (49.0, 38.5)):  # inside, and cut by two corners
+        plain, fast = canvas.copy(), canvas.copy()
+        h, w = alpha.shape
+        x0, y0 = round(cx - w / 2), round(cy - h / 2)
+        sx, sy = slice(max(0, x0), min(50, x0 + w)), slice(max(0, y0), min(40, y0 + h))
+        a = alpha[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0, None]
+        plain[sy, sx] = plain[sy, sx] * (1 - a) + rgb[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] * a
+        paste(fast, (rgb, alpha), cx, cy)
+        assert np.array_equal(plain, fast)
+    view = (canvas * 1.2)[3:35, 4:44]  # a strided window, as the camera crop is
+    gain = np.float32(1.07) * np.array([0.95, 1.0, 1.04], dtype=np.float32)
+    assert np.array_equal(apply_light(view, gain), np.clip(view * gain, 0, 255).astype(np.uint8))
 
 
 def test_recipe_steps_keep_order_but_vary():

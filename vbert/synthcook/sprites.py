@@ -206,8 +206,9 @@ def paste(canvas: np.ndarray, patch: Patch, cx: float, cy: float) -> None:
     cx1, cy1 = min(canvas.shape[1], x0 + w), min(canvas.shape[0], y0 + h)
     if cx1 <= cx0 or cy1 <= cy0:
         return
-    a = alpha[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0, None]  # [h', w', 1]
-    src = rgb[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-    region = canvas[cy0:cy1, cx0:cx1]
+    a = alpha[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]  # [h', w']
+    a = np.repeat(a[..., None], 3, axis=2)  # [h', w', 3]: no broadcast over RGB, so numpy loops fast
+    src = rgb[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]  # [h', w', 3]
+    region = canvas[cy0:cy1, cx0:cx1]  # a view: blended in place
     region *= 1 - a
     region += src * a
