@@ -240,6 +240,28 @@ def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path,
     assert (tmp_path / "my-videobert" / "config.json").is_file()
 
 
+def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_path: Path, capsys) -> None:
+    from vbert.cli import main
+
+    _, out, _ = run
+    args = ["eval", "zero-shot", "--preset", str(out.parent / "micro.yaml"), "--tokens", str(out / "tokenize"),
+            "--features", str(out / "features"), "--model", str(out / "pretrain"),
+            "--text-model", str(out / "eval" / "text-only-bert"), "--out", str(tmp_path)]
+    kept = sorted(p.name for p in (out / "pretrain" / "checkpoints").glob("step-*.pt"))
+    assert kept == ["step-0000004.pt", "step-0000008.pt"]  # checkpoint_every 4, 8 steps, two kept
+    assert main([*args, "--step", "8"]) == 0 and main([*args, "--step", "4"]) == 0
+    final = json.loads((out / "eval" / "zero-shot.json").read_text(encoding="utf-8"))
+    at8 = json.loads((tmp_path / "zero-shot-step8.json").read_text(encoding="utf-8"))
+    at4 = json.loads((tmp_path / "zero-shot-step4.json").read_text(encoding="utf-8"))
+    assert at8["step"] == 8 and at4["step"] == 4
+    assert at8["rows"] == final["rows"]  # the last checkpoint holds the finished model's weights
+    assert (tmp_path / "zero-shot-step4.md").read_text(encoding="utf-8").count("training step 4") == 1
+    capsys.readouterr()
+    assert main([*args, "--step", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint of step 6" in err and "kept: 4, 8" in err and "Traceback" not in err
+
+
 # ---------------------------------------------------------------- killed runs resume
 
 # Run in a child process: patch one function so that the process SIGKILLs itself at a chosen point

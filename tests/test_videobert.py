@@ -152,6 +152,30 @@ def test_tiny_videobert_loss_falls_on_narrated_toy_videos_and_reloads(tmp_path):
     assert logits.shape == (1, ids.shape[1], vocab.size) and 0 <= float(aligned) <= 1
 
 
+def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
+    from vbert.checkpoint import load_checkpoint
+
+    tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=8)
+    run = tmp_path / "run"
+    run_pretraining(train_config(**{"pretrain.steps": 6, "pretrain.checkpoint_every": 2,
+                                    "pretrain.keep_checkpoints": 3, "pretrain.log_every": 2}), tokens, run, device="cpu")
+    final, _, _ = load_pretrained(run)
+    at6, _, _ = load_pretrained(run, step=6)
+    at2, vocab, tokenizer = load_pretrained(run, step=2)
+    for name, value in final.state_dict().items():
+        torch.testing.assert_close(at6.state_dict()[name], value, rtol=0, atol=0)
+    saved = load_checkpoint(run / "checkpoints" / "step-0000002.pt")["model"]
+    assert all(torch.equal(at2.state_dict()[k], v) for k, v in saved.items())
+    assert not torch.equal(at2.state_dict()["mlm.bert.embeddings.word_embeddings.weight"],
+                           final.state_dict()["mlm.bert.embeddings.word_embeddings.weight"])
+    assert not at2.training and vocab.text_size == len(tokenizer)
+    with pytest.raises(DataError, match=r"no checkpoint of step 3; kept: 2, 4, 6"):
+        load_pretrained(run, step=3)
+    (run / "checkpoints" / "step-0000004.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="step-0000004.pt: not a readable vbert checkpoint"):
+        load_pretrained(run, step=4)
+
+
 def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):
     tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=4)
     with pytest.raises(VbertError, match="nothing to resume"):

@@ -85,6 +85,19 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def checkpoint_at(run_dir: str | Path, step: int) -> Path:
+    """The kept checkpoint of `step` in a run folder; a DataError lists the steps kept when it is gone."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    path = folder / f"step-{step:07d}.pt"
+    if not path.is_file():
+        kept = sorted(int(p.stem.split("-")[1]) for p in folder.glob("step-*.pt") if p.stem.split("-")[1].isdigit())
+        raise DataError(
+            f"{folder}: no checkpoint of step {step}; kept: {', '.join(map(str, kept)) or 'none'} "
+            "(pretrain.keep_checkpoints sets how many a run keeps)"
+        )
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely (tensors and plain containers only); a broken file is a DataError."""
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from vbert.checkpoint import checkpoint_at, load_checkpoint
 from vbert.config import Config
 from vbert.errors import ConfigError, DataError
 from vbert.manifest import atomic_write_json, cached_stage, file_sha256, is_complete, write_manifest
@@ -120,8 +121,13 @@ def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer
     export_hf(model.mlm, out_dir / "hf", tokenizer)
 
 
-def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> tuple[VideoBertForPretraining, JointVocab, Any]:
-    """A finished pretraining folder -> (model in eval mode, joint vocabulary, text tokenizer)."""
+def load_pretrained(folder: str | Path, device: str | torch.device = "cpu",
+                    step: int | None = None) -> tuple[VideoBertForPretraining, JointVocab, Any]:
+    """A finished pretraining folder -> (model in eval mode, joint vocabulary, text tokenizer).
+
+    With `step`, the weights are those of the folder's training checkpoint of that step (to follow a
+    metric over training; `pretrain.keep_checkpoints` decides how many a run keeps).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -138,12 +144,19 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> t
     config = BertConfig(**json.loads((folder / "bert_config.json").read_text(encoding="utf-8")))
     vocab = JointVocab(**json.loads((folder / "joint_vocab.json").read_text(encoding="utf-8")))
     model = VideoBertForPretraining(config, vocab)
+    source = folder / WEIGHTS if step is None else checkpoint_at(folder, step)
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        if step is None:
+            model.load_state_dict(load_file(str(source)))
+        else:
+            state = load_checkpoint(source)
+            if not isinstance(state, dict) or "model" not in state:
+                raise DataError(f"{source}: not a vbert training checkpoint (no model state)")
+            model.load_state_dict(state["model"])
     except SafetensorError as err:
-        raise DataError(f"{folder / WEIGHTS}: not a readable safetensors file ({err})") from None
+        raise DataError(f"{source}: not a readable safetensors file ({err})") from None
     except (RuntimeError, OSError) as err:
-        raise DataError(f"{folder / WEIGHTS}: does not fit {folder / 'bert_config.json'} ({err})") from None
+        raise DataError(f"{source}: does not fit {folder / 'bert_config.json'} ({err})") from None
     return model.to(device).eval(), vocab, load_tokenizer(folder / "tokenizer")
 
 

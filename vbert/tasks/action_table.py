@@ -131,7 +131,7 @@ def table1(
     rows["text-only BERT, language prior"] = zero_shot_row(
         bert, bert_tok, bert_vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
     )
-    model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
+    model, vocab, tokenizer = artifacts.load_videobert(device)
     rows["VideoBERT, language prior"] = zero_shot_row(
         model, tokenizer, vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
     )

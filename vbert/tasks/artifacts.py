@@ -20,9 +20,11 @@ class Artifacts:
 
     NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
 
-    def __init__(self, config: Config, run_dir: str | Path | None = None, **paths: str | Path | None) -> None:
+    def __init__(self, config: Config, run_dir: str | Path | None = None, step: int | None = None,
+                 **paths: str | Path | None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.step = step  # evaluate VideoBERT as it was at this training step (a kept checkpoint)
         unknown = set(paths) - set(self.NAMES)
         if unknown:
             raise TypeError(f"unknown artifact(s) {sorted(unknown)}; known: {', '.join(self.NAMES)}")
@@ -87,6 +89,12 @@ class Artifacts:
         from vbert.pretrain import ensure_pretrained
 
         return ensure_pretrained(self.config)
+
+    def load_videobert(self, device: str) -> tuple:
+        """(VideoBERT model, joint vocabulary, tokenizer): the finished model, or its checkpoint of `step`."""
+        from vbert.pretrain import load_pretrained
+
+        return load_pretrained(self.pretrained(), device, step=self.step)
 
     def text_only(self) -> Path:
         """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""

@@ -136,7 +136,6 @@ def caption_table(
 ) -> dict[str, Any]:
     """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
     from vbert.feature_store import FeatureStore
-    from vbert.pretrain import load_pretrained
     from vbert.tasks.artifacts import Artifacts
     from vbert.tasks.data import load_segments, segment_features
     from vbert.tasks.embeddings import caption_features
@@ -149,7 +148,7 @@ def caption_table(
     clips = {"training": segment_features(store, train), "validation": segment_features(store, val)}
     videobert: dict[str, np.ndarray | None] = {"training": None, "validation": None}
     if any(k != "clip features" for k in kinds):
-        model, vocab, tokenizer = load_pretrained(artifacts.pretrained(), device)
+        model, vocab, tokenizer = artifacts.load_videobert(device)
         max_len = config.pretrain.max_seq_len
         videobert = {
             "training": caption_features(

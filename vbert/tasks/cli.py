@@ -90,9 +90,7 @@ def run_captioning(
 
 
 def _model(artifacts: Artifacts, device: str):
-    from vbert.pretrain import load_pretrained
-
-    return load_pretrained(artifacts.pretrained(), device)
+    return artifacts.load_videobert(device)
 
 
 def run_retrieval(
@@ -275,6 +273,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--beam", action="store_true", help="captioning: also decode with beam search (rows for both)"
     )
+    parser.add_argument(
+        "--step", type=int, default=None,
+        help="evaluate VideoBERT as it was at this training step (a checkpoint the --model folder kept); "
+        "results go to <task>-step<N>.json",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -286,19 +289,26 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     device = str(select_device(args.device))
     artifacts = Artifacts(
-        config, tokens=args.tokens, features=args.features, pretrained=args.model, text_only=args.text_model
+        config, step=args.step, tokens=args.tokens, features=args.features, pretrained=args.model,
+        text_only=args.text_model,
     )
     if args.task == "captioning":
         result, text = run_captioning(config, device, artifacts, beam=args.beam)
     elif args.task == "data-size":
-        if any(p is not None for p in (args.tokens, args.features, args.model, args.text_model)):
+        if any(p is not None for p in (args.tokens, args.features, args.model, args.text_model, args.step)):
             raise VbertError(
-                "data-size pretrains its own models on the preset's data; --tokens/--model do not apply"
+                "data-size pretrains its own models on the preset's data; --tokens/--model/--step do not apply"
             )
         result, text = run_data_size(config, device)
     else:
         result, text = RUNNERS[args.task](config, device, artifacts)
-    write_result(Path(args.out), args.task, result, text)
+    name = args.task
+    if args.step is not None:
+        name = f"{args.task}-step{args.step}"
+        text = f"VideoBERT at training step {args.step}.\n\n{text}"
+        if isinstance(result, dict):
+            result = {**result, "step": args.step}
+    write_result(Path(args.out), name, result, text)
     print(text)
-    print(f"written: {Path(args.out) / (args.task + '.json')}")
+    print(f"written: {Path(args.out) / (name + '.json')}")
     return 0
