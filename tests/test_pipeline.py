@@ -32,3 +32,17 @@ def test_run_calls_stages_in_order_and_reports(tmp_path: Path, monkeypatch: pyte
 def test_registered_stage_names_are_unique() -> None:
     names = [s.name for s in pipeline.STAGES]
     assert len(names) == len(set(names))
+
+
+def test_only_takes_stage_names_with_spaces_or_commas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vbert.cli import main
+
+    calls: list[str] = []
+
+    def make(name: str) -> pipeline.Stage:
+        return pipeline.Stage(name, f"the {name} stage", lambda config, run_dir, force: calls.append(name) or {})
+
+    monkeypatch.setattr(pipeline, "STAGES", [make("first"), make("second"), make("third")])
+    assert main(["run", "--out", str(tmp_path / "a"), "--only", "first,third"]) == 0
+    assert main(["run", "--out", str(tmp_path / "b"), "--only", "second", "third"]) == 0
+    assert calls == ["first", "third", "second", "third"]

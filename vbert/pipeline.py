@@ -221,7 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     parser.add_argument("--force", action="store_true", help="re-run stages even when finished")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these stages")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only these stages (space- or comma-separated, e.g. --only generate,extract)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -229,7 +230,8 @@ def main(args: argparse.Namespace) -> int:
     from vbert.cli import config_from_args
 
     config = config_from_args(args)
-    results = run_pipeline(config, args.out, force=args.force, only=args.only)
+    only = [name for item in args.only for name in item.split(",") if name] if args.only is not None else None
+    results = run_pipeline(config, args.out, force=args.force, only=only)
     for r in results:
         note = "" if r.status == "ran" else f"  ({r.status})"
         print(f"  {r.name:<12} {r.seconds:7.1f} s{note}")
