@@ -261,6 +261,17 @@ def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_p
     err = capsys.readouterr().err
     assert "no checkpoint of step 6" in err and "kept: 4, 8" in err and "Traceback" not in err
 
+    args[1] = "zero-shot-steps"
+    assert main(args) == 0
+    steps = json.loads((tmp_path / "zero-shot-steps.json").read_text(encoding="utf-8"))
+    assert [r["step"] for r in steps["rows"]] == [4, 8]
+    for row, single in zip(steps["rows"], (at4, at8)):
+        for name in ("VideoBERT, cross-modal", "VideoBERT, language prior"):
+            assert row[name] == single["rows"][name]
+    table = (tmp_path / "zero-shot-steps.md").read_text(encoding="utf-8")
+    assert "| 4 |" in table and "| 8 |" in table and "cross-modal verb top-1" in table
+    assert main([*args, "--step", "4"]) == 2 and "does not apply" in capsys.readouterr().err
+
 
 # ---------------------------------------------------------------- killed runs resume
 

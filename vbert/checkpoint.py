@@ -85,12 +85,18 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def kept_steps(run_dir: str | Path) -> list[int]:
+    """The steps whose checkpoints a run folder still holds, in order."""
+    names = (p.stem.split("-", 1)[1] for p in (Path(run_dir) / CHECKPOINT_DIR).glob("step-*.pt"))
+    return sorted(int(n) for n in names if n.isdigit())
+
+
 def checkpoint_at(run_dir: str | Path, step: int) -> Path:
     """The kept checkpoint of `step` in a run folder; a DataError lists the steps kept when it is gone."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     path = folder / f"step-{step:07d}.pt"
     if not path.is_file():
-        kept = sorted(int(p.stem.split("-")[1]) for p in folder.glob("step-*.pt") if p.stem.split("-")[1].isdigit())
+        kept = kept_steps(run_dir)
         raise DataError(
             f"{folder}: no checkpoint of step {step}; kept: {', '.join(map(str, kept)) or 'none'} "
             "(pretrain.keep_checkpoints sets how many a run keeps)"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vbert.config import Config
-from vbert.errors import VbertError
+from vbert.errors import DataError, VbertError
 from vbert.tasks.data import EvalSegment
 from vbert.tasks.zero_shot import (
     accuracy_table,
@@ -146,6 +146,33 @@ def table1(
             pooled_train, train, pooled_val, val, verbs, nouns, ks, config.seed
         )
     return {"rows": rows, "verbs": verbs, "nouns": nouns, "num_segments": len(val)}
+
+
+def zero_shot_by_step(config: Config, device: str = "cpu", artifacts: Any = None) -> dict[str, Any]:
+    """Table 1's VideoBERT rows at every training checkpoint the pretraining folder kept: has it settled?"""
+    from vbert.checkpoint import kept_steps
+    from vbert.pretrain import load_pretrained
+    from vbert.tasks.artifacts import Artifacts
+    from vbert.tasks.data import load_segments, with_labels
+
+    artifacts = artifacts or Artifacts(config)
+    folder = artifacts.pretrained()
+    steps = kept_steps(folder)
+    if not steps:
+        raise DataError(f"{folder}: no training checkpoints kept (pretrain.keep_checkpoints sets how many a run keeps)")
+    tokens = artifacts.tokens()
+    _, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
+    template, ks, max_len = config.eval.zero_shot_template, config.eval.top_k, config.pretrain.max_seq_len
+    rows = []
+    for step in steps:
+        model, vocab, tokenizer = load_pretrained(folder, device, step=step)
+        rows.append({"step": step, **{
+            name: zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns, with_video=video,
+                                max_len=max_len, ks=ks)
+            for name, video in (("VideoBERT, cross-modal", True), ("VideoBERT, language prior", False))
+        }})
+    return {"rows": rows, "chance": chance_row(verbs, nouns, ks), "verbs": verbs, "nouns": nouns,
+            "num_segments": len(val)}
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:

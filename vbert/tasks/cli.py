@@ -1,6 +1,7 @@
 """`vbert eval TASK`: the downstream evaluations, each writing a JSON and a Markdown table.
 
     vbert eval zero-shot --preset tiny --out runs/eval         # Table 1
+    vbert eval zero-shot-steps --model runs/base/pretrain ...  # Table 1's VideoBERT rows at each kept checkpoint
     vbert eval data-size --preset tiny --out runs/eval         # Table 2
     vbert eval captioning --preset tiny --out runs/eval        # Table 3
     vbert eval retrieval | forecasting | classification --preset tiny --out runs/eval
@@ -22,7 +23,7 @@ from vbert.config import Config
 from vbert.manifest import atomic_write_bytes, atomic_write_json
 from vbert.tasks.artifacts import Artifacts
 
-TASKS = ("zero-shot", "data-size", "captioning", "retrieval", "forecasting", "classification")
+TASKS = ("zero-shot", "zero-shot-steps", "data-size", "captioning", "retrieval", "forecasting", "classification")
 
 
 def _table(rows: dict[str, dict[str, Any]], fmt: str = "{:.1f}") -> str:
@@ -48,6 +49,31 @@ def run_zero_shot(
         f"{len(result['verbs'])} verbs, {len(result['nouns'])} nouns (percent)\n\n" + _table(result["rows"])
     )
     return result, text
+
+
+def run_zero_shot_steps(
+    config: Config, device: str, artifacts: Artifacts | None = None
+) -> tuple[dict[str, Any], str]:
+    """Table 1's VideoBERT rows at every kept training checkpoint."""
+    from vbert.tasks.action_table import zero_shot_by_step
+    from vbert.tasks.zero_shot import parse_template
+
+    parse_template(config.eval.zero_shot_template)
+    result = zero_shot_by_step(config, device, artifacts=artifacts)
+    columns = list(result["chance"])
+    lines = [
+        f"Zero-shot verb/noun classification at each kept training step, {result['num_segments']} validation "
+        f"segments (percent; chance: " + ", ".join(f"{c} {v:.1f}" for c, v in result["chance"].items()) + ")",
+        "",
+        "| step | " + " | ".join(f"cross-modal {c}" for c in columns) + " | language prior verb top-1 "
+        "| language prior noun top-1 |",
+        "|---:|" + "---:|" * (len(columns) + 2),
+    ]
+    for row in result["rows"]:
+        cross, prior = row["VideoBERT, cross-modal"], row["VideoBERT, language prior"]
+        cells = [f"{cross[c]:.1f}" for c in columns] + [f"{prior['verb top-1']:.1f}", f"{prior['noun top-1']:.1f}"]
+        lines.append(f"| {row['step']} | " + " | ".join(cells) + " |")
+    return result, "\n".join(lines)
 
 
 def run_data_size(
@@ -190,6 +216,7 @@ def run_classification(
 
 RUNNERS = {
     "zero-shot": run_zero_shot,
+    "zero-shot-steps": run_zero_shot_steps,
     "data-size": run_data_size,
     "captioning": run_captioning,
     "retrieval": run_retrieval,
@@ -292,6 +319,8 @@ def main(args: argparse.Namespace) -> int:
         config, step=args.step, tokens=args.tokens, features=args.features, pretrained=args.model,
         text_only=args.text_model,
     )
+    if args.task == "zero-shot-steps" and args.step is not None:
+        raise VbertError("zero-shot-steps evaluates every kept checkpoint; --step does not apply")
     if args.task == "captioning":
         result, text = run_captioning(config, device, artifacts, beam=args.beam)
     elif args.task == "data-size":
