@@ -48,3 +48,46 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "vbert"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("vbert ")
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """Every `vbert ...` command in the README's and docs' code blocks, as (file, argv after 'vbert')."""
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        blocks, current, language = [], None, ""
+        for line in doc.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                if current is None:
+                    current, language = [], line[3:].strip()
+                else:
+                    if language in ("", "bash", "sh", "console"):
+                        blocks.append("\n".join(current))
+                    current = None
+            elif current is not None:
+                current.append(line)
+        for block in blocks:
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(re.sub(r"<[^>]*>", "PLACEHOLDER", line.split(" #")[0]))
+                for start, word in enumerate(words):  # `vbert X`, `python -m vbert X`, `-m vbert.cli X`
+                    if word == "vbert" and (start == 0 or words[start - 1] == "-m") or word == "vbert.cli":
+                        found.append((doc.name, words[start + 1 :]))
+                        break
+    return found
+
+
+def test_every_documented_vbert_command_parses() -> None:
+    """Commands in README.md and docs/ name real subcommands and options (docs drift from the CLI)."""
+    from vbert.cli import build_parser
+
+    commands = _documented_commands()
+    assert len(commands) >= 10 and any(argv[:1] == ["bench"] for _, argv in commands)
+    for doc, argv in commands:
+        parser = build_parser(argv[0] if argv else None)
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exit_:
+            pytest.fail(f"{doc}: `vbert {' '.join(argv)}` does not parse (exit {exit_.code})")
