@@ -60,18 +60,20 @@ def run_zero_shot_steps(
 
     parse_template(config.eval.zero_shot_template)
     result = zero_shot_by_step(config, device, artifacts=artifacts)
-    columns = list(result["chance"])
+    columns = list(result["chance"])  # "verb top-1", "verb top-5", "noun top-1", ...
+    prior_columns = [next(c for c in columns if c.startswith(kind)) for kind in ("verb", "noun")]
+    chance = ", ".join(f"{c} {v:.1f}" for c, v in result["chance"].items())
     lines = [
         f"Zero-shot verb/noun classification at each kept training step, {result['num_segments']} validation "
-        f"segments (percent; chance: " + ", ".join(f"{c} {v:.1f}" for c, v in result["chance"].items()) + ")",
+        f"segments (percent; chance: {chance})",
         "",
-        "| step | " + " | ".join(f"cross-modal {c}" for c in columns) + " | language prior verb top-1 "
-        "| language prior noun top-1 |",
-        "|---:|" + "---:|" * (len(columns) + 2),
+        "| step | " + " | ".join(f"cross-modal {c}" for c in columns) + " | "
+        + " | ".join(f"language prior {c}" for c in prior_columns) + " |",
+        "|---:|" + "---:|" * (len(columns) + len(prior_columns)),
     ]
     for row in result["rows"]:
         cross, prior = row["VideoBERT, cross-modal"], row["VideoBERT, language prior"]
-        cells = [f"{cross[c]:.1f}" for c in columns] + [f"{prior['verb top-1']:.1f}", f"{prior['noun top-1']:.1f}"]
+        cells = [f"{cross[c]:.1f}" for c in columns] + [f"{prior[c]:.1f}" for c in prior_columns]
         lines.append(f"| {row['step']} | " + " | ".join(cells) + " |")
     return result, "\n".join(lines)
 
