@@ -40,6 +40,34 @@ def test_unseen_words_split_into_pieces(tmp_path: Path) -> None:
     assert len(pieces) > 1 and all(p.startswith("##") for p in pieces[1:])
 
 
+def test_merges_take_the_most_frequent_pair_and_break_ties_by_spelling() -> None:
+    from vbert.text import learn_wordpiece_vocab
+
+    assert learn_wordpiece_vocab({"aa": 2, "ab": 1}, 10) == ["##a", "##b", "a", "aa", "ab"]
+    assert learn_wordpiece_vocab({"cd": 1, "ab": 1}, 5) == ["##b", "##d", "a", "c", "ab"]  # tie: "ab" first
+    assert learn_wordpiece_vocab({"abab": 3, "ab": 1}, 10) == ["##a", "##b", "a", "ab", "##ab", "abab"]
+
+
+def test_the_same_corpus_gives_the_same_vocabulary_in_every_process(tmp_path: Path) -> None:
+    """The `tokenizers` trainer varies from run to run (hash-map order); ours must not."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom vbert.text import train_wordpiece\n"
+        f"train_wordpiece({CORPUS!r}, 90, sys.argv[1])\n"
+    )
+    vocabularies = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, timeout=120)
+        vocabularies.append((out / "vocab.txt").read_text(encoding="utf-8"))
+    assert vocabularies[0] == vocabularies[1] == vocabularies[2]
+    assert vocabularies[0].count("\n") == 90  # the corpus has pairs enough to fill the size asked for
+
+
 def test_load_existing_bert_vocab_directory(tmp_path: Path) -> None:
     words = ["the", "chop", "##ping", "onion", "##s", "stir", "soup", ",", "."]
     (tmp_path / "vocab.txt").write_text("\n".join([*SPECIAL_TOKENS, *words]) + "\n", encoding="utf-8")

@@ -169,6 +169,10 @@ def pretrain_key(config: Config, tokens: str | Path | None = None) -> dict[str, 
     """
     data = config.to_dict()
     key = {k: data[k] for k in ("seed", "data", "video", "features", "vocab", "text", "model", "pretrain")}
+    if config.text.tokenizer == "train":
+        from vbert.text import WORDPIECE_TRAINER_VERSION
+
+        key["wordpiece_trainer"] = WORDPIECE_TRAINER_VERSION  # a trained vocabulary changes the model's ids
     if tokens is not None:
         key["tokens"] = file_sha256(token_file(tokens))
     return key

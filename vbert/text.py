@@ -6,7 +6,9 @@ puts them first: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4.
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,17 @@ from vbert.errors import DataError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+WORDPIECE_TRAINER_VERSION = 2  # bump when `learn_wordpiece_vocab` changes, so cached models are retrained
 
 
 def train_wordpiece(
     texts: Iterable[str], vocab_size: int, out_dir: str | Path, lowercase: bool = True
 ) -> Any:
-    """Train a WordPiece vocabulary on `texts`, save it to out_dir, return a BertTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """Train a WordPiece vocabulary on `texts`, save it to out_dir, return a BertTokenizerFast.
+
+    The same texts always give the same vocabulary, in the same order (see `learn_wordpiece_vocab`).
+    """
+    from tokenizers import normalizers, pre_tokenizers
     from transformers import BertTokenizerFast
 
     texts = [t for t in texts if t and t.strip()]
@@ -30,22 +36,75 @@ def train_wordpiece(
     if vocab_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size {vocab_size} leaves no room beyond the "
                          f"{len(SPECIAL_TOKENS)} special tokens")
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                        continuing_subword_prefix="##", show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    splitter = pre_tokenizers.BertPreTokenizer()  # BERT's split: whitespace, and punctuation on its own
+    counts = Counter(word for text in texts for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = [*SPECIAL_TOKENS, *learn_wordpiece_vocab(counts, vocab_size - len(SPECIAL_TOKENS))]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (out_dir / stale).unlink(missing_ok=True)  # from_pretrained must read the new vocab.txt
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])  # [(token, id)] by id
-    (out_dir / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+    (out_dir / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
     fast = BertTokenizerFast.from_pretrained(str(out_dir), do_lower_case=lowercase)
     fast.save_pretrained(str(out_dir))
     return fast
+
+
+def learn_wordpiece_vocab(word_counts: dict[str, int], size: int, prefix: str = "##") -> list[str]:
+    """At most `size` WordPiece tokens learnt from word counts by merging the most frequent adjacent pair.
+
+    Words start as characters (`c`, `##h`, `##o`, ...); each step merges the pair that occurs most
+    often (counting each word as often as it occurs) into one token, until `size` tokens exist or
+    every word is a single token. This is how the `tokenizers` library trains WordPiece, but ties
+    are broken by the pair's spelling rather than by hash-map order, so the result never varies
+    from one run to the next (that library's does: huggingface/tokenizers issue 1794).
+    """
+    words = [[w[0], *(prefix + c for c in w[1:])] for w in sorted(word_counts) if w]  # [symbols] per word
+    freq = [word_counts[w] for w in sorted(word_counts) if w]
+    vocab = sorted({symbol for word in words for symbol in word})[:size]
+    known = set(vocab)
+    pair_count: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], set[int]] = {}
+    for i, word in enumerate(words):
+        for pair in zip(word, word[1:]):
+            pair_count[pair] += freq[i]
+            where.setdefault(pair, set()).add(i)
+    heap = [(-n, pair) for pair, n in pair_count.items()]  # most frequent first, then by spelling
+    heapq.heapify(heap)
+    while len(vocab) < size and heap:
+        negative, pair = heapq.heappop(heap)
+        if pair_count.get(pair, 0) != -negative or negative == 0:
+            continue  # a stale entry: this pair's count changed since it was pushed
+        a, b = pair
+        merged = a + (b[len(prefix):] if b.startswith(prefix) else b)
+        if merged not in known:
+            known.add(merged)
+            vocab.append(merged)
+        changed: set[tuple[str, str]] = set()
+        for i in sorted(where.pop(pair)):
+            word, old = words[i], list(zip(words[i], words[i][1:]))
+            out, j = [], 0
+            while j < len(word):
+                if j + 1 < len(word) and word[j] == a and word[j + 1] == b:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(word[j])
+                    j += 1
+            words[i] = out
+            for p in old:
+                pair_count[p] -= freq[i]
+                changed.add(p)
+            for p in zip(out, out[1:]):
+                pair_count[p] += freq[i]
+                where.setdefault(p, set()).add(i)
+                changed.add(p)
+        for p in sorted(changed):
+            if pair_count[p] > 0:
+                heapq.heappush(heap, (-pair_count[p], p))
+            else:
+                pair_count.pop(p, None)
+    return vocab
 
 
 def read_vocab(path: str | Path) -> list[str]:
