@@ -54,11 +54,16 @@ def _to_tuples(obj: Any) -> Any:
     return tuple(_to_tuples(x) for x in obj) if isinstance(obj, list) else obj
 
 
+def checkpoint_name(step: int) -> str:
+    """The file name of the checkpoint of `step` in a run folder's checkpoints/ folder."""
+    return f"step-{step:07d}.pt"
+
+
 def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Atomically write `state` as the checkpoint of `step`, point `latest.json` at it, prune old ones."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:07d}.pt"
+    path = folder / checkpoint_name(step)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -94,7 +99,7 @@ def kept_steps(run_dir: str | Path) -> list[int]:
 def checkpoint_at(run_dir: str | Path, step: int) -> Path:
     """The kept checkpoint of `step` in a run folder; a DataError lists the steps kept when it is gone."""
     folder = Path(run_dir) / CHECKPOINT_DIR
-    path = folder / f"step-{step:07d}.pt"
+    path = folder / checkpoint_name(step)
     if not path.is_file():
         kept = kept_steps(run_dir)
         raise DataError(

@@ -59,8 +59,9 @@ def learn_wordpiece_vocab(word_counts: dict[str, int], size: int, prefix: str = 
     are broken by the pair's spelling rather than by hash-map order, so the result never varies
     from one run to the next (that library's does: huggingface/tokenizers issue 1794).
     """
-    words = [[w[0], *(prefix + c for c in w[1:])] for w in sorted(word_counts) if w]  # [symbols] per word
-    freq = [word_counts[w] for w in sorted(word_counts) if w]
+    spelled = sorted(w for w in word_counts if w)
+    words = [[w[0], *(prefix + c for c in w[1:])] for w in spelled]  # [symbols] per word
+    freq = [word_counts[w] for w in spelled]
     vocab = sorted({symbol for word in words for symbol in word})[:size]
     known = set(vocab)
     pair_count: Counter[tuple[str, str]] = Counter()

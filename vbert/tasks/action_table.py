@@ -110,6 +110,19 @@ def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (
     return out
 
 
+def videobert_rows(
+    model: Any, vocab: Any, tokenizer: Any, segments: Sequence[EvalSegment], verbs: Sequence[str],
+    nouns: Sequence[str], config: Config,
+) -> dict[str, dict[str, float]]:
+    """Table 1's two VideoBERT rows: the language prior (text alone), then cross-modal (with the video)."""
+    template, ks, max_len = config.eval.zero_shot_template, config.eval.top_k, config.pretrain.max_seq_len
+    return {
+        name: zero_shot_row(model, tokenizer, vocab, segments, template, verbs, nouns, with_video=video,
+                            max_len=max_len, ks=ks)
+        for name, video in (("VideoBERT, language prior", False), ("VideoBERT, cross-modal", True))
+    }
+
+
 def table1(
     config: Config, device: str = "cpu", with_probe: bool = True, artifacts: Any = None
 ) -> dict[str, Any]:
@@ -131,13 +144,7 @@ def table1(
     rows["text-only BERT, language prior"] = zero_shot_row(
         bert, bert_tok, bert_vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
     )
-    model, vocab, tokenizer = artifacts.load_videobert(device)
-    rows["VideoBERT, language prior"] = zero_shot_row(
-        model, tokenizer, vocab, val, template, verbs, nouns, with_video=False, max_len=max_len, ks=ks
-    )
-    rows["VideoBERT, cross-modal"] = zero_shot_row(
-        model, tokenizer, vocab, val, template, verbs, nouns, with_video=True, max_len=max_len, ks=ks
-    )
+    rows.update(videobert_rows(*artifacts.load_videobert(device), val, verbs, nouns, config))
     if with_probe:
         store = FeatureStore(artifacts.features())
         pooled_train = np.stack([f.mean(0) for f in segment_features(store, train)])
@@ -162,16 +169,9 @@ def zero_shot_by_step(config: Config, device: str = "cpu", artifacts: Any = None
         raise DataError(f"{folder}: no training checkpoints kept (pretrain.keep_checkpoints sets how many a run keeps)")
     tokens = artifacts.tokens()
     _, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
-    template, ks, max_len = config.eval.zero_shot_template, config.eval.top_k, config.pretrain.max_seq_len
-    rows = []
-    for step in steps:
-        model, vocab, tokenizer = load_pretrained(folder, device, step=step)
-        rows.append({"step": step, **{
-            name: zero_shot_row(model, tokenizer, vocab, val, template, verbs, nouns, with_video=video,
-                                max_len=max_len, ks=ks)
-            for name, video in (("VideoBERT, cross-modal", True), ("VideoBERT, language prior", False))
-        }})
-    return {"rows": rows, "chance": chance_row(verbs, nouns, ks), "verbs": verbs, "nouns": nouns,
+    rows = [{"step": step, **videobert_rows(*load_pretrained(folder, device, step=step), val, verbs, nouns, config)}
+            for step in steps]
+    return {"rows": rows, "chance": chance_row(verbs, nouns, config.eval.top_k), "verbs": verbs, "nouns": nouns,
             "num_segments": len(val)}
 
 
