@@ -41,3 +41,60 @@ def test_write_result_makes_json_and_markdown(tmp_path: Path) -> None:
 def test_evaluate_stage_comes_after_pretrain() -> None:
     names = [s.name for s in pipeline.STAGES]
     assert "evaluate" in names and names.index("evaluate") > names.index("pretrain")
+
+
+def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vbert.config import load_config
+    from vbert.errors import StageError
+    from vbert.manifest import read_manifest
+    from vbert.tasks import cli as tasks_cli
+
+    calls: list[str] = []
+
+    def runner(task: str, result: dict) -> object:
+        def run(config, device, artifacts=None):
+            calls.append(task)
+            return result, f"| {task} |"
+        return run
+
+    def broken(config, device, artifacts=None):
+        calls.append("captioning")
+        raise ModuleNotFoundError("No module named 'pycocoevalcap'")
+
+    zero = {"rows": {"VideoBERT, cross-modal": {"verb top-1": 40.04, "noun top-1": 70.46}}}
+    captions = {"rows": [{"scores": {"BLEU-4": 0.01234, "CIDEr": 0.4567}}]}
+    retrieval = {"rows": {"VideoBERT alignment": {"R@5": 55.55}}}
+    monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", runner("zero-shot", zero))
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", broken)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", runner("retrieval", retrieval))
+    config, run = load_config("tiny"), tmp_path / "run"
+
+    with pytest.raises(StageError, match=r"1 of 3 tasks failed \(captioning: ModuleNotFoundError"):
+        pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == ["zero-shot", "captioning", "retrieval"]  # the failure did not stop retrieval
+    manifest = read_manifest(run / "eval")
+    assert manifest["complete"] is False and [f["item"] for f in manifest["failures"]] == ["captioning"]
+    assert sorted(manifest["outputs"]) == ["retrieval.json", "zero-shot.json"]
+    report = (run / "report.md").read_text(encoding="utf-8")
+    assert "the task failed (ModuleNotFoundError: No module named 'pycocoevalcap')" in report
+    assert "| retrieval |" in report and "| captioning | evaluate |" in report  # table, and failure row
+
+    # A finished task's file that changed since is not trusted; the failed task is retried.
+    (run / "eval" / "retrieval.json").write_text('{"rows": {}}', encoding="utf-8")
+    calls.clear()
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
+    result = pipeline.run_pipeline(config, run, only=["evaluate"])[-1]
+    assert calls == ["captioning", "retrieval"]
+    assert result.summary == {"zero-shot verb top-1": 40.0, "zero-shot noun top-1": 70.5,
+                              "captioning BLEU-4": 1.23, "captioning CIDEr": 0.457, "retrieval R@5": 55.5}
+    manifest = read_manifest(run / "eval")
+    assert manifest["complete"] is True and manifest["failures"] == []
+    assert "the task failed" not in (run / "report.md").read_text(encoding="utf-8")
+
+    calls.clear()
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == []  # complete: nothing runs
+    pipeline.run_pipeline(config, run, only=["evaluate"], force=True)
+    assert calls == ["zero-shot", "captioning", "retrieval"]  # forced: every task again

@@ -13,3 +13,7 @@ class ConfigError(VbertError):
 
 class DataError(VbertError):
     """An input file (video, annotation, feature shard, checkpoint) that cannot be used."""
+
+
+class StageError(VbertError):
+    """A pipeline stage that finished only in part: what failed is named and recorded, the rest was kept."""

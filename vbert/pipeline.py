@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vbert.config import Config, save_config
-from vbert.errors import DataError
+from vbert.errors import DataError, StageError
 from vbert.manifest import MANIFEST, atomic_write_json, file_sha256, read_json, verify_outputs
 
 STATE_FILE = "pipeline.json"
@@ -156,6 +156,14 @@ def artifact_identity(folder: Path) -> str:
     return file_sha256(path) if path.is_file() else ""
 
 
+def stage_named(name: str) -> Stage:
+    """The registered stage called `name`."""
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage {name!r}; the stages are {', '.join(s.name for s in STAGES)}")
+
+
 def input_hashes(run_dir: Path, stage: Stage) -> dict[str, str]:
     """Identity of each folder `stage` reads (`artifact_identity`)."""
     return {name: artifact_identity(run_dir / name) for name in stage.reads}
@@ -209,7 +217,11 @@ def run_pipeline(config: Config, run_dir: str | Path, force: bool = False, only:
         if only and stage.name not in only:
             continue
         print(f"[vbert run] {stage.name}: {stage.description}", flush=True)
-        results.append(run_stage(config, run_dir, stage, state, force))
+        try:
+            results.append(run_stage(config, run_dir, stage, state, force))
+        except StageError:  # finished in part: report what there is, then fail
+            write_report(config, run_dir, results)
+            raise
     write_report(config, run_dir, results)
     return results
 

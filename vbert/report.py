@@ -59,7 +59,7 @@ def collect_failures(run_dir: Path) -> list[dict[str, str]]:
         from vbert.synthcook import load_synthcook
 
         add("annotations", [f.to_dict() for f in load_synthcook(data).failures])
-    for folder, stage in (("features", "extract"), ("tokenize", "tokenize")):
+    for folder, stage in (("features", "extract"), ("tokenize", "tokenize"), ("eval", "evaluate")):
         if (run_dir / folder / "manifest.json").is_file():
             add(stage, read_manifest(run_dir / folder).get("failures", []))
     tokens = run_dir / "tokenize" / "tokens.jsonl"
@@ -94,6 +94,21 @@ def _eval_table(run_dir: Path, task: str) -> str | None:
         return None
     lines = path.read_text(encoding="utf-8").splitlines()
     return "\n".join(lines[1:] if lines and lines[0].startswith("# ") else lines).strip()
+
+
+def _eval_missing_reason(run_dir: Path, task: str) -> str:
+    """Why `eval/<task>.md` is missing: the task failed (its recorded error) or has not run."""
+    from vbert.manifest import read_manifest
+
+    if (run_dir / "eval" / "manifest.json").is_file():
+        try:
+            failures = read_manifest(run_dir / "eval").get("failures", [])
+        except VbertError:
+            failures = []
+        for f in failures:
+            if f.get("item") == task:
+                return f"the task failed ({f.get('reason', '?')}); run the evaluate stage again to retry it"
+    return "the evaluate stage has not run"
 
 
 def loss_figure(run_dir: Path, path: Path) -> Path:
@@ -267,7 +282,7 @@ def write_report(config: Config, run_dir: Path, results: list) -> Path:
         lines += [f"### {title}", ""]
         table = _eval_table(run_dir, task)
         lines += ([table, ""] + ([note, ""] if note else [])) if table else [
-            "Not available: the evaluate stage has not run.", ""]
+            f"Not available: {_eval_missing_reason(run_dir, task)}.", ""]
 
     lines += ["## Figures", ""]
     _figure(lines, "Loss curves", lambda: loss_figure(run_dir, run_dir / LOSS_FIGURE),

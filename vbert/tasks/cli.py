@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vbert.config import Config
+from vbert.errors import StageError, VbertError
 from vbert.manifest import atomic_write_bytes, atomic_write_json
 from vbert.tasks.artifacts import Artifacts
 
@@ -242,36 +244,88 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def _zero_shot_summary(result: dict[str, Any]) -> dict[str, Any]:
+    cross = result["rows"]["VideoBERT, cross-modal"]
+    return {"zero-shot verb top-1": round(cross["verb top-1"], 1),
+            "zero-shot noun top-1": round(cross["noun top-1"], 1)}
+
+
+def _captioning_summary(result: dict[str, Any]) -> dict[str, Any]:
+    best = result["rows"][-1]["scores"]
+    return {"captioning BLEU-4": round(100 * best["BLEU-4"], 2), "captioning CIDEr": round(best["CIDEr"], 3)}
+
+
+def _retrieval_summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"retrieval R@5": round(result["rows"]["VideoBERT alignment"]["R@5"], 1)}
+
+
+# The tasks of the "evaluate" stage, in order, each with the headline numbers it adds to the stage summary.
+STAGE_TASKS = {"zero-shot": _zero_shot_summary, "captioning": _captioning_summary, "retrieval": _retrieval_summary}
+
+
+def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
+    """Task JSON files an unfinished earlier run of the stage wrote with this config and these inputs."""
+    from vbert.manifest import MANIFEST, file_sha256, read_json
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = read_json(path)
+    except VbertError:
+        return {}  # unreadable: run every task again
+    if manifest.get("config_hash") != config_hash or manifest.get("inputs") != inputs:
+        return {}
+    return {name: sha for name, sha in manifest.get("outputs", {}).items()
+            if (out / name).is_file() and file_sha256(out / name) == sha}
+
+
 def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
-    """The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval."""
+    """The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval.
+
+    Each finished task is recorded in the stage's manifest at once, so a run that stops (interrupted,
+    out of time) resumes at the first unfinished task. A task that fails is recorded with its error and
+    the others still run; the stage then ends with a StageError and, run again, retries only that task.
+    """
     from vbert.device import select_device
-    from vbert.manifest import is_complete, write_manifest
+    from vbert.manifest import file_sha256, is_complete, json_hash, read_json, write_manifest
+    from vbert.pipeline import input_hashes, stage_named
 
     out = run_dir / "eval"
     if not force and is_complete(out, config.to_dict()):
         return {"skipped": "complete", "folder": str(out)}
+    inputs = input_hashes(run_dir, stage_named("evaluate"))
+    done = {} if force else _finished_earlier(out, json_hash(config.to_dict()), inputs)
     device = str(select_device())
     artifacts = Artifacts(config, run_dir)
     summary: dict[str, Any] = {}
-    zero, text = run_zero_shot(config, device, artifacts)
-    write_result(out, "zero-shot", zero, text)
-    cross = zero["rows"]["VideoBERT, cross-modal"]
-    summary["zero-shot verb top-1"] = round(cross["verb top-1"], 1)
-    summary["zero-shot noun top-1"] = round(cross["noun top-1"], 1)
-    caps, text = run_captioning(config, device, artifacts)
-    write_result(out, "captioning", caps, text)
-    best = caps["rows"][-1]["scores"]
-    summary["captioning BLEU-4"] = round(100 * best["BLEU-4"], 2)
-    summary["captioning CIDEr"] = round(best["CIDEr"], 3)
-    ret, text = run_retrieval(config, device, artifacts)
-    write_result(out, "retrieval", ret, text)
-    summary["retrieval R@5"] = round(ret["rows"]["VideoBERT alignment"]["R@5"], 1)
-    write_manifest(
-        out,
-        "evaluate",
-        config.to_dict(),
-        outputs={f"{t}.json": "" for t in ("zero-shot", "captioning", "retrieval")},
-    )
+    outputs: dict[str, str] = {}
+    failures: list[dict[str, str]] = []
+    for task, summarise in STAGE_TASKS.items():
+        name = f"{task}.json"
+        if name in done:
+            print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
+            result = read_json(out / name)
+        else:
+            try:
+                result, text = RUNNERS[task](config, device, artifacts)
+            except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
+                traceback.print_exc()
+                reason = f"{type(err).__name__}: {err}"
+                print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
+                failures.append({"item": task, "reason": reason})
+                write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=False)
+                continue
+            write_result(out, task, result, text)
+            result = read_json(out / name)  # as stored, so a resumed run summarises the same numbers
+        outputs[name] = file_sha256(out / name)
+        summary.update(summarise(result))
+        write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=False)
+    write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=not failures)
+    if failures:
+        listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
+        raise StageError(f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
+                         f"tables are in {out}; run the stage again to retry only the failed task(s)")
     return summary
 
 
