@@ -48,7 +48,7 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
 ) -> None:
     from vbert.config import load_config
     from vbert.errors import StageError
-    from vbert.manifest import read_manifest
+    from vbert.manifest import read_manifest, write_manifest
     from vbert.tasks import cli as tasks_cli
 
     calls: list[str] = []
@@ -98,3 +98,19 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     assert calls == []  # complete: nothing runs
     pipeline.run_pipeline(config, run, only=["evaluate"], force=True)
     assert calls == ["zero-shot", "captioning", "retrieval"]  # forced: every task again
+
+    # A new model (its manifest changed) makes every task run again; interrupted part-way, the
+    # next run keeps what was finished on the new model.
+    write_manifest(run / "pretrain", "pretrain", {"steps": 2})
+
+    def interrupted(config, device, artifacts=None):
+        calls.append("captioning")
+        raise KeyboardInterrupt
+
+    calls.clear()
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_pipeline(config, run, only=["evaluate"])
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == ["zero-shot", "captioning", "captioning", "retrieval"]

@@ -41,6 +41,9 @@ class Stage:
     run: StageFn
     folder: str = ""  # where it writes, under the run folder ("" = the stage's name)
     reads: tuple[str, ...] = ()  # folders of earlier stages whose artifacts it uses
+    # True: the stage compares the identity of what it reads itself (and keeps finished parts made from
+    # the same inputs), so changed inputs do not force it; only --force does.
+    checks_inputs: bool = False
 
     @property
     def out(self) -> str:
@@ -117,7 +120,8 @@ def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 # keep this after the "pretrain" stage
 STAGES.append(Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", _evaluate_stage,
-                    folder="eval", reads=("synthcook", "features", "vocab", "tokenize", "pretrain")))
+                    folder="eval", reads=("synthcook", "features", "vocab", "tokenize", "pretrain"),
+                    checks_inputs=True))
 
 
 @dataclass
@@ -183,7 +187,7 @@ def run_stage(config: Config, run_dir: Path, stage: Stage, state: dict[str, Any]
     output = run_dir / stage.out
     before = artifact_identity(output)
     start = time.perf_counter()
-    summary = stage.run(config, run_dir, force or bool(changed))
+    summary = stage.run(config, run_dir, force or (bool(changed) and not stage.checks_inputs))
     seconds = time.perf_counter() - start
     after = artifact_identity(output)
     skipped = before != "" and after == before  # its manifest was not rewritten: nothing ran

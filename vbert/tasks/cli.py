@@ -292,9 +292,9 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     from vbert.pipeline import input_hashes, stage_named
 
     out = run_dir / "eval"
-    if not force and is_complete(out, config.to_dict()):
+    inputs = input_hashes(run_dir, stage_named("evaluate"))  # the stage checks them itself (checks_inputs)
+    if not force and is_complete(out, config.to_dict(), inputs):
         return {"skipped": "complete", "folder": str(out)}
-    inputs = input_hashes(run_dir, stage_named("evaluate"))
     done = {} if force else _finished_earlier(out, json_hash(config.to_dict()), inputs)
     device = str(select_device())
     artifacts = Artifacts(config, run_dir)
