@@ -53,7 +53,19 @@ WORKER = textwrap.dedent(
         model = Regression()
     if world == 1:
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/params-init.pt")
-    trainer = Trainer(model, config, out, Slices(rank, world), device="cpu")
+    callbacks = []
+    if len(sys.argv) > 2:  # "stop": only rank 1 gets SIGTERM, once step 2 is done
+        import signal
+        from vbert.train import TrainingStopped
+        callbacks = [lambda t: os.kill(os.getpid(), signal.SIGTERM) if rank == 1 and t.step == 2 else None]
+    trainer = Trainer(model, config, out, Slices(rank, world), device="cpu", callbacks=callbacks)
+    if callbacks:
+        try:
+            trainer.fit()
+        except TrainingStopped as err:
+            open(f"{out}/stopped-r{rank}.txt", "w").write(f"{trainer.step} {err.exit_code}")
+        torch.distributed.destroy_process_group()
+        sys.exit(0)
     trainer.fit()
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}/params-w{world}-r{rank}.pt")
     if world > 1:
@@ -81,3 +93,18 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
         torch.testing.assert_close(rank0[key], alone[key], rtol=1e-5, atol=1e-6)  # = one process, global batch
     assert all(not torch.equal(start[k], rank0[k]) for k in rank0)  # training moved every tensor
     assert (tmp_path / "ddp" / "checkpoints" / "latest.json").is_file()  # rank 0 wrote the checkpoint
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
+    env.pop("WORLD_SIZE", None)
+    out = tmp_path / "ddp"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+              str(out), "stop"]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # rank 1 was signalled after step 2; the ranks agree at the next log step (3) and stop there together
+    assert [(out / f"stopped-r{r}.txt").read_text() for r in (0, 1)] == ["3 143", "3 143"]
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*.pt")) == ["step-0000003.pt"]

@@ -396,3 +396,43 @@ def test_run_killed_during_pretraining_resumes_from_its_checkpoint(run, tmp_path
     assert len(steps) == config.pretrain.steps - config.pretrain.checkpoint_every  # finished steps kept
     weights = "pretrain/videobert.safetensors"
     assert (work / weights).read_bytes() == (out / weights).read_bytes()
+
+
+# What `timeout`, a terminal's Ctrl-C or a scheduler does: a signal to the whole process group, here
+# SIGTERM sent by the training process itself once step 3 is done. The child runs in a session of its own.
+STOPPER = """
+import os, signal, sys
+import torch
+torch.set_num_threads(1)
+from vbert import train
+from vbert.cli import main
+
+real = train.Trainer._accumulate
+def accumulate(self, metrics, micro):
+    real(self, metrics, micro)
+    if self.step == 3:
+        os.killpg(0, signal.SIGTERM)
+train.Trainer._accumulate = accumulate
+sys.exit(main(["run", "--preset", sys.argv[1], "--out", sys.argv[2], "--only", "pretrain",
+               "--set", "pretrain.num_workers=2"]))
+"""
+
+
+def test_run_stopped_by_sigterm_during_pretraining_checkpoints_that_step_and_resumes(run, tmp_path):
+    config, out, _ = run
+    work = tmp_path / "run"
+    _copy_stages(out, work, ["synthcook", "features", "vocab", "tokenize"])
+    micro_config(tmp_path)
+    script = tmp_path / "stopper.py"
+    script.write_text(STOPPER, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "micro.yaml"), str(work)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False, start_new_session=True)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
+    assert "stopped by SIGTERM after step 3 of 8: a checkpoint of step 3" in done.stderr
+    checkpoints = sorted((work / "pretrain" / "checkpoints").glob("step-*.pt"))
+    assert [c.name for c in checkpoints] == ["step-0000003.pt"]  # before the first scheduled one (4)
+    assert not (work / "pretrain" / "manifest.json").exists()
+    pipeline.run_pipeline(micro_config(tmp_path, "pretrain.num_workers=2"), work, only=["pretrain"])
+    weights = "pretrain/videobert.safetensors"
+    assert (work / weights).read_bytes() == (out / weights).read_bytes()  # as if never stopped

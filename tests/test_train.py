@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import time
 
 import pytest
@@ -13,7 +15,7 @@ from torch import nn
 from vbert.checkpoint import latest_checkpoint, load_checkpoint
 from vbert.config import PretrainConfig
 from vbert.errors import DataError, VbertError
-from vbert.train import Trainer, TrainingDiverged, build_optimizer, lr_factor
+from vbert.train import Trainer, TrainingDiverged, TrainingStopped, build_optimizer, lr_factor
 
 
 class ToyModel(nn.Module):
@@ -216,3 +218,76 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="not a readable vbert checkpoint"):
         Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()
+
+
+def signal_at(step: int, signum: int = signal.SIGTERM, times: int = 1):
+    """A callback that sends this process `signum` (`times` times) once `step` is done."""
+    def callback(trainer: Trainer) -> None:
+        if trainer.step == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signum)
+    return callback
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_checkpoints_the_finished_step_and_the_run_resumes_exactly(tmp_path, signum):
+    before = signal.getsignal(signum)
+    Trainer(ToyModel(), tiny_config(), tmp_path / "full", ToyBatches()).fit()
+    cut = Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), callbacks=[signal_at(6, signum)])
+    with pytest.raises(TrainingStopped, match=f"stopped by {signal.Signals(signum).name} after step 6 of 12: "
+                                              "a checkpoint of step 6 is in .*step-0000006.pt") as stopped:
+        cut.fit()
+    assert stopped.value.exit_code == 128 + signum
+    assert signal.getsignal(signum) is before  # the handlers are given back
+    assert load_checkpoint(latest_checkpoint(tmp_path / "cut"))["step"] == 6  # not 4: no step is lost
+    assert Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), resume="require").fit().step == 12
+    assert losses(tmp_path / "cut" / "metrics.jsonl") == losses(tmp_path / "full" / "metrics.jsonl")
+
+
+def test_a_stop_signal_on_a_checkpoint_step_does_not_write_it_twice(tmp_path, monkeypatch):
+    trainer = Trainer(ToyModel(), tiny_config(), tmp_path, ToyBatches(), callbacks=[signal_at(8)])
+    saves: list[int] = []
+    real_save = Trainer.save
+    monkeypatch.setattr(Trainer, "save", lambda self: saves.append(self.step) or real_save(self))
+    with pytest.raises(TrainingStopped, match="after step 8 of 12: a checkpoint of step 8"):
+        trainer.fit()
+    assert saves == [4, 8]
+
+
+def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect(tmp_path):
+    trainer = Trainer(ToyModel(), tiny_config(), tmp_path / "a", ToyBatches(),
+                      callbacks=[signal_at(5, signal.SIGINT, times=2)])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert load_checkpoint(latest_checkpoint(tmp_path / "a"))["step"] == 4  # no checkpoint at 5: stopped at once
+    # A signal during the last step: training finishes and saves, then the signal is delivered again.
+    last = Trainer(ToyModel(), tiny_config(), tmp_path / "b", ToyBatches(), callbacks=[signal_at(12, signal.SIGINT)])
+    with pytest.raises(KeyboardInterrupt):
+        last.fit()
+    assert load_checkpoint(latest_checkpoint(tmp_path / "b"))["step"] == 12
+
+
+def test_a_stop_signal_without_an_output_folder_says_nothing_was_saved():
+    trainer = Trainer(ToyModel(), tiny_config(), None, ToyBatches(), callbacks=[signal_at(3)])
+    with pytest.raises(TrainingStopped, match="after step 3 of 12: nothing was saved"):
+        trainer.fit()
+
+
+class SessionIds(torch.utils.data.Dataset):
+    """Each item: the session id of the process that loads it."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        return os.getsid(0)
+
+
+def test_data_workers_leave_the_process_group_so_a_group_signal_reaches_only_the_trainer():
+    from vbert.graceful_stop import detach_worker_from_signals
+
+    loader = torch.utils.data.DataLoader(SessionIds(), batch_size=None, num_workers=1,
+                                         worker_init_fn=detach_worker_from_signals)
+    assert all(int(sid) != os.getsid(0) for sid in loader)
+    plain = torch.utils.data.DataLoader(SessionIds(), batch_size=None, num_workers=1)
+    assert all(int(sid) == os.getsid(0) for sid in plain)  # without it, workers share the session

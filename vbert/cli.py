@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except VbertError as err:
         print(f"vbert {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)  # 2, or 128 + signal for a job stopped by one
     except KeyboardInterrupt:
         print(f"vbert {args.command}: interrupted; finished work is kept, re-run to resume", file=sys.stderr)
         return 130

@@ -34,6 +34,7 @@ import torch
 
 from vbert.config import PretrainConfig
 from vbert.errors import DataError
+from vbert.graceful_stop import detach_worker_from_signals
 from vbert.masking import mask_tokens, predicted_positions, prediction_capacity
 from vbert.model import IGNORE_INDEX
 
@@ -355,7 +356,8 @@ class PretrainBatches:
                 self.position += 1
                 yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
         loader = torch.utils.data.DataLoader(self, batch_size=None, sampler=itertools.count(self.position),
-                                             num_workers=self.num_workers, pin_memory=self.pin_memory)
+                                             num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                             worker_init_fn=detach_worker_from_signals)
         for batch in loader:
             self.position += 1
             yield batch

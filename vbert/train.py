@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from vbert.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vbert.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from vbert.config import PretrainConfig
 from vbert.errors import DataError, VbertError
+from vbert.graceful_stop import GracefulStop
 from vbert.manifest import atomic_write_bytes
 from vbert.progress import progress
 
@@ -40,6 +49,14 @@ Callback = Callable[["Trainer"], None]
 
 class TrainingDiverged(VbertError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint is kept."""
+
+
+class TrainingStopped(VbertError):
+    """A stop signal (SIGTERM, Ctrl-C) ended training between two steps, after writing a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # 128 + the signal number, as if the signal had ended the process
 
 
 # ---------------------------------------------------------------- distributed setup
@@ -247,28 +264,63 @@ class Trainer:
         quiet_rank = {} if self.dist.is_main else {"disable": True}
         bar = progress(total=self.config.steps, initial=self.step, desc="pretrain", **quiet_rank)
         self._window_start, self._window_data_wait = time.perf_counter(), 0.0
-        try:
-            while self.step < self.config.steps:
-                waited = time.perf_counter()
-                micro = [next(batches) for _ in range(self.config.grad_accum)]
-                self._window_data_wait += time.perf_counter() - waited  # host blocked on the input pipeline
-                metrics = self.train_step(micro)
-                self.step += 1
-                self._accumulate(metrics, micro)
-                bar.update(1)
-                final = self.step == self.config.steps
-                if self.step % self.config.log_every == 0 or final:
-                    row = self._flush_metrics()
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
-                if self.step % self.config.checkpoint_every == 0 or final:
-                    self.save()
-                for callback in self.callbacks:
-                    callback(self)
-        finally:
-            bar.close()
-            if self._writer is not None:
-                self._writer.close()
+        with GracefulStop("training") as stop:  # SIGTERM / Ctrl-C: checkpoint, then stop (see _stop_here)
+            try:
+                while self.step < self.config.steps:
+                    if self._stop_agreed(stop):
+                        self._stop_here(stop, save=True)
+                    waited = time.perf_counter()
+                    try:
+                        micro = [next(batches) for _ in range(self.config.grad_accum)]
+                    except Exception:
+                        if stop.requested:  # the signal killed the data workers too; the model is between steps
+                            self._stop_here(stop, save=not self.dist.enabled)
+                        raise
+                    self._window_data_wait += time.perf_counter() - waited  # host blocked on the input pipeline
+                    metrics = self.train_step(micro)
+                    self.step += 1
+                    self._accumulate(metrics, micro)
+                    bar.update(1)
+                    final = self.step == self.config.steps
+                    if self.step % self.config.log_every == 0 or final:
+                        row = self._flush_metrics()
+                        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                    if self.step % self.config.checkpoint_every == 0 or final:
+                        self.save()
+                    for callback in self.callbacks:
+                        callback(self)
+            finally:
+                bar.close()
+                if self._writer is not None:
+                    self._writer.close()
         return TrainResult(self.step, self.history, self.last_checkpoint)
+
+    def _stop_agreed(self, stop: GracefulStop) -> bool:
+        """Whether to stop before the next step: at once when alone; with DDP, every rank together
+        at a log step (one small all-reduce there, so no rank waits for a peer that has stopped)."""
+        if not self.dist.enabled:
+            return stop.requested
+        if self.step % self.config.log_every:
+            return False
+        signum = torch.tensor(float(stop.signal or 0), device=self.device)
+        torch.distributed.all_reduce(signum, op=torch.distributed.ReduceOp.MAX)
+        if signum and stop.signal is None:  # a peer was signalled: stop as it does
+            stop.signal = signal.Signals(int(signum))
+        return bool(signum)
+
+    def _stop_here(self, stop: GracefulStop, save: bool) -> None:
+        """Write a checkpoint of the finished step (when `save` and there is an output folder); raise."""
+        name = stop.signal.name if stop.signal is not None else "a stop request"
+        saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == checkpoint_name(self.step)
+        path = (self.last_checkpoint if saved_now else self.save()) if save else None
+        if path is not None:
+            where = f"a checkpoint of step {self.step} is in {path}; run the same command again to resume"
+        elif self.last_checkpoint is not None:
+            where = f"no checkpoint written now; the last one is {self.last_checkpoint}"
+        else:
+            where = "nothing was saved (no checkpoint had been written yet)"
+        raise TrainingStopped(f"stopped by {name} after step {self.step} of {self.config.steps}: {where}",
+                              exit_code=stop.exit_code or 130)
 
     def _batch_stream(self):
         """Yield batches forever, re-iterating the data at its end; count what was consumed."""
