@@ -18,6 +18,10 @@ def test_eval_lists_its_tasks(capsys: pytest.CaptureFixture[str]) -> None:
         main(["eval", "--help"])
     out = capsys.readouterr().out
     assert all(task in out for task in TASKS)
+    from vbert.cli import COMMANDS
+
+    summary = next(text for name, _, text in COMMANDS if name == "eval")  # the line of `vbert --help`
+    assert summary.split(": ", 1)[1].split(", ") == list(TASKS)
 
 
 def test_bad_template_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

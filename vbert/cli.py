@@ -26,7 +26,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("vocab", "vbert.visual_vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
     ("tokenize", "vbert.visual_tokens", "every clip -> its visual word, grouped into sentences aligned to the narration"),
     ("pretrain", "vbert.pretrain", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
-    ("eval", "vbert.tasks.cli", "downstream tasks: zero-shot, data-size, captioning, retrieval, forecasting, classification"),
+    ("eval", "vbert.tasks.cli",
+     "downstream tasks: zero-shot, zero-shot-steps, data-size, captioning, retrieval, forecasting, classification"),
     ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
     ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
