@@ -15,7 +15,8 @@ from torch import nn
 from vbert.checkpoint import latest_checkpoint, load_checkpoint
 from vbert.config import PretrainConfig
 from vbert.errors import DataError, VbertError
-from vbert.train import Trainer, TrainingDiverged, TrainingStopped, build_optimizer, lr_factor
+from vbert.optim import build_optimizer, lr_factor
+from vbert.train import Trainer, TrainingDiverged, TrainingStopped
 
 
 class ToyModel(nn.Module):

@@ -167,7 +167,7 @@ class PlainHFLoop:
         fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(_decay_groups(model, config.weight_decay), lr=config.lr,
                                            betas=(0.9, 0.999), eps=1e-6, **fused)
-        from vbert.train import lr_factor  # the same warmup + decay as vbert's trainer
+        from vbert.optim import lr_factor  # the same warmup + decay as vbert's trainer
 
         schedule = partial(lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)

@@ -22,11 +22,12 @@ import torch
 
 from vbert.checkpoint import checkpoint_at, load_checkpoint
 from vbert.config import Config
+from vbert.distributed import init_distributed
 from vbert.errors import ConfigError, DataError
 from vbert.manifest import atomic_write_json, cached_stage, file_sha256, is_complete, write_manifest
 from vbert.model import BertConfig
 from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
-from vbert.train import Trainer, TrainResult, init_distributed
+from vbert.train import Trainer, TrainResult
 from vbert.videobert import VideoBertForPretraining, build_videobert
 
 WEIGHTS = "videobert.safetensors"

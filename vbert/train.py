@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,9 +36,11 @@ from vbert.checkpoint import (
     set_rng_state,
 )
 from vbert.config import PretrainConfig
+from vbert.distributed import init_distributed, unwrap
 from vbert.errors import DataError, VbertError
 from vbert.graceful_stop import GracefulStop
 from vbert.manifest import atomic_write_bytes
+from vbert.optim import autocast_dtype, build_optimizer, lr_factor
 from vbert.progress import progress
 
 Batch = dict[str, torch.Tensor]
@@ -59,90 +59,9 @@ class TrainingStopped(VbertError):
         self.exit_code = exit_code  # 128 + the signal number, as if the signal had ended the process
 
 
-# ---------------------------------------------------------------- distributed setup
-
-
-@dataclass
-class DistInfo:
-    """Where this process sits in a (possibly single-process) distributed run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """True on the process that writes logs and checkpoints."""
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        """True when more than one process trains together."""
-        return self.world_size > 1
-
-
-def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a no-op when alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(), device
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    if not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
-    return DistInfo(rank, world, local), device
-
-
-# ---------------------------------------------------------------- optimisation pieces
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
-    """Multiplier of the peak learning rate: linear warmup, then linear or cosine decay to zero."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress_frac = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress_frac))
-    return 1.0 - progress_frac
-
-
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices only (not biases, LayerNorms); fused kernels on CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    fused = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-6, **fused)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`: bf16 on CUDA under 'auto', None means fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    return torch.bfloat16 if device.type == "cuda" else None
-
-
 def batch_to_device(batch: Batch, device: torch.device) -> Batch:
     """Copy a batch to `device` without blocking the host (the source should be pinned)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under torch.compile and DistributedDataParallel wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
 
 
 # ---------------------------------------------------------------- the trainer
