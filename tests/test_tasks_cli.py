@@ -118,3 +118,21 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
     pipeline.run_pipeline(config, run, only=["evaluate"])
     assert calls == ["zero-shot", "captioning", "captioning", "retrieval"]
+
+
+def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path, monkeypatch) -> None:
+    from vbert.config import load_config
+    from vbert.tasks import cli as tasks_cli
+    from vbert.train import TrainingStopped
+
+    def stopped(config, device, artifacts=None):
+        raise TrainingStopped("stopped by SIGTERM after step 3 of 8", exit_code=143)
+
+    def never(config, device, artifacts=None):
+        raise AssertionError("a task ran after the stop")
+
+    monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", stopped)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", never)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", never)
+    with pytest.raises(TrainingStopped):
+        pipeline.run_pipeline(load_config("tiny"), tmp_path / "run", only=["evaluate"])

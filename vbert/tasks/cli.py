@@ -290,6 +290,7 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     from vbert.device import select_device
     from vbert.manifest import file_sha256, is_complete, json_hash, read_json, write_manifest
     from vbert.pipeline import input_hashes, stage_named
+    from vbert.train import TrainingStopped
 
     out = run_dir / "eval"
     inputs = input_hashes(run_dir, stage_named("evaluate"))  # the stage checks them itself (checks_inputs)
@@ -309,8 +310,11 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
         else:
             try:
                 result, text = RUNNERS[task](config, device, artifacts)
+            except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
+                raise
             except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
-                traceback.print_exc()
+                if not isinstance(err, VbertError):  # a user-facing error says all in its message
+                    traceback.print_exc()
                 reason = f"{type(err).__name__}: {err}"
                 print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
                 failures.append({"item": task, "reason": reason})
