@@ -335,7 +335,7 @@ def train_captioner(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(loss.item())
-        history.append(float(np.mean(losses)))
+            losses.append(loss.detach())  # on the device: no host sync inside the epoch
+        history.append(float(torch.stack(losses).double().mean()))
     model.eval()
     return history
