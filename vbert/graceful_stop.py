@@ -71,6 +71,8 @@ def detach_worker_from_signals(worker_id: int = 0) -> None:
     the training process, which stops cleanly; a worker killed with it would make the loader fail
     before the checkpoint is written. Workers still exit when the training process goes away.
     """
+    if not hasattr(os, "setsid"):  # Windows: no sessions; Ctrl-C reaches the workers as before
+        return
     try:
         os.setsid()
     except OSError:
