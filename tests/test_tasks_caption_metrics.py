@@ -101,3 +101,21 @@ def test_meteor_with_java_orders_captions() -> None:
     assert corpus is not None
     assert 0.9 < items["same"] <= 1.0  # only the fragmentation penalty of one chunk
     assert 0.0 < items["part"] < items["same"] and items["none"] == 0.0
+
+
+def test_missing_scorers_fail_before_any_caption_model_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from vbert.config import load_config
+    from vbert.tasks import caption_table
+
+    monkeypatch.setitem(sys.modules, "pycocoevalcap", None)  # as if not installed: importing it fails
+
+    class NoArtifacts:  # caption_table must stop before it reads data or trains anything
+        def __getattr__(self, name):
+            raise AssertionError(f"artifacts.{name} was used")
+
+    with pytest.raises(DataError, match="pip install pycocoevalcap"):
+        caption_table.caption_table(load_config("tiny"), artifacts=NoArtifacts())
+    with pytest.raises(DataError, match="pip install pycocoevalcap"):
+        caption_scores({"a": ["cut the tomato"]}, {"a": "cut the tomato"}, meteor=False)

@@ -29,6 +29,15 @@ def tokenize_caption(text: str) -> str:
     return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
 
 
+def require_scorers() -> None:
+    """Fail at once, with the fix, where `pycocoevalcap` is missing (before any caption model trains)."""
+    try:
+        import pycocoevalcap  # noqa: F401
+    except ImportError:
+        raise DataError("caption metrics need the COCO caption evaluation code, which is not installed: "
+                        "`pip install pycocoevalcap` (a dependency of vbert)") from None
+
+
 def java_available() -> bool:
     """True when a `java` executable is on PATH (METEOR needs it)."""
     return shutil.which("java") is not None
@@ -81,6 +90,7 @@ def caption_scores_many(
     meteor: bool = True,
 ) -> list[dict[str, float | None]]:
     """`caption_scores` of several systems on the same references (METEOR in one Java process)."""
+    require_scorers()
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge

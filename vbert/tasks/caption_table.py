@@ -19,7 +19,7 @@ import torch
 
 from vbert.config import Config
 from vbert.model import BertConfig
-from vbert.tasks.caption_metrics import caption_scores_many
+from vbert.tasks.caption_metrics import caption_scores_many, require_scorers
 from vbert.tasks.captioning import (
     CaptionModel,
     CaptionVocab,
@@ -135,6 +135,7 @@ def caption_table(
     artifacts: Any = None,
 ) -> dict[str, Any]:
     """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
+    require_scorers()  # before minutes of training, not after
     from vbert.feature_store import FeatureStore
     from vbert.tasks.artifacts import Artifacts
     from vbert.tasks.data import load_segments, segment_features
