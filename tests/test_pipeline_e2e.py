@@ -436,3 +436,19 @@ def test_run_stopped_by_sigterm_during_pretraining_checkpoints_that_step_and_res
     pipeline.run_pipeline(micro_config(tmp_path, "pretrain.num_workers=2"), work, only=["pretrain"])
     weights = "pretrain/videobert.safetensors"
     assert (work / weights).read_bytes() == (out / weights).read_bytes()  # as if never stopped
+
+
+def test_pretrain_command_on_a_run_folders_tokens_uses_their_vocabulary_and_refuses_another(run, tmp_path, capsys):
+    from vbert.cli import main
+
+    config, out, _ = run
+    micro_config(tmp_path)
+    args = ["pretrain", "--preset", str(tmp_path / "micro.yaml"), "--data", str(out / "tokenize"), "--device", "cpu"]
+    assert config.pretrain.visual_init == "centroids"
+    assert main([*args, "--out", str(tmp_path / "p")]) == 0  # found out/vocab beside out/tokenize
+    weights = "videobert.safetensors"
+    assert (tmp_path / "p" / weights).read_bytes() == (out / "pretrain" / weights).read_bytes()  # = the run's
+    other = tmp_path / "other.safetensors"
+    other.write_bytes((out / "vocab" / "vocab.safetensors").read_bytes() + b" ")  # another file
+    assert main([*args, "--out", str(tmp_path / "q"), "--vocab-file", str(other)]) == 2
+    assert "not the visual vocabulary the tokens" in capsys.readouterr().err

@@ -223,6 +223,11 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
         "vocab.k": 6, "vocab.depth": 2, "text.vocab_size": 60, "pretrain.steps": 3, "pretrain.batch_size": 8,
         "pretrain.max_seq_len": 32, "pretrain.max_text_len": 12, "pretrain.tensorboard": "false"}.items()]
     out = tmp_path / "run"
+    # tiny starts the visual rows from centroids: hand-made tokens carry no record of their vocabulary
+    assert main(["pretrain", *sets, "--data", str(tokens), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "visual_init is 'centroids'" in err and "--vocab-file" in err and not out.exists()
+    sets.append("--set=pretrain.visual_init=random")
     assert main(["pretrain", *sets, "--data", str(tokens), "--out", str(out), "--device", "cpu"]) == 0
     assert "pretrained 3 steps" in capsys.readouterr().out
     assert (out / "videobert.safetensors").is_file() and (out / "hf" / "config.json").is_file()

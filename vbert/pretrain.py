@@ -24,7 +24,8 @@ from vbert.checkpoint import checkpoint_at, load_checkpoint
 from vbert.config import Config
 from vbert.distributed import init_distributed
 from vbert.errors import ConfigError, DataError
-from vbert.manifest import atomic_write_json, cached_stage, file_sha256, is_complete, write_manifest
+from vbert.manifest import (MANIFEST, atomic_write_json, cached_stage, file_sha256, is_complete, read_manifest,
+                            write_manifest)
 from vbert.model import BertConfig
 from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
 from vbert.train import Trainer, TrainResult
@@ -52,6 +53,35 @@ def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse:
     return build_tokenizer(config.text, texts, saved)
 
 
+def tokens_vocab_hash(data: str | Path) -> str | None:
+    """SHA-256 of the vocabulary file the tokens were made with, as their folder's manifest records it."""
+    folder = token_file(data).parent
+    if not (folder / MANIFEST).is_file():
+        return None  # a token file written by other means: nothing to check against
+    return read_manifest(folder).get("inputs", {}).get("vocab_file") or None
+
+
+def vocab_for_tokens(data: str | Path) -> Path:
+    """The vocabulary the tokens in `data` were made with, where `vbert run` puts it (`../vocab/`)."""
+    from vbert.visual_vocab import vocab_file
+
+    recorded = tokens_vocab_hash(data)
+    beside = vocab_file(token_file(data).parent.parent / "vocab")
+    if recorded and beside.is_file() and file_sha256(beside) == recorded:
+        return beside
+    raise DataError(f"{data}: pretrain.visual_init is 'centroids', which starts the visual rows from the "
+                    "vocabulary these tokens were made with, and it was not found beside them; give it with "
+                    "--vocab-file (or --set pretrain.visual_init=random)")
+
+
+def check_vocab_matches_tokens(vocab_file: str | Path, data: str | Path) -> None:
+    """Refuse centroids from a vocabulary other than the one the tokens' manifest records."""
+    recorded = tokens_vocab_hash(data)
+    if recorded and file_sha256(vocab_file) != recorded:
+        raise DataError(f"{vocab_file}: not the visual vocabulary the tokens in {token_file(data)} were made "
+                        "with (their manifest records another file); its centroids would describe other words")
+
+
 def load_centroids(vocab_file: str | Path | None) -> torch.Tensor | None:
     """Leaf centroids [K, D] of a saved hierarchical k-means, or None."""
     if vocab_file is None:
@@ -71,6 +101,8 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
     tokens = token_file(data)
     visual_size = config.vocab.k ** config.vocab.depth
     records = read_token_file(tokens, visual_size)  # refuses missing, empty, foreign-vocabulary files
+    if pcfg.visual_init == "centroids" and vocab_file is not None:
+        check_vocab_matches_tokens(vocab_file, tokens)
     dist, dev = init_distributed(select_device(device))
     per_rank = dist.world_size * pcfg.grad_accum
     if pcfg.batch_size % per_rank:
@@ -245,7 +277,10 @@ def main(args: argparse.Namespace) -> int:
         from vbert.visual_vocab import ensure_tokens
 
         data = ensure_tokens(config)
-    vocab_path = args.vocab_file or preset_centroids(config)  # default: the preset's own vocabulary
+    vocab_path = args.vocab_file
+    if vocab_path is None and config.pretrain.visual_init == "centroids":
+        # the preset's own tokens come with the preset's own vocabulary; other tokens, with theirs
+        vocab_path = preset_centroids(config) if args.data is None else vocab_for_tokens(data)
     resume = "require" if args.resume else "never" if args.fresh else "auto"
     result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=vocab_path)
     last = result.history[-1] if result.history else {}
