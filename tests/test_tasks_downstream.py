@@ -254,3 +254,46 @@ def test_artifacts_given_explicitly(tmp_path: Path) -> None:
         Artifacts(load_config("tiny"), pretrained=tmp_path / "nope")
     with pytest.raises(DataError, match="run the pipeline's 'pretrain' stage"):
         Artifacts(load_config("tiny"), run_dir=tmp_path).pretrained()
+
+
+def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, monkeypatch) -> None:
+    from vbert import load_config
+    from vbert.manifest import file_sha256, write_manifest
+    from vbert.tasks.artifacts import Artifacts
+
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    config = load_config("tiny")
+    elsewhere = _write_tokens(tmp_path / "elsewhere")
+    artifacts = Artifacts(config, tokens=elsewhere)
+    for method, option in (("features", "--features"), ("pretrained", "--model"), ("videos", "videos")):
+        with pytest.raises(DataError, match=f"cannot be the preset's own: give it with {option}"):
+            getattr(artifacts, method)()
+    assert not (tmp_path / "cache").exists()  # nothing of the preset was built
+
+    # Tokens inside a `vbert run` folder: the other stages are read from that folder.
+    run = tmp_path / "run"
+    (run / "features").mkdir(parents=True)
+    (run / "pipeline.json").write_text("{}", encoding="utf-8")
+    tokens = _write_tokens(run / "tokenize")
+    in_run = Artifacts(config, tokens=tokens)
+    assert in_run.features() == run / "features"
+    with pytest.raises(DataError, match="run the pipeline's 'pretrain' stage first"):
+        in_run.pretrained()
+
+    # The text-only BERT of given tokens: trained on them once (cached by their hash), and refused
+    # when the model given was pretrained on other tokens.
+    built: list[Path] = []
+
+    def fake_pretraining(cfg, data, folder, **kwargs):
+        built.append(Path(data))
+        write_manifest(folder, "pretrain", cfg.to_dict(), inputs={"tokens": "x"})
+
+    monkeypatch.setattr("vbert.pretrain.run_pretraining", fake_pretraining)
+    model = tmp_path / "model"
+    write_manifest(model, "pretrain", {}, inputs={"tokens": file_sha256(elsewhere / "tokens.jsonl")})
+    first = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()
+    assert Artifacts(config, tokens=elsewhere, pretrained=model).text_only() == first
+    assert built == [elsewhere] and first.parent == tmp_path / "cache"
+    write_manifest(model, "pretrain", {}, inputs={"tokens": "0" * 64})
+    with pytest.raises(DataError, match="pretrained on other tokens.*--text-model"):
+        Artifacts(config, tokens=elsewhere, pretrained=model).text_only()

@@ -15,8 +15,17 @@ from vbert.config import Config
 from vbert.errors import DataError
 
 
+# The command-line option that names each artifact folder (`vbert eval`), for error messages.
+OPTIONS = {"tokens": "--tokens", "features": "--features", "pretrained": "--model", "text_only": "--text-model"}
+
+
 class Artifacts:
-    """Paths of the data, features, visual words and models of one config (cache or run folder)."""
+    """Paths of the data, features, visual words and models of one config (cache or run folder).
+
+    Given tokens fix the data: the other folders are then read from the `vbert run` folder the
+    tokens sit in, or must be given too; they are never built from the preset's own SynthCook,
+    which would be other videos and other words.
+    """
 
     NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
 
@@ -32,6 +41,15 @@ class Artifacts:
         for name, path in self.paths.items():
             if not path.exists():
                 raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
+        if self.run_dir is None and "tokens" in self.paths:
+            self.run_dir = enclosing_run(self.paths["tokens"])  # None: tokens from elsewhere
+
+    def _given_tokens_only(self, name: str) -> None:
+        """Refuse to fall back on the preset's cache for `name` when the tokens were given elsewhere."""
+        if "tokens" in self.paths and self.run_dir is None:
+            option = OPTIONS.get(name, name)
+            raise DataError(f"{self.paths['tokens']}: tokens given from outside a `vbert run` folder, so the "
+                            f"{name.replace('_', ' ')} folder cannot be the preset's own: give it with {option}")
 
     def _stage(self, name: str) -> Path:
         assert self.run_dir is not None
@@ -56,6 +74,7 @@ class Artifacts:
             return self.paths["features"]
         if self.run_dir is not None:
             return self._stage("features")
+        self._given_tokens_only("features")
         from vbert.extract import ensure_features
 
         return ensure_features(self.config)
@@ -66,6 +85,7 @@ class Artifacts:
             return self.paths["vocab"]
         if self.run_dir is not None:
             return self._stage("vocab")
+        self._given_tokens_only("vocab")
         from vbert.visual_vocab import ensure_vocab
 
         return ensure_vocab(self.config)
@@ -76,6 +96,7 @@ class Artifacts:
             return self.paths["videos"]
         if self.run_dir is not None:
             return self._stage("synthcook")
+        self._given_tokens_only("videos")
         from vbert.synthcook import ensure_synthcook
 
         return ensure_synthcook(self.config)
@@ -86,6 +107,7 @@ class Artifacts:
             return self.paths["pretrained"]
         if self.run_dir is not None:
             return self._stage("pretrain")
+        self._given_tokens_only("pretrained")
         from vbert.pretrain import ensure_pretrained
 
         return ensure_pretrained(self.config)
@@ -103,6 +125,8 @@ class Artifacts:
         from vbert.tasks.action_table import text_only_config
 
         config = text_only_config(self.config)
+        if self.run_dir is None and "tokens" in self.paths:
+            return self._text_only_on_given_tokens(config)
         if self.run_dir is None:
             from vbert.pretrain import ensure_pretrained
 
@@ -110,6 +134,7 @@ class Artifacts:
         from vbert.manifest import file_sha256, is_complete
         from vbert.pretrain import run_pretraining, token_file
 
+        self._check_model_trained_on_tokens()
         out = self.run_dir / "eval" / "text-only-bert"
         inputs = {"tokens": file_sha256(token_file(self.tokens()))}
         if not is_complete(out, config.to_dict(), inputs):
@@ -117,3 +142,36 @@ class Artifacts:
             stale = (out / "manifest.json").is_file()
             run_pretraining(config, self.tokens(), out, resume="never" if stale else "auto")
         return out
+
+    def _check_model_trained_on_tokens(self) -> None:
+        """The text-only BERT is trained on the tokens: refuse when the model given saw other ones."""
+        from vbert.manifest import MANIFEST, file_sha256, read_manifest
+        from vbert.pretrain import token_file
+
+        model = self.paths.get("pretrained")
+        if model is None or not (model / MANIFEST).is_file():
+            return
+        trained_on = read_manifest(model).get("inputs", {}).get("tokens")
+        if trained_on and trained_on != file_sha256(token_file(self.tokens())):
+            raise DataError(f"{model}: this model was pretrained on other tokens than {self.tokens()}, so a "
+                            "text-only BERT trained on these would not be its baseline: give the one trained on "
+                            "the model's own narrations with --text-model")
+
+    def _text_only_on_given_tokens(self, config: Config) -> Path:
+        """The text-only BERT of given tokens (from outside a run folder): trained once, cached by their hash."""
+        from vbert.manifest import cached_stage, file_sha256
+        from vbert.pretrain import run_pretraining, token_file
+
+        self._check_model_trained_on_tokens()
+        tokens = self.tokens()
+        key = {"config": config.to_dict(), "tokens": file_sha256(token_file(tokens))}
+        return cached_stage("text-only", key, lambda folder: run_pretraining(config, tokens, folder))
+
+
+def enclosing_run(tokens: Path) -> Path | None:
+    """The `vbert run` folder whose tokenize/ stage `tokens` is, or None."""
+    from vbert.pipeline import STATE_FILE
+
+    tokens = Path(tokens)
+    folder = tokens if tokens.is_dir() else tokens.parent
+    return folder.parent if folder.name == "tokenize" and (folder.parent / STATE_FILE).is_file() else None

@@ -344,7 +344,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda")
     parser.add_argument(
-        "--tokens", default=None, help="token folder of `vbert tokenize` (default: the preset's, built)"
+        "--tokens", default=None,
+        help="token folder of `vbert tokenize` (default: the preset's, built); the other folders are then read "
+             "from the `vbert run` folder it sits in, or must be given"
     )
     parser.add_argument(
         "--features", default=None, help="features folder of `vbert extract` (default: the preset's)"
