@@ -430,3 +430,27 @@ def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tm
     assert tokens.stat().st_mtime_ns != stamp
     vocab_hash = file_sha256(run_dir / "vocab" / VOCAB_FILE)
     assert read_manifest(run_dir / "tokenize")["inputs"]["vocab_file"] == vocab_hash
+
+
+def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "ann.json").write_text(json.dumps({"database": {}}), encoding="utf-8")
+    features = make_features(tmp_path / "features", {"v1": 30})
+    for extra, missing in (([], "--features"), (["--features", str(features)], "--vocab")):
+        code = cli_main(["tokenize", "--data", str(tmp_path / "ann.json"), *extra, "--out", str(tmp_path / "t")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"give {missing} too" in err and "\n" not in err.strip()
+    assert not (tmp_path / "cache").exists()  # the preset's SynthCook was not built
+
+    # a `vbert run` folder: its features/ and vocab/ go with its synthcook/
+    from argparse import Namespace
+
+    from vbert.visual_tokens import _defaults_beside_data
+
+    run = tmp_path / "run"
+    for folder in ("synthcook", "features", "vocab"):
+        (run / folder).mkdir(parents=True)
+    (run / "pipeline.json").write_text("{}", encoding="utf-8")
+    args = Namespace(data=str(run / "synthcook"), features=None, vocab=None)
+    _defaults_beside_data(args)
+    assert (args.features, args.vocab) == (run / "features", run / "vocab")

@@ -308,8 +308,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vbert.cli import add_config_arguments
 
     add_config_arguments(parser)
-    parser.add_argument("--features", default=None, help="features folder (default: the preset's)")
-    parser.add_argument("--vocab", default=None, help="vocabulary file or folder (default: the preset's)")
+    parser.add_argument("--features", default=None,
+                        help="features folder (default: the preset's; with --data, the one beside it in a run folder)")
+    parser.add_argument("--vocab", default=None,
+                        help="vocabulary file or folder (default: the preset's; with --data, the one beside it)")
     parser.add_argument(
         "--data",
         default=None,
@@ -336,6 +338,7 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.assignment:
         config.vocab.assignment = args.assignment
+    _defaults_beside_data(args)
     dataset, data_hash = _load_dataset(args, config)
     if args.features is None:
         from vbert.extract import ensure_features
@@ -361,6 +364,25 @@ def main(args: argparse.Namespace) -> int:
         f"{len(o['failures'])} failures"
     )
     return 0
+
+
+def _defaults_beside_data(args: argparse.Namespace) -> None:
+    """With --data, the features and vocabulary cannot be the preset's (other videos): take them from the
+    `vbert run` folder the data sits in, or ask for them."""
+    if args.data is None:
+        return
+    from vbert.pipeline import STATE_FILE
+
+    data = Path(args.data)
+    run = data.parent if data.is_dir() and (data.parent / STATE_FILE).is_file() else None
+    for option, folder in (("features", "features"), ("vocab", "vocab")):
+        if getattr(args, option) is not None:
+            continue
+        if run is not None and (run / folder).is_dir():
+            setattr(args, option, run / folder)
+            continue
+        raise DataError(f"{data}: with --data, give --{option} too (the preset's own {folder} belong to other "
+                        f"videos): `vbert extract` and then `vbert vocab` make them for these videos")
 
 
 def _load_dataset(args: argparse.Namespace, config: Config) -> tuple[VideoDataset, str]:
