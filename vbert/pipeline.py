@@ -160,6 +160,13 @@ def artifact_identity(folder: Path) -> str:
     return file_sha256(path) if path.is_file() else ""
 
 
+def run_folder_of(path: str | Path, folder: str) -> Path | None:
+    """The `vbert run` folder whose `folder` stage output `path` is (or holds), or None."""
+    path = Path(path)
+    here = path if path.is_dir() else path.parent
+    return here.parent if here.name == folder and (here.parent / STATE_FILE).is_file() else None
+
+
 def stage_named(name: str) -> Stage:
     """The registered stage called `name`."""
     for stage in STAGES:

@@ -371,10 +371,10 @@ def _defaults_beside_data(args: argparse.Namespace) -> None:
     `vbert run` folder the data sits in, or ask for them."""
     if args.data is None:
         return
-    from vbert.pipeline import STATE_FILE
+    from vbert.pipeline import run_folder_of
 
     data = Path(args.data)
-    run = data.parent if data.is_dir() and (data.parent / STATE_FILE).is_file() else None
+    run = run_folder_of(data, "synthcook") if data.is_dir() else None
     for option, folder in (("features", "features"), ("vocab", "vocab")):
         if getattr(args, option) is not None:
             continue

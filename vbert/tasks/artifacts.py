@@ -42,7 +42,9 @@ class Artifacts:
             if not path.exists():
                 raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
         if self.run_dir is None and "tokens" in self.paths:
-            self.run_dir = enclosing_run(self.paths["tokens"])  # None: tokens from elsewhere
+            from vbert.pipeline import run_folder_of
+
+            self.run_dir = run_folder_of(self.paths["tokens"], "tokenize")  # None: tokens from elsewhere
 
     def _given_tokens_only(self, name: str) -> None:
         """Refuse to fall back on the preset's cache for `name` when the tokens were given elsewhere."""
@@ -166,12 +168,3 @@ class Artifacts:
         tokens = self.tokens()
         key = {"config": config.to_dict(), "tokens": file_sha256(token_file(tokens))}
         return cached_stage("text-only", key, lambda folder: run_pretraining(config, tokens, folder))
-
-
-def enclosing_run(tokens: Path) -> Path | None:
-    """The `vbert run` folder whose tokenize/ stage `tokens` is, or None."""
-    from vbert.pipeline import STATE_FILE
-
-    tokens = Path(tokens)
-    folder = tokens if tokens.is_dir() else tokens.parent
-    return folder.parent if folder.name == "tokenize" and (folder.parent / STATE_FILE).is_file() else None
