@@ -279,6 +279,9 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
     assert in_run.features() == run / "features"
     with pytest.raises(DataError, match="run the pipeline's 'pretrain' stage first"):
         in_run.pretrained()
+    (run / "pretrain").mkdir()
+    from_model = Artifacts(config, pretrained=run / "pretrain")  # a run's model brings the run's tokens
+    assert (from_model.tokens(), from_model.features()) == (run / "tokenize", run / "features")
 
     # The text-only BERT of given tokens: trained on them once (cached by their hash), and refused
     # when the model given was pretrained on other tokens.

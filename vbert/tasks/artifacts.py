@@ -24,7 +24,8 @@ class Artifacts:
 
     Given tokens fix the data: the other folders are then read from the `vbert run` folder the
     tokens sit in, or must be given too; they are never built from the preset's own SynthCook,
-    which would be other videos and other words.
+    which would be other videos and other words. A model given from a `vbert run` folder (and no
+    tokens) brings that folder's tokens, features and text-only BERT with it.
     """
 
     NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
@@ -41,10 +42,13 @@ class Artifacts:
         for name, path in self.paths.items():
             if not path.exists():
                 raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
-        if self.run_dir is None and "tokens" in self.paths:
+        if self.run_dir is None:  # given tokens (else a given model) may sit in a `vbert run` folder
             from vbert.pipeline import run_folder_of
 
-            self.run_dir = run_folder_of(self.paths["tokens"], "tokenize")  # None: tokens from elsewhere
+            if "tokens" in self.paths:
+                self.run_dir = run_folder_of(self.paths["tokens"], "tokenize")  # None: tokens from elsewhere
+            elif "pretrained" in self.paths:
+                self.run_dir = run_folder_of(self.paths["pretrained"], "pretrain")
 
     def _given_tokens_only(self, name: str) -> None:
         """Refuse to fall back on the preset's cache for `name` when the tokens were given elsewhere."""

@@ -352,7 +352,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--features", default=None, help="features folder of `vbert extract` (default: the preset's)"
     )
     parser.add_argument(
-        "--model", default=None, help="folder of `vbert pretrain` (default: the preset's, trained)"
+        "--model", default=None,
+        help="folder of `vbert pretrain` (default: the preset's, trained); without --tokens, a run folder's "
+             "model brings that run's tokens and features"
     )
     parser.add_argument(
         "--text-model",
