@@ -51,7 +51,7 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vbert.config import load_config
-    from vbert.errors import StageError
+    from vbert.errors import DataError, StageError
     from vbert.manifest import read_manifest, write_manifest
     from vbert.tasks import cli as tasks_cli
 
@@ -74,6 +74,11 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", broken)
     monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", runner("retrieval", retrieval))
     config, run = load_config("tiny"), tmp_path / "run"
+    with pytest.raises(DataError, match="no synthcook/, features/, vocab/, tokenize/, pretrain/ here"):
+        pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == []  # refused before any task ran
+    for folder in ("synthcook", "features", "vocab", "tokenize", "pretrain"):
+        (run / folder).mkdir(parents=True)
 
     with pytest.raises(StageError, match=r"1 of 3 tasks failed \(captioning: ModuleNotFoundError"):
         pipeline.run_pipeline(config, run, only=["evaluate"])
@@ -134,5 +139,7 @@ def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path,
     monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", stopped)
     monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", never)
     monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", never)
+    for folder in ("synthcook", "features", "vocab", "tokenize", "pretrain"):
+        (tmp_path / "run" / folder).mkdir(parents=True)
     with pytest.raises(TrainingStopped):
         pipeline.run_pipeline(load_config("tiny"), tmp_path / "run", only=["evaluate"])

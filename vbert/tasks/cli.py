@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vbert.config import Config
-from vbert.errors import StageError, VbertError
+from vbert.errors import DataError, StageError, VbertError
 from vbert.manifest import atomic_write_bytes, atomic_write_json
 from vbert.tasks.artifacts import Artifacts
 
@@ -293,7 +293,12 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     from vbert.train import TrainingStopped
 
     out = run_dir / "eval"
-    inputs = input_hashes(run_dir, stage_named("evaluate"))  # the stage checks them itself (checks_inputs)
+    stage = stage_named("evaluate")
+    missing = [name for name in stage.reads if not (run_dir / name).is_dir()]
+    if missing:  # every task would fail on it: say so once, before any runs
+        raise DataError(f"{run_dir}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
+                        f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)")
+    inputs = input_hashes(run_dir, stage)  # the stage checks them itself (checks_inputs)
     if not force and is_complete(out, config.to_dict(), inputs):
         return {"skipped": "complete", "folder": str(out)}
     done = {} if force else _finished_earlier(out, json_hash(config.to_dict()), inputs)
