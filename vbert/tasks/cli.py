@@ -301,7 +301,8 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     inputs = input_hashes(run_dir, stage)  # the stage checks them itself (checks_inputs)
     if not force and is_complete(out, config.to_dict(), inputs):
         return {"skipped": "complete", "folder": str(out)}
-    done = {} if force else _finished_earlier(out, json_hash(config.to_dict()), inputs)
+    spec = config.to_dict()
+    done = {} if force else _finished_earlier(out, json_hash(spec), inputs)
     device = str(select_device())
     artifacts = Artifacts(config, run_dir)
     summary: dict[str, Any] = {}
@@ -311,7 +312,8 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
         name = f"{task}.json"
         if name in done:
             print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
-            result = read_json(out / name)
+            outputs[name] = done[name]
+            summary.update(summarise(read_json(out / name)))
         else:
             try:
                 result, text = RUNNERS[task](config, device, artifacts)
@@ -323,14 +325,12 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
                 reason = f"{type(err).__name__}: {err}"
                 print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
                 failures.append({"item": task, "reason": reason})
-                write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=False)
-                continue
-            write_result(out, task, result, text)
-            result = read_json(out / name)  # as stored, so a resumed run summarises the same numbers
-        outputs[name] = file_sha256(out / name)
-        summary.update(summarise(result))
-        write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=False)
-    write_manifest(out, "evaluate", config.to_dict(), inputs, outputs, failures, complete=not failures)
+            else:
+                write_result(out, task, result, text)
+                outputs[name] = file_sha256(out / name)
+                summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
+        write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=False)  # progress so far
+    write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=not failures)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
         raise StageError(f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
