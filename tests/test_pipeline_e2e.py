@@ -273,6 +273,23 @@ def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_p
     assert main([*args, "--step", "4"]) == 2 and "does not apply" in capsys.readouterr().err
 
 
+def test_retrieval_over_more_videos_than_the_cap_ranks_a_seeded_sample(run, tmp_path: Path) -> None:
+    from vbert.cli import main
+
+    _, out, _ = run
+    whole = json.loads((out / "eval" / "retrieval.json").read_text(encoding="utf-8"))
+    assert whole["num_videos"] == whole["num_validation_videos"] == 4  # under the cap: every video
+    args = ["eval", "retrieval", "--preset", str(out.parent / "micro.yaml"), "--model", str(out / "pretrain"),
+            "--out", str(tmp_path), "--set", "eval.retrieval_max_videos=2"]
+    assert main(args) == 0
+    sampled = json.loads((tmp_path / "retrieval.json").read_text(encoding="utf-8"))
+    assert sampled["num_videos"] == 2 and sampled["num_validation_videos"] == 4
+    assert 0 < sampled["num_queries"] < whole["num_queries"]  # the sentences of the two sampled videos
+    assert sampled["rows"]["chance"]["R@1"] == 50.0
+    assert "2 videos (a seeded sample of the 4 validation videos)" in (tmp_path / "retrieval.md").read_text(
+        encoding="utf-8")
+
+
 # ---------------------------------------------------------------- killed runs resume
 
 # Run in a child process: patch one function so that the process SIGKILLs itself at a chosen point

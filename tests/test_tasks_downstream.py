@@ -18,7 +18,7 @@ from vbert.tasks.data import fill_labels, label_sets, load_segments, load_videos
 from vbert.tasks.embeddings import alignment_scores, caption_features, pooled_video
 from vbert.tasks.forecasting import forecast, forecasting_examples, word_accuracy
 from vbert.tasks.generation import text_to_video
-from vbert.tasks.retrieval import recall_at_k, retrieval_scores, windows
+from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores, windows
 from vbert.text import SPECIAL_TOKENS
 from vbert.videobert import VideoBertForPretraining
 
@@ -97,6 +97,32 @@ def test_retrieval_takes_the_best_window(model_and_vocab, tokenizer) -> None:
     )
     assert scores[1, 0] == pytest.approx(per_window.max(), abs=1e-6)
     assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_retrieval_in_chunks_equals_one_pass(model_and_vocab, tokenizer) -> None:
+    model, vocab = model_and_vocab
+    videos = [[0, 1, 2, 3, 4, 5, 0, 1], [2, 2], [5, 4, 3]]
+    sentences = ["cut the tomato", "egg", "crack the egg into the bowl", "salt"]
+    whole = retrieval_scores(model, tokenizer, vocab, sentences, videos, max_len=32, window=4)
+    # 5 windows in all: 1 pair per chunk still means one sentence at a time, 7 pairs means one, 10 two
+    for pairs_per_chunk in (1, 7, 10):
+        chunked = retrieval_scores(
+            model, tokenizer, vocab, sentences, videos, max_len=32, window=4, pairs_per_chunk=pairs_per_chunk
+        )
+        assert np.allclose(chunked, whole, atol=1e-6)
+    direct = alignment_scores(model, tokenizer, vocab, [(s, v) for s in sentences for v in videos[1:]], max_len=32)
+    assert np.allclose(whole[:, 1:].ravel(), direct, atol=1e-6)  # one-window videos score their only window
+    assert retrieval_scores(model, tokenizer, vocab, [], videos, max_len=32).shape == (0, 3)
+
+
+def test_candidate_pool_is_a_seeded_sample_above_the_cap() -> None:
+    assert candidate_pool(5, 100, seed=0) == [0, 1, 2, 3, 4]
+    assert candidate_pool(500, 0, seed=0) == list(range(500))
+    pool = candidate_pool(500, 100, seed=3)
+    assert len(pool) == len(set(pool)) == 100 and pool == sorted(pool) and 0 <= pool[0] and pool[-1] < 500
+    assert pool == candidate_pool(500, 100, seed=3) and pool != candidate_pool(500, 100, seed=4)
+    with pytest.raises(VbertError, match="retrieval_max_videos"):
+        candidate_pool(5, -1, seed=0)
 
 
 def test_caption_features_average_video_and_slot_outputs(model_and_vocab, tokenizer) -> None:

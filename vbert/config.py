@@ -172,6 +172,9 @@ class EvalConfig:
     caption_max_len: int = 20  # words per generated caption (YouCook2 captions average ~9 words)
     caption_beam_size: int = 4
     caption_min_count: int = 2  # caption words seen fewer times become [UNK]
+    # Retrieval ranks every video for every sentence (cost ~ videos^2): above this many validation
+    # videos it ranks a seeded sample of this many (0: all of them).
+    retrieval_max_videos: int = 100
 
 
 @dataclass

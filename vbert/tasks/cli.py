@@ -128,11 +128,13 @@ def run_retrieval(
 ) -> tuple[dict[str, Any], str]:
     """Sentence -> validation video, recall@1/5/10."""
     from vbert.tasks.data import load_videos
-    from vbert.tasks.retrieval import recall_at_k, retrieval_scores
+    from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores
 
     artifacts = artifacts or Artifacts(config)
     model, vocab, tokenizer = _model(artifacts, device)
-    videos = load_videos(artifacts.tokens(), ("validation",))
+    every_video = load_videos(artifacts.tokens(), ("validation",))
+    pool = candidate_pool(len(every_video), config.eval.retrieval_max_videos, config.seed)
+    videos = [every_video[i] for i in pool]
     queries = [(s.sentence, i) for i, v in enumerate(videos) for s in v.segments]
     scores = retrieval_scores(
         model,
@@ -148,8 +150,11 @@ def run_retrieval(
         "rows": {"VideoBERT alignment": recall, "chance": chance},
         "num_queries": len(queries),
         "num_videos": len(videos),
+        "num_validation_videos": len(every_video),
     }
-    return result, f"{len(queries)} sentences, {len(videos)} videos (percent)\n\n" + _table(result["rows"])
+    sampled = f" (a seeded sample of the {len(every_video)} validation videos)" if len(videos) < len(every_video) else ""
+    head = f"{len(queries)} sentences, {len(videos)} videos{sampled} (percent)"
+    return result, head + "\n\n" + _table(result["rows"])
 
 
 def run_forecasting(

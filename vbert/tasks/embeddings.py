@@ -105,14 +105,26 @@ def alignment_scores(
     batch_size: int = 64,
 ) -> np.ndarray:
     """[N] probability that each sentence describes its visual words (the alignment head on [CLS])."""
-    model.eval()
     texts = tokenizer([p[0] for p in pairs], add_special_tokens=False)["input_ids"] if pairs else []
-    rows = [
-        build_input(list(t)[: max_len // 2], list(words), vocab, max_len)
-        for t, (_, words) in zip(texts, pairs)
-    ]
+    rows = [alignment_input(t, words, vocab, max_len) for t, (_, words) in zip(texts, pairs)]
+    return alignment_of_rows(model, rows, vocab.pad_id, batch_size)
+
+
+def alignment_input(
+    text_ids: Sequence[int], words: Sequence[int], vocab: Any, max_len: int
+) -> tuple[list[int], list[int]]:
+    """`[CLS] sentence [>] words [SEP]` (ids, token types): the sentence keeps at most half of max_len."""
+    return build_input(list(text_ids)[: max_len // 2], list(words), vocab, max_len)
+
+
+@torch.no_grad()
+def alignment_of_rows(
+    model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int, batch_size: int = 64
+) -> np.ndarray:
+    """[N] alignment probability of input rows already built (ids, token types)."""
+    model.eval()
     out = np.zeros(len(rows), np.float32)
-    for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
+    for start, ids, types, mask in _batches(list(rows), pad_id, batch_size, _device(model)):
         _, aligned = model.predict(ids, types, mask)  # [B]
         out[start : start + len(ids)] = aligned.float().cpu().numpy()
     return out

@@ -4,10 +4,15 @@ A video is longer than the model's input, so it is cut into windows of visual wo
 the sentence leaves room for, half-overlapping); a video's score for a sentence is the best
 alignment probability over its windows. Recall@k is the share of sentences whose own video is
 among the k best-ranked videos.
+
+Every sentence is scored against every window, so the cost grows with the square of the number of
+videos: with more validation videos than `eval.retrieval_max_videos`, retrieval ranks a seeded
+sample of that many (`candidate_pool`), and the queries are the sentences of the sampled videos.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +48,15 @@ def windows(words: Sequence[int], width: int) -> list[list[int]]:
     return [words[s : s + width] for s in starts]
 
 
+def candidate_pool(num_videos: int, max_videos: int, seed: int) -> list[int]:
+    """Indices of the videos retrieval ranks: all of them, or a seeded sample of max_videos (0: no cap)."""
+    if max_videos < 0:
+        raise VbertError(f"eval.retrieval_max_videos must be 0 (no cap) or positive, not {max_videos}")
+    if max_videos == 0 or num_videos <= max_videos:
+        return list(range(num_videos))
+    return sorted(random.Random(seed).sample(range(num_videos), max_videos))
+
+
 def retrieval_scores(
     model: Any,
     tokenizer: Any,
@@ -51,18 +65,29 @@ def retrieval_scores(
     videos: Sequence[Sequence[int]],
     max_len: int = 128,
     window: int | None = None,
+    batch_size: int = 64,
+    pairs_per_chunk: int = 65536,
 ) -> np.ndarray:
-    """[Q, C]: for each sentence and video, the best alignment probability over the video's windows."""
-    from vbert.tasks.embeddings import alignment_scores
+    """[Q, C]: for each sentence and video, the best alignment probability over the video's windows.
+
+    Sentences are tokenized once and the (sentence, window) inputs are built a chunk of about
+    `pairs_per_chunk` at a time, so memory stays flat however many pairs there are.
+    """
+    from vbert.tasks.embeddings import alignment_input, alignment_of_rows
 
     width = window or max_len // 2 - 1
     pieces = [(c, w) for c, video in enumerate(videos) for w in windows(video, width)]
     if not pieces:
         raise VbertError("retrieval: no candidate video has visual words")
-    pairs = [(s, w) for s in sentences for _, w in pieces]
-    flat = alignment_scores(model, tokenizer, vocab, pairs, max_len)  # [Q * W]
-    per_window = flat.reshape(len(sentences), len(pieces))
+    owner = np.array([c for c, _ in pieces])  # [W] video of each window
+    texts = tokenizer(list(sentences), add_special_tokens=False)["input_ids"] if len(sentences) else []
     out = np.full((len(sentences), len(videos)), -np.inf)
-    for j, (c, _) in enumerate(pieces):
-        out[:, c] = np.maximum(out[:, c], per_window[:, j])
+    step = max(1, pairs_per_chunk // len(pieces))  # sentences per chunk
+    for q0 in range(0, len(texts), step):
+        chunk = texts[q0 : q0 + step]
+        rows = [alignment_input(t, w, vocab, max_len) for t in chunk for _, w in pieces]
+        per_window = alignment_of_rows(model, rows, vocab.pad_id, batch_size).reshape(len(chunk), -1)
+        best = np.full((len(videos), len(chunk)), -np.inf)  # [C, q]
+        np.maximum.at(best, owner, per_window.T)  # each video keeps its best window
+        out[q0 : q0 + len(chunk)] = best.T
     return out
