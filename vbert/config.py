@@ -72,7 +72,7 @@ class VocabConfig:
     max_iter: int = 50
     tol: float = 1e-4  # Lloyd stops when centroids move less than tol x the node's feature variance (sklearn's rule)
     # "tree": descend the tree, as the paper's hierarchical k-means does; "nearest": nearest of all
-    # leaves (slightly lower distortion, k**(depth-1) times more distance computations)
+    # leaves (slightly lower distortion, k**(depth-1) / depth times more distance computations)
     assignment: Literal["tree", "nearest"] = "tree"
     words_per_segment: int = 16  # the paper: video without narration is cut into 16-token "sentences"
 

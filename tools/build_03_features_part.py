@@ -1,6 +1,6 @@
 """Insert the features part into notebooks/03_video_features.ipynb, leaving the other cells alone.
 
-    python notebooks/build_03_features_part.py notebooks/03_video_features.ipynb
+    python tools/build_03_features_part.py notebooks/03_video_features.ipynb
     jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
         notebooks/03_video_features.ipynb
 
