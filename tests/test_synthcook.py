@@ -261,6 +261,20 @@ def test_resume_keeps_finished_videos_and_records_failures(tmp_path, monkeypatch
     assert sorted(database) == ["sc_train_00000", "sc_train_00001"]
 
 
+def test_other_settings_in_the_same_folder_render_every_file_again(tmp_path, capsys):
+    small = ["data.num_train_videos=1", "data.num_val_videos=0", "data.action_clips_per_class=1"]
+    root = generate_synthcook(tmp_path / "sc", micro_config(*small), show_progress=False, workers=1)
+    video, clip = root / "videos" / "sc_train_00000.mp4", sorted((root / "action_clips").glob("*.mp4"))[0]
+    assert probe(video).width == 48 and probe(clip).width == 48
+    (root / "videos" / "sc_train_00099.mp4").write_bytes(b"left by the old settings")
+    # same frame counts (durations do not depend on the size): only the recorded settings tell them apart
+    generate_synthcook(root, micro_config(*small, "data.width=32", "data.height=32"), show_progress=False, workers=1)
+    assert "rendered with other settings" in capsys.readouterr().out
+    assert probe(video).width == 32 and probe(clip).width == 32
+    assert not (root / "videos" / "sc_train_00099.mp4").exists()
+    assert json.loads((root / "manifest.json").read_text(encoding="utf-8"))["config"]["data"]["width"] == 32
+
+
 def test_ensure_synthcook_builds_once(tmp_path, monkeypatch):
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     config = micro_config("data.num_train_videos=1", "data.num_val_videos=0", "data.action_clips_per_class=1")

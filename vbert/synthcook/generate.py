@@ -10,6 +10,7 @@ pipeline's "generate" stage.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -22,7 +23,7 @@ import cv2
 from vbert.config import Config
 from vbert.dataset import Failure
 from vbert.errors import DataError
-from vbert.manifest import atomic_write_json, cached_stage, is_complete, write_manifest
+from vbert.manifest import MANIFEST, atomic_write_json, cached_stage, is_complete, json_hash, write_manifest
 from vbert.progress import progress, quiet
 from vbert.synthcook.narration import narrate
 from vbert.synthcook.plan import ActionClipPlan, VideoPlan, plan_action_clips, plan_video
@@ -64,6 +65,14 @@ def _finished(path: Path, frames: int) -> bool:
         return path.is_file() and probe(path).frame_count == frames
     except DataError:
         return False
+
+
+def _rendered_under(root: Path) -> str | None:
+    """The config hash of the settings the files in `root` were rendered with (None: unknown)."""
+    try:
+        return json.loads((root / MANIFEST).read_text(encoding="utf-8")).get("config_hash")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def _render_job(job: dict[str, Any]) -> tuple[str, str | None]:
@@ -118,6 +127,10 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     if is_complete(root, key):
         return root
     started = time.perf_counter()
+    if _rendered_under(root) not in (None, json_hash(key)):  # other data settings, seed or generator
+        print(f"[vbert generate] {root}: its videos were rendered with other settings; rendering again", flush=True)
+        for folder in ("videos", "action_clips"):
+            shutil.rmtree(root / folder, ignore_errors=True)
     for folder in ("videos", "action_clips"):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for stale in (root / folder).glob(".tmp-*"):  # left by an interrupted run
@@ -127,6 +140,7 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     jobs = [_video_job(p, root, config) for p in plans] + [_clip_job(c, root, config) for c in clips]
     fps = config.data.fps
     todo = [j for j in jobs if not _finished(Path(j["path"]), max(1, int(round(j["duration"] * fps))))]
+    write_manifest(root, "generate", key, complete=False)  # the files rendered from here on are this key's
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))  # rendering is CPU-bound
     errors: dict[str, str] = {}
     bar = progress(total=len(jobs), initial=len(jobs) - len(todo), desc="synthcook", unit="video",
