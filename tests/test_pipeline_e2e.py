@@ -168,20 +168,44 @@ def test_a_changed_input_reruns_what_depends_on_it_and_force_reruns(run, tmp_pat
     before = _stamps(copy)
     forced = pipeline.run_pipeline(config, copy, force=True, only=["tokenize"])
     assert [r.status for r in forced] == ["ran"]
-    # pretrain's own manifest (same config) still looks complete: pipeline.json tells that its input changed
+    # the same tokens again, byte for byte: pipeline.json says tokenize changed, and pretrain, which
+    # compares the token file itself, keeps its model
+    results = pipeline.run_pipeline(config, copy, only=upto)
+    assert {r.status for r in results} == {"skipped"} and results[-1].changed == ["tokenize"]
+    assert _stamps(copy)["pretrain"] == before["pretrain"]
+    # other visual words (k = 2): the vocabulary, the tokens and the model are made again
+    config = micro_config(tmp_path, "vocab.k=2")
     results = pipeline.run_pipeline(config, copy, only=upto)
     assert {r.name: r.status for r in results} == {
-        "generate": "skipped", "extract": "skipped", "vocab": "skipped", "tokenize": "skipped", "pretrain": "rerun"}
-    assert results[-1].changed == ["tokenize"]
+        "generate": "skipped", "extract": "skipped", "vocab": "ran", "tokenize": "rerun", "pretrain": "rerun"}
+    assert results[-1].changed == ["tokenize", "vocab"]
     after = _stamps(copy)
     assert after["pretrain"] != before["pretrain"]
-    assert all(after[k] == before[k] for k in ("synthcook", "features", "vocab"))
+    assert all(after[k] == before[k] for k in ("synthcook", "features"))
     manifest = json.loads((copy / "pretrain" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["inputs"]["tokens"] == file_sha256(copy / "tokenize" / "tokens.jsonl")
     again = pipeline.run_pipeline(config, copy, only=upto)
     assert {r.status for r in again} == {"skipped"}
     forced = pipeline.run_pipeline(config, copy, force=True, only=["vocab"])
     assert [r.status for r in forced] == ["ran"] and _stamps(copy)["vocab"] != after["vocab"]
+
+
+def test_a_changed_training_setting_retrains_and_a_setting_that_only_runs_it_does_not(run, tmp_path: Path) -> None:
+    _, out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    weights = (copy / "pretrain" / "videobert.safetensors").read_bytes()
+    kept = micro_config(tmp_path, "pretrain.keep_checkpoints=5", "pretrain.log_every=4")
+    assert [r.status for r in pipeline.run_pipeline(kept, copy, only=["pretrain"])] == ["skipped"]
+    # another learning rate: trained again from step 0, not "resumed" from the finished run's last step
+    other = micro_config(tmp_path, "pretrain.lr=0.001")
+    assert [r.status for r in pipeline.run_pipeline(other, copy, only=["pretrain"])] == ["ran"]
+    steps = [json.loads(line)["step"] for line in (copy / "pretrain" / "metrics.jsonl").read_text(
+        encoding="utf-8").splitlines()]
+    assert steps == [2, 4, 6, 8]
+    assert (copy / "pretrain" / "videobert.safetensors").read_bytes() != weights
+    manifest = json.loads((copy / "pretrain" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["pretrain"]["lr"] == 0.001
 
 
 def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Path) -> None:

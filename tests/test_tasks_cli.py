@@ -108,6 +108,19 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     pipeline.run_pipeline(config, run, only=["evaluate"], force=True)
     assert calls == ["zero-shot", "captioning", "retrieval"]  # forced: every task again
 
+    # A pretraining setting that changes no table (how many checkpoints it keeps) reruns nothing.
+    calls.clear()
+    pipeline.run_pipeline(load_config("tiny", ["pretrain.keep_checkpoints=7"]), run, only=["evaluate"])
+    assert calls == []
+    # A task that fails leaves no table of an earlier run behind for the report to show.
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", broken)
+    with pytest.raises(StageError):
+        pipeline.run_pipeline(config, run, only=["evaluate"], force=True)
+    assert not (run / "eval" / "captioning.json").exists() and not (run / "eval" / "captioning.md").exists()
+    assert "the task failed" in (run / "report.md").read_text(encoding="utf-8")
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+
     # A new model (its manifest changed) makes every task run again; interrupted part-way, the
     # next run keeps what was finished on the new model.
     write_manifest(run / "pretrain", "pretrain", {"steps": 2})

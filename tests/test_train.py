@@ -213,6 +213,41 @@ def test_bad_resumes_and_empty_data_are_refused_before_training(tmp_path):
         Trainer(ToyModel(), tiny_config(), tmp_path / "empty", ToyBatches(length=0)).fit()
 
 
+def test_a_checkpoint_of_another_recipe_is_refused_continued_on_request_or_replaced(tmp_path, capsys):
+    recipe = {"pretrain": {"lr": 0.01}, "tokens": "abc"}
+    Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches(), recipe=recipe).fit()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*.pt")) == [
+        "step-0000004.pt", "step-0000008.pt"]
+    other = {"pretrain": {"lr": 0.02}, "tokens": "abc"}
+    with pytest.raises(DataError, match=r"step-0000008\.pt: checkpoint of step 8 .*differs in: pretrain\.lr.*--fresh"):
+        Trainer(ToyModel(), tiny_config(steps=10, lr=0.02), tmp_path, ToyBatches(), recipe=other).fit()
+    # the same recipe continues silently; settings that only run it (logging, checkpoints) are not in it
+    same = Trainer(ToyModel(), tiny_config(steps=10, log_every=5), tmp_path, ToyBatches(), recipe=recipe).fit()
+    assert same.step == 10 and "differs" not in capsys.readouterr().out
+    # --resume ("require") continues under the new recipe and says what changed
+    continued = Trainer(ToyModel(), tiny_config(steps=12, lr=0.02), tmp_path, ToyBatches(), recipe=other,
+                        resume="require")
+    assert continued.fit().step == 12 and continued.history[0]["step"] == 1  # earlier rows kept
+    assert "continuing under changed settings (differs in: pretrain.lr)" in capsys.readouterr().out
+    # "if-same" (a pipeline stage whose settings changed): another recipe starts over, and the old
+    # checkpoints go, so the folder never mixes two runs
+    fresh = Trainer(ToyModel(), tiny_config(steps=2, checkpoint_every=2), tmp_path, ToyBatches(),
+                    recipe={"pretrain": {"lr": 0.03}, "tokens": "abc"}, resume="if-same")
+    assert fresh.fit().step == 2
+    assert "starting over" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step-*.pt")] == ["step-0000002.pt"]
+    assert len(losses(tmp_path / "metrics.jsonl")) == 2
+
+
+def test_starting_over_removes_the_checkpoints_of_the_earlier_run(tmp_path):
+    Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches()).fit()
+    with pytest.raises(Crash):  # killed before its first checkpoint
+        Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches(), resume="never",
+                callbacks=[crash_at(1)]).fit()
+    assert latest_checkpoint(tmp_path) is None  # nothing of the earlier run is left to resume by mistake
+    assert not list((tmp_path / "checkpoints").glob("step-*.pt"))
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     Trainer(ToyModel(), tiny_config(steps=2, checkpoint_every=2), tmp_path, ToyBatches()).fit()
     path = latest_checkpoint(tmp_path)

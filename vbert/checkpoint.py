@@ -90,6 +90,26 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def clear_checkpoints(run_dir: str | Path) -> None:
+    """Remove a run folder's checkpoints and its `latest.json` (a new run starts in the folder)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    (folder / LATEST).unlink(missing_ok=True)  # first: a crash midway leaves nothing to resume by mistake
+    for old in folder.glob("step-*.pt"):
+        old.unlink(missing_ok=True)
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings whose values differ between two nested dicts."""
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += changed_settings(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
+
+
 def kept_steps(run_dir: str | Path) -> list[int]:
     """The steps whose checkpoints a run folder still holds, in order."""
     names = (p.stem.split("-", 1)[1] for p in (Path(run_dir) / CHECKPOINT_DIR).glob("step-*.pt"))

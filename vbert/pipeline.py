@@ -108,7 +108,7 @@ def _pretrain_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any
 
 # keep this after the "tokenize" stage
 STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretrain)", _pretrain_stage,
-                    reads=("vocab", "tokenize")))
+                    reads=("vocab", "tokenize"), checks_inputs=True))
 
 
 def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:

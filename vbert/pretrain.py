@@ -6,12 +6,17 @@
 The output folder holds `checkpoints/` (resumable), `metrics.jsonl`, `tensorboard/`, and when the
 run is complete: `videobert.safetensors` (encoder + both heads), `bert_config.json`,
 `joint_vocab.json`, `tokenizer/`, `hf/` (a `transformers` BertForMaskedLM directory) and a manifest.
-Re-running the same command continues an interrupted run from its latest checkpoint.
+Re-running the same command continues an interrupted run from its latest checkpoint. A checkpoint
+trained with other settings (the "recipe": seed, text, model and pretrain settings other than those
+in `RUN_ONLY_SETTINGS`, the tokens, the centroids) is refused unless `--resume` asks to continue it
+anyway; the "pretrain" stage of `vbert run` trains again instead, and skips a finished model whose
+recipe is unchanged, whatever the run-only settings say.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,8 +29,8 @@ from vbert.checkpoint import checkpoint_at, load_checkpoint
 from vbert.config import Config
 from vbert.distributed import init_distributed
 from vbert.errors import ConfigError, DataError
-from vbert.manifest import (MANIFEST, atomic_write_json, cached_stage, file_sha256, is_complete, read_manifest,
-                            write_manifest)
+from vbert.manifest import (MANIFEST, atomic_write_json, cached_stage, file_sha256, is_complete, json_hash,
+                            read_manifest, write_manifest)
 from vbert.model import BertConfig
 from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
 from vbert.train import Trainer, TrainResult
@@ -40,17 +45,49 @@ def token_file(data: str | Path) -> Path:
     return path / "tokens.jsonl" if path.is_dir() else path
 
 
-def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse: bool = True) -> Any:
-    """The text tokenizer: the BERT checkpoint's own, one saved in `out_dir` (when `reuse`), or a new one."""
+# Settings that decide how a run logs, saves and feeds the GPU, not what it learns: changing them
+# neither makes a finished model stale nor stops a checkpoint from being continued.
+RUN_ONLY_SETTINGS = ("keep_checkpoints", "log_every", "checkpoint_every", "num_workers", "tensorboard",
+                     "compile", "compile_mode")
+TOKENIZER_SOURCE = "vbert-source.json"  # beside a trained tokenizer: the settings and text it was trained on
+
+
+def result_config(config: Config) -> dict[str, Any]:
+    """The config as a dict without the settings that only run pretraining (`RUN_ONLY_SETTINGS`)."""
+    data = config.to_dict()
+    data["pretrain"] = {k: v for k, v in data["pretrain"].items() if k not in RUN_ONLY_SETTINGS}
+    return data
+
+
+def training_recipe(config: Config, tokens_sha: str, centroids_sha: str | None = None) -> dict[str, Any]:
+    """What decides the trained weights: seed, text, model and training settings, the tokens (and centroids)."""
+    data = result_config(config)
+    recipe = {"seed": data["seed"], "text": data["text"], "model": data["model"], "pretrain": data["pretrain"],
+              "tokens": tokens_sha}
+    if centroids_sha is not None:
+        recipe["centroids"] = centroids_sha
+    return recipe
+
+
+def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse: bool = True,
+                      source: dict[str, Any] | None = None) -> Any:
+    """The text tokenizer: the BERT checkpoint's own, one saved in `out_dir` (when `reuse` and it was
+    trained from the same `source`: text settings and token file), or a new one."""
     from vbert.text import build_tokenizer, load_tokenizer
 
     if config.model.init_from:
         return load_tokenizer(config.model.init_from, lowercase=config.text.lowercase)
     saved = out_dir / "tokenizer"
+    source = json.loads(json.dumps(source if source is not None else {"text": config.to_dict()["text"]}))
     if reuse and config.text.tokenizer == "train" and (saved / "vocab.txt").is_file():
-        return load_tokenizer(saved, lowercase=config.text.lowercase)  # a resumed run keeps its vocabulary
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            if json.loads((saved / TOKENIZER_SOURCE).read_text(encoding="utf-8")) == source:
+                return load_tokenizer(saved, lowercase=config.text.lowercase)  # a resumed run keeps its vocabulary
     texts = [s["text"] for r in records for s in r["sentences"]]
-    return build_tokenizer(config.text, texts, saved)
+    tokenizer = build_tokenizer(config.text, texts, saved)
+    if config.text.tokenizer == "train":
+        atomic_write_json(saved / TOKENIZER_SOURCE, source)
+    return tokenizer
 
 
 def tokens_vocab_hash(data: str | Path) -> str | None:
@@ -113,13 +150,16 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
                           f"{config.model.max_position_embeddings}")
     if resume == "require" and not (out_dir / "checkpoints" / "latest.json").is_file():
         raise DataError(f"{out_dir}: nothing to resume, no checkpoint in {out_dir / 'checkpoints'}")
+    tokens_sha = file_sha256(tokens)
+    recipe = training_recipe(config, tokens_sha, file_sha256(vocab_file) if centroids_used(config, vocab_file) else None)
+    source = {"text": recipe["text"], "tokens": tokens_sha}
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer = prepare_tokenizer(config, records, out_dir, reuse=resume != "never")
+        tokenizer = prepare_tokenizer(config, records, out_dir, reuse=resume != "never", source=source)
     if dist.enabled:
         torch.distributed.barrier()  # rank 0 trained the tokenizer; the others load it
         if not dist.is_main:
-            tokenizer = prepare_tokenizer(config, records, out_dir)
+            tokenizer = prepare_tokenizer(config, records, out_dir, source=source)
     vocab = JointVocab.from_tokenizer(tokenizer, visual_size)
     videos = tokenize_records(records, tokenizer)
     builder = ExampleBuilder(videos, vocab, pcfg, source=str(tokens))
@@ -130,14 +170,26 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
                               num_workers=pcfg.num_workers, pin_memory=dev.type == "cuda")
     identity = {"model": dataclasses.asdict(model.config), "vocab": vocab.to_dict(), "max_seq_len": pcfg.max_seq_len}
     trainer = Trainer(model, pcfg, out_dir, batches, device=dev, seed=config.seed, identity=identity,
-                      resume=resume, callbacks=callbacks)
+                      recipe=recipe, resume=resume, callbacks=callbacks)
     result = trainer.fit()
     if dist.is_main:
         save_pretrained(model, vocab, tokenizer, out_dir)
-        write_manifest(out_dir, "pretrain", config.to_dict(), inputs={"tokens": file_sha256(tokens)},
+        write_manifest(out_dir, "pretrain", config.to_dict(), inputs={"tokens": tokens_sha},
                        outputs={WEIGHTS: file_sha256(out_dir / WEIGHTS)}, steps=result.step,
-                       final=result.history[-1] if result.history else {})
+                       final=result.history[-1] if result.history else {}, recipe_hash=json_hash(recipe))
     return result
+
+
+def centroids_used(config: Config, vocab_file: str | Path | None) -> bool:
+    """True when the visual rows start from the centroids of `vocab_file`."""
+    return config.pretrain.visual_init == "centroids" and vocab_file is not None
+
+
+def trained_with(folder: Path, recipe: dict[str, Any]) -> bool:
+    """True when `folder` holds a finished pretraining of `recipe` (settings that only run it may differ)."""
+    if not is_complete(folder):
+        return False
+    return read_manifest(folder).get("recipe_hash") == json_hash(recipe)
 
 
 def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer: Any, out_dir: Path) -> None:
@@ -243,10 +295,14 @@ def ensure_pretrained(config: Config) -> Path:
 def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     """The "pretrain" stage of `vbert run`: tokens of run_dir/tokenize -> run_dir/pretrain."""
     out = run_dir / "pretrain"
-    if not force and is_complete(out, config.to_dict()):
-        return {"skipped": "complete", "folder": str(out)}
     vocab_file = _vocab_file(run_dir / "vocab") if config.pretrain.visual_init == "centroids" else None
-    result = run_pretraining(config, run_dir / "tokenize", out, resume="never" if force else "auto",
+    tokens = token_file(run_dir / "tokenize")
+    if not force and tokens.is_file():
+        centroids = file_sha256(vocab_file) if centroids_used(config, vocab_file) and vocab_file.is_file() else None
+        if trained_with(out, training_recipe(config, file_sha256(tokens), centroids)):
+            return {"skipped": "complete", "folder": str(out)}
+    # changed settings or tokens: checkpoints of this recipe (an interrupted run) continue, others start over
+    result = run_pretraining(config, run_dir / "tokenize", out, resume="never" if force else "if-same",
                              vocab_file=vocab_file)
     last = result.history[-1] if result.history else {}
     return {"steps": result.step, "loss": round(last.get("loss", float("nan")), 4),
@@ -263,8 +319,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-file", default=None, help="visual vocabulary (.safetensors) for visual_init=centroids")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (torchrun assigns cuda:LOCAL_RANK)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true", help="require a checkpoint in --out and continue it")
-    group.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out and start over")
+    group.add_argument("--resume", action="store_true",
+                       help="require a checkpoint in --out and continue it, also under changed settings")
+    group.add_argument("--fresh", action="store_true", help="remove the checkpoints in --out and start over")
 
 
 def main(args: argparse.Namespace) -> int:

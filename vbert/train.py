@@ -28,7 +28,9 @@ import torch
 from torch import nn
 
 from vbert.checkpoint import (
+    changed_settings,
     checkpoint_name,
+    clear_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     rng_state,
@@ -45,6 +47,7 @@ from vbert.progress import progress
 
 Batch = dict[str, torch.Tensor]
 Callback = Callable[["Trainer"], None]
+RESUME_MODES = ("auto", "require", "if-same", "never")
 
 
 class TrainingDiverged(VbertError):
@@ -82,8 +85,16 @@ class Trainer:
     `data` is an iterable of batches for this process; when it has `state_dict()` and
     `load_state_dict()` its position is checkpointed, otherwise a resumed run skips the batches
     already consumed. `identity` (any JSON-able dict: the model config, the vocabulary) is stored in
-    each checkpoint; resuming against a different identity is refused. `resume` is "auto" (continue
-    when a checkpoint exists), "require" (a checkpoint must exist) or "never".
+    each checkpoint; resuming against a different identity is refused. `recipe` (JSON-able: what
+    decides the trained weights, such as the learning rate and the data) is stored too. `resume`:
+
+    - "auto": continue a checkpoint when there is one; one trained with another recipe is refused;
+    - "require": a checkpoint must exist; it is continued under the new recipe if that changed;
+    - "if-same": continue a checkpoint of the same identity and recipe, otherwise start over;
+    - "never": start over.
+
+    Starting over in a folder that holds checkpoints removes them first, so that the folder never
+    mixes checkpoints of two runs.
     """
 
     def __init__(
@@ -96,6 +107,7 @@ class Trainer:
         device: torch.device | str | None = None,
         seed: int = 0,
         identity: dict[str, Any] | None = None,
+        recipe: dict[str, Any] | None = None,
         resume: str = "auto",
         callbacks: Sequence[Callback] = (),
     ) -> None:
@@ -104,9 +116,10 @@ class Trainer:
         self.data = data
         self.seed = seed
         self.identity = json.loads(json.dumps(identity or {}))
+        self.recipe = json.loads(json.dumps(recipe)) if recipe is not None else None
         self.callbacks = list(callbacks)
-        if resume not in ("auto", "require", "never"):
-            raise VbertError(f"resume must be 'auto', 'require' or 'never', got {resume!r}")
+        if resume not in RESUME_MODES:
+            raise VbertError(f"resume must be one of {', '.join(RESUME_MODES)}, got {resume!r}")
         self.resume = resume
         requested = torch.device(device) if device is not None else next(model.parameters()).device
         self.dist, self.device = init_distributed(requested)
@@ -177,6 +190,10 @@ class Trainer:
             raise VbertError(f"pretrain.steps must be positive, got {self.config.steps}")
         resumed = self._maybe_resume()
         if not resumed:
+            if self.dist.is_main and self.out_dir is not None:
+                clear_checkpoints(self.out_dir)  # a new run: no checkpoint of an earlier one stays beside its own
+            if self.dist.enabled:
+                torch.distributed.barrier()
             torch.manual_seed(self.seed + self.dist.rank)  # dropout differs per rank, reproducibly
         self._open_logs(resumed)
         batches = self._batch_stream()
@@ -324,6 +341,10 @@ class Trainer:
 
             self._writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step + 1)
 
+    def _say(self, message: str) -> None:
+        if self.dist.is_main:
+            print(f"[vbert train] {message}", flush=True)
+
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
@@ -337,6 +358,7 @@ class Trainer:
             "step": self.step,
             "batches_seen": self.batches_seen,
             "identity": self.identity,
+            "recipe": self.recipe,
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -368,10 +390,22 @@ class Trainer:
             return False
         state = load_checkpoint(path)
         if state.get("identity") != self.identity:
-            saved = state.get("identity") or {}
-            diff = sorted(k for k in set(saved) | set(self.identity) if saved.get(k) != self.identity.get(k))
+            diff = ", ".join(changed_settings(state.get("identity") or {}, self.identity)) or "identity"
+            if self.resume == "if-same":
+                self._say(f"{path}: written for another model or vocabulary (differs in: {diff}); starting over")
+                return False
             raise DataError(f"{path}: checkpoint was written for another configuration (differs in: "
-                            f"{', '.join(diff) or 'identity'}); use a fresh --out folder")
+                            f"{diff}); use a fresh --out folder")
+        if self.recipe is not None and state.get("recipe") != self.recipe:
+            diff = ", ".join(changed_settings(state.get("recipe") or {}, self.recipe)) or "recipe"
+            if self.resume == "if-same":
+                self._say(f"{path}: trained with other settings (differs in: {diff}); starting over")
+                return False
+            if self.resume == "auto":
+                raise DataError(f"{path}: checkpoint of step {state.get('step')} was trained with other settings "
+                                f"(differs in: {diff}); --resume continues it under the new ones, --fresh starts "
+                                "over, or use another --out folder")
+            self._say(f"{path}: continuing under changed settings (differs in: {diff})")
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

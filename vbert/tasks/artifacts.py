@@ -137,16 +137,14 @@ class Artifacts:
             from vbert.pretrain import ensure_pretrained
 
             return ensure_pretrained(config)
-        from vbert.manifest import file_sha256, is_complete
-        from vbert.pretrain import run_pretraining, token_file
+        from vbert.manifest import file_sha256
+        from vbert.pretrain import run_pretraining, token_file, trained_with, training_recipe
 
         self._check_model_trained_on_tokens()
         out = self.run_dir / "eval" / "text-only-bert"
-        inputs = {"tokens": file_sha256(token_file(self.tokens()))}
-        if not is_complete(out, config.to_dict(), inputs):
-            # finished on other tokens or another config: start over; killed part-way: resume
-            stale = (out / "manifest.json").is_file()
-            run_pretraining(config, self.tokens(), out, resume="never" if stale else "auto")
+        if not trained_with(out, training_recipe(config, file_sha256(token_file(self.tokens())))):
+            # checkpoints of the same recipe (killed part-way) continue; of another recipe, start over
+            run_pretraining(config, self.tokens(), out, resume="if-same")
         return out
 
     def _check_model_trained_on_tokens(self) -> None:

@@ -295,6 +295,7 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
     from vbert.device import select_device
     from vbert.manifest import file_sha256, is_complete, json_hash, read_json, write_manifest
     from vbert.pipeline import input_hashes, stage_named
+    from vbert.pretrain import result_config
     from vbert.train import TrainingStopped
 
     out = run_dir / "eval"
@@ -304,9 +305,9 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
         raise DataError(f"{run_dir}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
                         f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)")
     inputs = input_hashes(run_dir, stage)  # the stage checks them itself (checks_inputs)
-    if not force and is_complete(out, config.to_dict(), inputs):
+    spec = result_config(config)  # how often pretraining logs or saves changes no table
+    if not force and is_complete(out, spec, inputs):
         return {"skipped": "complete", "folder": str(out)}
-    spec = config.to_dict()
     done = {} if force else _finished_earlier(out, json_hash(spec), inputs)
     device = str(select_device())
     artifacts = Artifacts(config, run_dir)
@@ -330,6 +331,8 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
                 reason = f"{type(err).__name__}: {err}"
                 print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
                 failures.append({"item": task, "reason": reason})
+                for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
+                    stale.unlink(missing_ok=True)
             else:
                 write_result(out, task, result, text)
                 outputs[name] = file_sha256(out / name)
