@@ -10,6 +10,7 @@ import pytest
 
 from vbert.config import load_config
 from vbert.dataset import Narration
+from vbert.errors import DataError
 from vbert.synthcook import (
     NOUNS,
     RECIPES,
@@ -273,6 +274,22 @@ def test_other_settings_in_the_same_folder_render_every_file_again(tmp_path, cap
     assert probe(video).width == 32 and probe(clip).width == 32
     assert not (root / "videos" / "sc_train_00099.mp4").exists()
     assert json.loads((root / "manifest.json").read_text(encoding="utf-8"))["config"]["data"]["width"] == 32
+
+
+def test_a_folder_that_is_not_a_synthcook_dataset_is_never_written_over_or_deleted(tmp_path):
+    from vbert.cli import main
+
+    other = tmp_path / "data"
+    (other / "youcook2").mkdir(parents=True)
+    (other / "youcook2" / "annotations.json").write_text("{}", encoding="utf-8")
+    args = ["generate", "--preset", "tiny", "--out", str(other), "--set", "data.num_train_videos=1"]
+    assert main([*args, "--force"]) == 2
+    assert main(args) == 2
+    assert (other / "youcook2" / "annotations.json").read_text(encoding="utf-8") == "{}"  # untouched
+    with pytest.raises(DataError, match="is a file"):
+        generate_synthcook(other / "youcook2" / "annotations.json", micro_config(), show_progress=False)
+    with pytest.raises(DataError, match=r"not part of a SynthCook dataset \(youcook2\)"):
+        generate_synthcook(other, micro_config(), show_progress=False)
 
 
 def test_ensure_synthcook_builds_once(tmp_path, monkeypatch):

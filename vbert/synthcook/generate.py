@@ -67,6 +67,29 @@ def _finished(path: Path, frames: int) -> bool:
         return False
 
 
+# What a SynthCook folder holds; a folder with anything else is not one (and is never written over or deleted).
+DATASET_ENTRIES = {"videos", "action_clips", "annotations.json", "narrations.json", "action_clips.json",
+                   "world.json", MANIFEST}
+
+
+def check_dataset_folder(root: Path) -> None:
+    """Refuse a folder that holds files other than a SynthCook dataset's (before writing or deleting)."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: is a file, not a folder for a SynthCook dataset")
+    others = sorted(p.name for p in root.iterdir() if p.name not in DATASET_ENTRIES) if root.is_dir() else []
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise DataError(f"{root}: holds files that are not part of a SynthCook dataset ({shown}); "
+                        "generate into an empty or new folder")
+
+
+def remove_dataset(root: Path) -> None:
+    """Delete a SynthCook folder (for --force), after checking that it is one."""
+    check_dataset_folder(root)
+    if root.exists():
+        shutil.rmtree(root)
+
+
 def _rendered_under(root: Path) -> str | None:
     """The config hash of the settings the files in `root` were rendered with (None: unknown)."""
     try:
@@ -123,6 +146,7 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     """Generate (or finish generating) the SynthCook dataset of `config` into `out_dir`."""
     check_world()
     root = Path(out_dir)
+    check_dataset_folder(root)
     key = generation_key(config)
     if is_complete(root, key):
         return root
@@ -188,8 +212,8 @@ def run_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     from vbert.manifest import read_manifest
 
     out = Path(run_dir) / "synthcook"
-    if force and out.exists():
-        shutil.rmtree(out)
+    if force:
+        remove_dataset(out)
     generate_synthcook(out, config)
     manifest = read_manifest(out)
     return {"videos": manifest["videos"], "action_clips": manifest["action_clips"],
@@ -203,7 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/synthcook", help="output folder (default: runs/synthcook)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
-    parser.add_argument("--force", action="store_true", help="delete the folder and generate again")
+    parser.add_argument("--force", action="store_true",
+                        help="delete the dataset in --out (only a SynthCook folder) and generate again")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -213,8 +238,8 @@ def main(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = Path(args.out)
-    if args.force and out.exists():
-        shutil.rmtree(out)
+    if args.force:
+        remove_dataset(out)
     start = time.perf_counter()
     generate_synthcook(out, config, workers=args.workers)
     manifest = read_manifest(out)
