@@ -90,3 +90,40 @@ def test_section_hash_changes_only_with_its_sections() -> None:
     b = load_config("tiny", ["model.num_layers=3"])
     assert a.section_hash("data", "video") == b.section_hash("data", "video")
     assert a.section_hash("model") != b.section_hash("model")
+
+
+def test_scientific_notation_is_a_number_where_a_number_is_expected(tmp_path: Path) -> None:
+    # YAML reads 1e-3 (no decimal point) as text; a float setting takes it as the number it means
+    assert load_config("tiny", ["pretrain.lr=1e-3"]).pretrain.lr == 0.001
+    assert load_config("tiny", ["pretrain.steps=2e3"]).pretrain.steps == 2000
+    path = tmp_path / "mine.yaml"
+    path.write_text("preset: tiny\npretrain:\n  lr: 2e-4\n", encoding="utf-8")
+    assert load_config(path).pretrain.lr == 0.0002
+    with pytest.raises(ConfigError, match=r"pretrain\.steps: expected int, got '1\.5e0'"):
+        load_config("tiny", ["pretrain.steps=1.5e0"])  # not a whole number
+    with pytest.raises(ConfigError, match=r"pretrain\.lr: expected float, got 'fast'"):
+        load_config("tiny", ["pretrain.lr=fast"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.num_heads=5", r"model\.num_heads: 5 does not divide model\.hidden_size"),
+    ("model.hidden_size=0", r"model\.hidden_size: must be at least 1, got 0"),
+    ("pretrain.mask_prob=1.5", r"pretrain\.mask_prob: must be above 0 and at most 1, got 1\.5"),
+    ("pretrain.random_frac=0.5", r"pretrain\.random_frac: mask_frac 0\.8 \+ random_frac 0\.5 exceed 1"),
+    ("pretrain.regime_mix=[0, 0, 0]", r"pretrain\.regime_mix: must be three shares"),
+    ("vocab.k=1", r"vocab\.k: must be at least 2"),
+    ("vocab.depth=0", r"vocab\.depth: must be at least 1"),
+    ("video.fps=0", r"video\.fps: must be positive"),
+    ("pretrain.steps=0", r"pretrain\.steps: must be at least 1"),
+    ("eval.retrieval_max_videos=-1", r"eval\.retrieval_max_videos: must be 0 \(no cap\) or more"),
+])
+def test_values_no_stage_can_use_are_refused_naming_the_override(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^override '{override.replace('[', '.').replace(']', '.')}': {message}"):
+        load_config("tiny", [override])
+
+
+def test_a_bad_value_in_a_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("preset: tiny\nmodel:\n  num_layers: 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{path}: model\.num_layers: must be at least 1, got 0"):
+        load_config(path, ["pretrain.steps=5"])  # an unrelated override is not blamed

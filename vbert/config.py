@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from vbert.config_rules import validate
 from vbert.errors import ConfigError
 
 PRESETS = ("tiny", "small", "base", "paper")
@@ -249,15 +251,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _NUMBER.match(value.strip()):  # YAML reads 1e-3 (no dot) as text
+            return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, (str, float)) and not isinstance(value, bool) and _NUMBER.match(str(value).strip()):
+            number = float(value)  # 1e5 or 100000.0 for a count
+            if number.is_integer():
+                return int(number)
     elif tp is type(None):
         if value is None:
             return None
     elif isinstance(value, tp):
         return value
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def _join(where: str, key: Any) -> str:
@@ -344,12 +355,20 @@ def load_config(preset: str | Path = "tiny", overrides: list[str] | None = None)
             if base not in PRESETS:
                 raise ConfigError(f"{source}: preset: expected one of {', '.join(PRESETS)}, got {base!r}")
             data = _merge(_read_yaml(preset_text(base), f"preset '{base}'"), data)
+    settings = {}  # dotted setting -> the override that set it, so that an error blames the right place
     for text in overrides or []:
         data = _merge(data, parse_override(text))
+        settings[text.split("=", 1)[0].strip()] = text
     try:
-        return _build(Config, data, "")
+        config = _build(Config, data, "")
+        validate(config)  # values no stage can work with (vbert.config_rules)
+        return config
     except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+        message = str(err)
+        for dotted, text in settings.items():
+            if any(message.startswith(dotted + end) for end in (":", ".", "[")):
+                raise ConfigError(f"override '{text}': {message}") from None
+        raise ConfigError(f"{source}: {message}") from None
 
 
 def save_config(config: Config, path: str | Path) -> None:
