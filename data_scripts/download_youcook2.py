@@ -32,6 +32,9 @@ from vbert.youcook2 import read_annotation_file
 ANNOTATION_URL = "http://youcook2.eecs.umich.edu/static/YouCookII/youcookii_annotations_trainval.tar.gz"
 ANNOTATION_NAME = "youcookii_annotations_trainval.json"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm")
+# YouTube video ids: the only ids turned into file names and yt-dlp output templates (no path
+# separators, no `..`, no `%(field)s` that would let the remote metadata choose the name)
+VIDEO_ID = re.compile(r"[A-Za-z0-9_-]+")
 # a small, widely available format: at most 480p mp4 (decoding resizes to 224 or less anyway)
 YT_FORMAT = "bv*[height<=480][ext=mp4]+ba[ext=m4a]/b[height<=480]/b"
 
@@ -116,9 +119,17 @@ def existing_video(video_dir: Path, video_id: str) -> Path | None:
     return None
 
 
+def is_video_id(video_id: object) -> bool:
+    """Whether `video_id` looks like a YouTube id (letters, digits, '-' and '_'), safe as a file name."""
+    return isinstance(video_id, str) and VIDEO_ID.fullmatch(video_id) is not None
+
+
 def yt_dlp_command(yt_dlp: str, url: str, video_dir: Path, video_id: str) -> list[str]:
-    """The yt-dlp argument list for one video (never a shell string)."""
-    template = str(video_dir / f"{video_id}.%(ext)s")
+    """The yt-dlp argument list for one video (never a shell string); `video_id` must pass `is_video_id`."""
+    if not is_video_id(video_id):
+        raise DataError(f"video id {video_id!r} is not a YouTube id; refused as a file name")
+    # '%' in the folder is a literal percent sign, not the start of a yt-dlp template field
+    template = os.path.join(str(video_dir).replace("%", "%%"), f"{video_id}.%(ext)s")
     return [yt_dlp, "--no-playlist", "--no-progress", "--quiet", "--format", YT_FORMAT,
             "--merge-output-format", "mp4", "--output", template, "--", url]
 
@@ -132,8 +143,19 @@ def download_videos(
     obtained, missing = [], {}
     attempts = 0
     for video_id, entry in sorted(database.items()):
+        if not isinstance(entry, dict):
+            missing[video_id] = "annotation entry is not a JSON object; not downloaded"
+            continue
         subset = entry.get("subset", "")
         if subset not in splits:
+            continue
+        if not is_video_id(video_id):
+            missing[video_id] = ("video id is not a YouTube id (letters, digits, '-' and '_' only); "
+                                 "not downloaded")
+            continue
+        url = entry.get("video_url") or f"https://www.youtube.com/watch?v={video_id}"
+        if not isinstance(url, str):
+            missing[video_id] = f"video_url {url!r} is not a string; not downloaded"[:300]
             continue
         video_dir = video_root / subset
         if existing_video(video_dir, video_id):
@@ -143,7 +165,6 @@ def download_videos(
             break
         attempts += 1
         video_dir.mkdir(parents=True, exist_ok=True)
-        url = entry.get("video_url") or f"https://www.youtube.com/watch?v={video_id}"
         try:
             result = run(yt_dlp_command(yt_dlp, url, video_dir, video_id), capture_output=True, text=True,
                          timeout=timeout, check=False)
@@ -160,10 +181,15 @@ def download_videos(
     return obtained, missing
 
 
+def _one_field(text: str) -> str:
+    """`text` with tabs and line breaks made spaces, so it stays one TSV field."""
+    return re.sub(r"[\t\r\n\v\f\x1c-\x1e\x85\u2028\u2029]", " ", text)
+
+
 def write_missing(path: Path, missing: dict[str, str]) -> None:
     """Write the videos that could not be had, one `video_id<TAB>reason` per line."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{vid}\t{reason.replace(chr(9), ' ').replace(chr(10), ' ')}" for vid, reason in sorted(missing.items())]
+    lines = [f"{_one_field(vid)}\t{_one_field(reason)}" for vid, reason in sorted(missing.items())]
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 

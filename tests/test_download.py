@@ -155,6 +155,36 @@ def test_main_downloads_and_writes_missing(server, tmp_path, monkeypatch, capsys
     assert (out / "videos" / "validation" / "aaa.mp4").is_file()
 
 
+UNSAFE_IDS = ["../../../../tmp/evil", "%(title)s", "a/b", "..", "", "ok\nfake\tline", "-o x", "abc.mp4", "é1"]
+
+
+def test_unsafe_video_ids_are_recorded_as_missing_and_never_passed_to_yt_dlp(tmp_path):
+    entry = DATABASE["aaa"]
+    database = {**DATABASE, **{vid: entry for vid in UNSAFE_IDS}, "not-an-entry": ["validation"],
+                "Ab_9-xYz": {**entry, "video_url": 5}}
+    fake = FakeYtDlp(unavailable=set())
+    root = tmp_path / "deep" / "videos"
+    obtained, missing = dl.download_videos(database, root, ("validation",), run=fake)
+    assert obtained == ["aaa", "bbb", "ccc"] and len(fake.calls) == 3
+    assert all(c[c.index("--output") + 1] == str(root / "validation" / f"{c[-1][-3:]}.%(ext)s") for c in fake.calls)
+    assert sorted(missing) == sorted([*UNSAFE_IDS, "not-an-entry", "Ab_9-xYz"])
+    assert all("not a YouTube id" in missing[vid] for vid in UNSAFE_IDS)
+    assert "not a JSON object" in missing["not-an-entry"] and "video_url 5 is not a string" in missing["Ab_9-xYz"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["aaa.mp4", "bbb.mp4", "ccc.mp4"]
+    dl.write_missing(tmp_path / "missing_videos.tsv", missing)
+    lines = (tmp_path / "missing_videos.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(missing) and all(line.count("\t") == 1 for line in lines)
+    assert "ok fake line\tvideo id is not a YouTube id" in "\n".join(lines)
+    with pytest.raises(DataError, match="is not a YouTube id"):
+        dl.yt_dlp_command("yt-dlp", "https://example.org", root, "../evil")
+
+
+def test_output_template_keeps_percent_signs_in_the_folder_literal(tmp_path):
+    cmd = dl.yt_dlp_command("yt-dlp", "https://example.org", tmp_path / "100%(id)s", "Ab_9-xYz")
+    assert cmd[cmd.index("--output") + 1] == str(tmp_path / "100%%(id)s" / "Ab_9-xYz.%(ext)s")
+    assert dl.is_video_id("dQw4w9WgXcQ") and not dl.is_video_id("dQw4w9WgXcQ\n") and not dl.is_video_id(5)
+
+
 def test_missing_yt_dlp_is_a_clear_error(tmp_path):
     def absent(cmd, **kwargs):
         raise FileNotFoundError(cmd[0])

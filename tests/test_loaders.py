@@ -46,9 +46,24 @@ def test_reads_youcook2_format_without_verbs(tmp_path):
         ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2]}]}, "annotation 0 is missing field.*sentence"),
         (_entry(segments=((1.0, 45.0),)), r"segment \[1.0, 45.0\] is outside the video"),
         (_entry(segments=((-2.0, 3.0),)), "outside the video"),
-        (_entry(segments=((5.0, 3.0),)), "outside the video"),
+        (_entry(segments=((5.0, 2.0),)), r"segment \[5.0, 2.0\] has its end before its start"),
+        (_entry(segments=((3.0, 3.0),)), r"segment \[3.0, 3.0\] is empty"),
         ({**_entry(), "annotations": [{"id": 0, "segment": [1], "sentence": "x"}]}, r"is not \[start, end\]"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [True, 3], "sentence": "x"}]}, r"is not \[start, end\]"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [1, float("inf")], "sentence": "x"}]}, "non-finite time"),
         (_entry(duration=-1), "not positive"),
+        (_entry(duration="inf"), "duration 'inf' is not a finite number"),
+        (_entry(duration=float("nan")), "is not a finite number"),
+        (_entry(duration=True), "duration True is not a number"),
+        ({**_entry(), "subset": None}, "subset None is not a string"),
+        ({**_entry(), "annotations": [{"id": "abc", "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id 'abc' is not an integer"),
+        ({**_entry(), "annotations": [{"id": None, "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id None is not an integer"),
+        ({**_entry(), "annotations": [{"id": 1.5, "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id 1.5 is not an integer"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": 5}]}, "annotation 0 sentence 5 is not a string"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "  "}]}, "annotation 0 has an empty sentence"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "verb": 5}]}, "annotation 0 verb 5 is not a string"),
+        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "noun": ["egg"]}]},
+         r"annotation 0 noun \['egg'\] is not a string"),
     ],
 )
 def test_bad_entry_alone_raises_and_in_batch_is_recorded(tmp_path, entry, message):
@@ -61,6 +76,18 @@ def test_bad_entry_alone_raises_and_in_batch_is_recorded(tmp_path, entry, messag
     assert "ann.json" in dataset.failures[0].reason
     with pytest.raises(DataError, match="video bad"):
         load_youcook2(path, strict=True)
+
+
+def test_verbs_nouns_and_ids_of_synthcook_annotations(tmp_path):
+    entry = _entry()
+    entry["annotations"][0].update(id="7", verb="cut", noun="egg")
+    entry["annotations"][1].update(id=3.0, verb=None, noun=None)
+    other = _entry()
+    other["annotations"][0].update(verb="stir", noun="rice")
+    dataset = load_youcook2(_write(tmp_path, {"v1": entry, "v2": other}))
+    assert dataset.failures == [] and [s.id for s in dataset.videos["v1"].segments] == [7, 3]
+    assert dataset.verbs == ["cut", "stir"] and dataset.nouns == ["egg", "rice"]
+    assert dataset.videos["v1"].segments[1].verb is None
 
 
 def test_bad_annotation_files(tmp_path):
@@ -108,12 +135,50 @@ def test_captions_csv_folder(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("name", "body", "message"),
+    [
+        ("short.csv", b"start,end,text\n0,1\n", r"short.csv: line 2 has no text value"),
+        ("extra.csv", b"start,end,text\n0,1,salt, pepper\n", r"extra.csv: line 2 has more fields than the header"),
+        ("latin.csv", b"start,end,text\n0,1,cr\xe8me\n", r"latin.csv: not a readable UTF-8 CSV file"),
+        ("huge.csv", b"start,end,text\n0,1," + b"x" * 200_000 + b"\n", r"huge.csv: not a readable UTF-8 CSV file"),
+        ("inf.csv", b"start,end,text\n0,inf,salt\n", r"inf.csv: video inf: entry 0 has non-finite times"),
+    ],
+)
+def test_bad_caption_csv_files_named_or_recorded(tmp_path, name, body, message):
+    folder = tmp_path / "captions"
+    folder.mkdir()
+    (folder / "good.csv").write_text("start,end,text\n0,1,add salt\n", encoding="utf-8")
+    (folder / name).write_bytes(body)
+    with pytest.raises(DataError, match=message):
+        load_captions(folder)
+    failures: list[Failure] = []
+    captions = load_captions(folder, failures=failures)
+    assert list(captions) == ["good"] and captions["good"].words == ["add", "salt"]
+    assert len(failures) == 1 and failures[0].item == name[:-4]
+    assert failures[0].reason.startswith(str(folder / name)) and len(failures[0].reason.split(name)) == 2
+
+
+def test_caption_folder_without_caption_files_is_an_error(tmp_path):
+    folder = tmp_path / "captions"
+    folder.mkdir()
+    with pytest.raises(DataError, match="captions: the caption folder holds no <video_id>.csv files$"):
+        load_captions(folder, failures=[])
+    (folder / "raw_caption.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(DataError, match="captions: .*no <video_id>.csv files .*pass the file itself"):
+        load_captions(folder)
+
+
+@pytest.mark.parametrize(
     ("entry", "message"),
     [
         ({"text": ["a"], "start": [0.0]}, "missing end"),
         ({"text": ["a", "b"], "start": [0.0], "end": [1.0]}, "2 texts but 1 starts"),
         ({"text": ["a"], "start": [3.0], "end": [1.0]}, "out of order"),
         ({"text": ["a"], "start": ["soon"], "end": [1.0]}, "non-numeric"),
+        ({"text": ["a"], "start": [False], "end": [1.0]}, "non-numeric"),
+        ({"text": ["a b"], "start": [0.0], "end": [float("inf")]}, r"entry 0 has non-finite times \[0.0, inf\]"),
+        ({"text": ["a", None], "start": [0.0, 1.0], "end": [1.0, 2.0]}, "entry 1 text None is not a string"),
+        ({"text": [5], "start": [0.0], "end": [1.0]}, "entry 0 text 5 is not a string"),
     ],
 )
 def test_bad_captions_named_or_recorded(tmp_path, entry, message):

@@ -263,3 +263,42 @@ def test_bad_token_files_are_refused_with_the_file_named(tmp_path):
         read_token_file(tmp_path / "empty.jsonl", 36)
     with pytest.raises(DataError, match="not found"):
         read_token_file(tmp_path / "missing.jsonl", 36)
+
+
+def _record(**changes) -> dict:
+    """A valid tokens.jsonl record for 36 visual words, with `changes` applied."""
+    record = {"video_id": "v000", "subset": "training", "words": [0, 7, 35],
+              "sentences": [{"text": "we cut the egg", "start": 0.0, "end": 3.0, "video_words": [0, 7]}]}
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (5, "expected a JSON object \\(one video per line\\), got int"),
+        ([_record()], "expected a JSON object .*got list"),
+        (None, "expected a JSON object .*got NoneType"),
+        (_record(video_id=12), "video_id 12 is not a string"),
+        (_record(subset=["training"]), "subset \\['training'\\] is not a string"),
+        (_record(words=None), "words is not a list of visual words"),
+        (_record(words=[1, 2.0]), "words: visual word 2.0 is not an integer"),
+        (_record(words=[1, True]), "words: visual word True is not an integer"),
+        (_record(words=[1, 36]), "words: visual word 36 is outside \\[0, 36\\)"),
+        (_record(sentences={"text": "x"}), "sentences is not a list"),
+        (_record(sentences=["we cut"]), "sentence 0 is not a JSON object"),
+        (_record(sentences=[{"text": "x"}]), "sentence 0 lacks 'text' or 'video_words'"),
+        (_record(sentences=[{"text": None, "video_words": [1]}]), "sentence 0 text None is not a string"),
+        (_record(sentences=[{"text": 5, "video_words": [1]}]), "sentence 0 text 5 is not a string"),
+        (_record(sentences=[{"text": "x", "video_words": [1.5]}]), "sentence 0 video_words: visual word 1.5 is not an integer"),
+        (_record(sentences=[{"text": "x", "video_words": 3}]), "sentence 0 video_words is not a list"),
+        (_record(sentences=[{"text": "x", "video_words": [-1]}]), "sentence 0 video_words: visual word -1 is outside"),
+    ],
+)
+def test_malformed_token_records_name_the_file_and_line(tmp_path, record, message):
+    path = tmp_path / "tokens.jsonl"
+    path.write_text(json.dumps(_record()) + "\n\n" + json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"tokens.jsonl:3: {message}"):
+        read_token_file(path, K**DEPTH, subsets=None)
+    path.write_text(json.dumps(_record()) + "\n", encoding="utf-8")
+    assert [r["video_id"] for r in read_token_file(path, K**DEPTH)] == ["v000"]  # the valid record reads

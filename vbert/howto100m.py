@@ -10,6 +10,7 @@ later stage sees one word per entry. Text is lower-cased and stripped of punctua
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,16 @@ def to_narration(entry: Any, where: str) -> Narration:
         raise DataError(f"{where}: {len(texts)} texts but {len(starts)} starts and {len(ends)} ends")
     words, word_starts, word_ends = [], [], []
     for k, (text, start, end) in enumerate(zip(texts, starts, ends)):
+        if not isinstance(text, str):
+            raise DataError(f"{where}: entry {k} text {text!r} is not a string")
         try:
+            if isinstance(start, bool) or isinstance(end, bool):
+                raise TypeError
             start, end = float(start), float(end)
         except (TypeError, ValueError):
             raise DataError(f"{where}: entry {k} has non-numeric times {start!r}, {end!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise DataError(f"{where}: entry {k} has non-finite times [{start}, {end}]")
         if not (0 <= start <= end):
             raise DataError(f"{where}: entry {k} has times [{start}, {end}] out of order")
         pieces = normalise(text)
@@ -56,14 +63,23 @@ def to_narration(entry: Any, where: str) -> Narration:
 
 
 def _read_csv(path: Path) -> dict[str, list]:
+    """One `<video_id>.csv` as {"text", "start", "end"} lists; a problem is a DataError naming the file."""
     out: dict[str, list] = {"text": [], "start": [], "end": []}
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"start", "end", "text"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected a CSV header with start, end and text")
-        for row in reader:
-            for key in out:
-                out[key].append(row[key])
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"start", "end", "text"} <= set(reader.fieldnames):
+                raise DataError(f"{path}: expected a CSV header with start, end and text")
+            for row in reader:
+                if None in row:
+                    raise DataError(f"{path}: line {reader.line_num} has more fields than the header "
+                                    "(quote text that holds commas)")
+                for key, column in out.items():
+                    if row[key] is None:
+                        raise DataError(f"{path}: line {reader.line_num} has no {key} value")
+                    column.append(row[key])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: not a readable UTF-8 CSV file ({err})") from None
     return out
 
 
@@ -74,14 +90,20 @@ def load_captions(path: str | Path, failures: list[Failure] | None = None) -> di
     given: then it is recorded there and the rest is read.
     """
     path = Path(path)
+    sources: dict[str, Path] = {}  # the CSV file of each video, when read from a folder
     if path.is_dir():
+        csv_paths = sorted(p for p in path.glob("*.csv") if p.is_file())
+        if not csv_paths:
+            hint = " (for a JSON caption file, pass the file itself)" if any(path.glob("*.json")) else ""
+            raise DataError(f"{path}: the caption folder holds no <video_id>.csv files{hint}")
         raw = {}
-        for csv_path in sorted(path.glob("*.csv")):
+        for csv_path in csv_paths:
+            sources[csv_path.stem] = csv_path
             try:
                 raw[csv_path.stem] = _read_csv(csv_path)
-            except (DataError, OSError, UnicodeDecodeError, csv.Error) as err:
+            except DataError as err:
                 if failures is None:
-                    raise DataError(f"{csv_path}: {err}") from None
+                    raise
                 failures.append(Failure(csv_path.stem, str(err)))
     elif path.is_file():
         raw = read_json(path)
@@ -92,7 +114,7 @@ def load_captions(path: str | Path, failures: list[Failure] | None = None) -> di
     out = {}
     for video_id, entry in raw.items():
         try:
-            out[video_id] = to_narration(entry, f"{path}: video {video_id}")
+            out[video_id] = to_narration(entry, f"{sources.get(video_id, path)}: video {video_id}")
         except DataError as err:
             if failures is None:
                 raise

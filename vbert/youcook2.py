@@ -10,6 +10,7 @@ the rest is loaded.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,25 @@ def index_videos(video_dir: str | Path) -> dict[str, Path]:
     return found
 
 
+def _is_number(value: Any) -> bool:
+    """An int or float, not a bool (JSON true/false are ints in Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _annotation_id(value: Any, where: str) -> int:
+    """An annotation's integer id (an int, a whole float or a decimal string); anything else is a DataError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise DataError(f"{where} id {value!r} is not an integer")
+
+
 def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str, Path] | None = None) -> VideoRecord:
     """One database entry as a VideoRecord; a problem is a DataError naming the file and the video."""
     where = f"{source}: video {video_id}"
@@ -55,11 +75,17 @@ def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str,
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
     try:
+        if isinstance(entry["duration"], bool):
+            raise TypeError
         duration = float(entry["duration"])
     except (TypeError, ValueError):
         raise DataError(f"{where}: duration {entry['duration']!r} is not a number") from None
+    if not math.isfinite(duration):
+        raise DataError(f"{where}: duration {entry['duration']!r} is not a finite number")
     if duration <= 0:
         raise DataError(f"{where}: duration {duration} is not positive")
+    if not isinstance(entry["subset"], str):
+        raise DataError(f"{where}: subset {entry['subset']!r} is not a string")
     if not isinstance(entry["annotations"], list):
         raise DataError(f"{where}: 'annotations' is not a list")
     segments = []
@@ -69,15 +95,27 @@ def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str,
         missing = [f for f in ANNOTATION_FIELDS if f not in ann]
         if missing:
             raise DataError(f"{where}: annotation {k} is missing field(s) {', '.join(missing)}")
+        seg_id = _annotation_id(ann["id"], f"{where}: annotation {k}")
         seg = ann["segment"]
-        if not (isinstance(seg, (list, tuple)) and len(seg) == 2 and all(isinstance(x, (int, float)) for x in seg)):
+        if not (isinstance(seg, (list, tuple)) and len(seg) == 2 and all(_is_number(x) for x in seg)):
             raise DataError(f"{where}: annotation {k} segment {seg!r} is not [start, end]")
         start, end = float(seg[0]), float(seg[1])
-        if not (0 <= start < end <= duration + SEGMENT_SLACK):
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise DataError(f"{where}: annotation {k} segment [{start}, {end}] has a non-finite time")
+        if end < start:
+            raise DataError(f"{where}: annotation {k} segment [{start}, {end}] has its end before its start")
+        if end == start:
+            raise DataError(f"{where}: annotation {k} segment [{start}, {end}] is empty (end equals start)")
+        if not (0 <= start and end <= duration + SEGMENT_SLACK):
             raise DataError(f"{where}: annotation {k} segment [{start}, {end}] is outside the video (0 to {duration} s)")
-        if not isinstance(ann["sentence"], str) or not ann["sentence"].strip():
+        if not isinstance(ann["sentence"], str):
+            raise DataError(f"{where}: annotation {k} sentence {ann['sentence']!r} is not a string")
+        if not ann["sentence"].strip():
             raise DataError(f"{where}: annotation {k} has an empty sentence")
-        segments.append(Segment(int(ann["id"]), start, min(end, duration), ann["sentence"].strip(),
+        for field in ("verb", "noun"):
+            if ann.get(field) is not None and not isinstance(ann[field], str):
+                raise DataError(f"{where}: annotation {k} {field} {ann[field]!r} is not a string")
+        segments.append(Segment(seg_id, start, min(end, duration), ann["sentence"].strip(),
                                 ann.get("verb"), ann.get("noun")))
     path = videos.get(video_id) if videos is not None else None
     if videos is not None and path is None:
