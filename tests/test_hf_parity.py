@@ -178,6 +178,29 @@ def test_missing_config_weights_or_corrupt_files_are_refused(hf_dir: Path, tmp_p
         load_hf_bert(tmp_path / "nowhere")
 
 
+
+def test_config_values_and_weights_that_are_not_numbers_are_refused(hf_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    (tmp_path / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
+    for field, value in [("num_attention_heads", 0), ("hidden_size", 32.0), ("hidden_size", "32"),
+                         ("num_hidden_layers", True)]:
+        (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIG, field: value}), encoding="utf-8")
+        with pytest.raises(DataError, match=rf"config\.json: {field} must be a positive integer, got {value!r}"):
+            load_hf_bert(tmp_path)
+    (tmp_path / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
+    state = load_file(str(hf_dir / "model.safetensors"))
+    name = next(k for k in state if k.endswith("word_embeddings.weight"))
+    state[name][3, 5] = float("nan")
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(DataError, match=rf"model\.safetensors: {name} holds NaN or infinite values"):
+        load_hf_bert(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save({**load_file(str(hf_dir / "model.safetensors")), "extra": 7}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(DataError, match=r"pytorch_model\.bin: extra is a int, not a tensor"):
+        load_hf_bert(tmp_path)
+
+
 def test_sharded_checkpoints_and_old_layernorm_names(hf_dir: Path, tmp_path: Path) -> None:
     reference = load_hf_bert(hf_dir).state_dict()
     model = _hf_mlm()

@@ -208,6 +208,27 @@ def test_a_changed_training_setting_retrains_and_a_setting_that_only_runs_it_doe
     assert manifest["config"]["pretrain"]["lr"] == 0.001
 
 
+def test_eval_refuses_a_model_whose_visual_words_are_not_those_of_the_tokens(run, tmp_path: Path, capsys) -> None:
+    from vbert.cli import main
+
+    _, out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    args = ["eval", "retrieval", "--preset", str(out.parent / "micro.yaml"), "--model", str(out / "pretrain"),
+            "--features", str(out / "features"), "--out", str(tmp_path / "eval")]
+    # another vocabulary of the same size (other clusters): the word ids mean other clips
+    pipeline.run_pipeline(micro_config(tmp_path, "vocab.max_iter=1", "vocab.n_init=1"), copy, only=["vocab", "tokenize"])
+    assert file_sha256(copy / "vocab" / "vocab.safetensors") != file_sha256(out / "vocab" / "vocab.safetensors")
+    capsys.readouterr()
+    assert main([*args, "--tokens", str(copy / "tokenize")]) == 2
+    assert "another vocabulary file" in capsys.readouterr().err
+    # another size (k = 2: 4 words for a model of 9)
+    pipeline.run_pipeline(micro_config(tmp_path, "vocab.k=2"), copy, only=["vocab", "tokenize"])
+    assert main([*args, "--tokens", str(copy / "tokenize")]) == 2
+    err = capsys.readouterr().err
+    assert "knows 9 visual words" in err and "vocabulary of 4" in err and "Traceback" not in err
+
+
 def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Path) -> None:
     config, _, _ = run
     with pytest.raises(Exception, match="unknown stage.*pretrian"):

@@ -43,7 +43,7 @@ def test_checkpoints_refuse_pickled_code(tmp_path: Path) -> None:
 
     marker = tmp_path / "ran"
     path = _evil_torch_file(tmp_path / "step-0000001.pt", marker)
-    with pytest.raises(DataError, match=r"step-0000001\.pt: not a readable vbert checkpoint"):
+    with pytest.raises(DataError, match=r"step-0000001\.pt: corrupt, truncated or not a vbert checkpoint"):
         load_checkpoint(path)
     assert not marker.exists()
 

@@ -252,7 +252,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     Trainer(ToyModel(), tiny_config(steps=2, checkpoint_every=2), tmp_path, ToyBatches()).fit()
     path = latest_checkpoint(tmp_path)
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(DataError, match="not a readable vbert checkpoint"):
+    with pytest.raises(DataError, match="corrupt, truncated or not a vbert checkpoint") as caught:
+        Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()
+    assert "weights_only" not in str(caught.value)  # never advise loading it with code execution
+    state = {"step": 2, "model": {}}  # a checkpoint written by something else, or cut down by hand
+    torch.save(state, path)
+    with pytest.raises(DataError, match=r"step-0000002\.pt: not a complete vbert training checkpoint \(no "
+                                        r"batches_seen, optimizer, scheduler, data, rng\)"):
         Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()
 
 

@@ -172,8 +172,25 @@ def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
     with pytest.raises(DataError, match=r"no checkpoint of step 3; kept: 2, 4, 6"):
         load_pretrained(run, step=3)
     (run / "checkpoints" / "step-0000004.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="step-0000004.pt: not a readable vbert checkpoint"):
+    with pytest.raises(DataError, match="step-0000004.pt: corrupt, truncated or not a vbert checkpoint"):
         load_pretrained(run, step=4)
+
+    # the model's JSON descriptions: guarded by the manifest, and clear errors when the manifest is gone
+    config_file = run / "bert_config.json"
+    fields = json.loads(config_file.read_text(encoding="utf-8"))
+    config_file.write_text(json.dumps({**fields, "num_layers": fields["num_layers"] + 1}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"bert_config\.json: does not match its manifest"):
+        load_pretrained(run)
+    (run / "manifest.json").unlink()
+    for broken, message in [({**fields, "colour": "red"}, r"bert_config\.json: not a valid BertConfig"),
+                            ({**fields, "num_heads": 3}, r"bert_config\.json: not a valid BertConfig"),
+                            ({**fields, "vocab_size": fields["vocab_size"] + 1}, r"do not fit together")]:
+        config_file.write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(DataError, match=message):
+            load_pretrained(run)
+    config_file.write_text(json.dumps(fields)[:20], encoding="utf-8")
+    with pytest.raises(DataError, match=r"bert_config\.json: not readable JSON"):
+        load_pretrained(run)
 
 
 def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):

@@ -134,4 +134,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise DataError(f"{path}: not a readable vbert checkpoint ({type(err).__name__}: {err})") from None
+        # torch's own message suggests weights_only=False, which would run code from the file: keep its cause only
+        detail = str(err).strip().splitlines()
+        cause = next((line for line in reversed(detail) if line.strip() and "weights_only" not in line
+                      and "torch.load" not in line and "documentation" not in line), "")
+        raise DataError(f"{path}: corrupt, truncated or not a vbert checkpoint ({type(err).__name__}"
+                        f"{': ' + cause.strip() if cause else ''})") from None

@@ -92,6 +92,10 @@ def read_hf_config(directory: str | Path) -> BertConfig:
     missing = [theirs for theirs in fields.values() if theirs not in raw]
     if missing:
         raise DataError(f"{path}: missing field(s) {', '.join(missing)}")
+    for theirs in fields.values():
+        value = raw[theirs]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise DataError(f"{path}: {theirs} must be a positive integer, got {value!r}")
     values: dict[str, Any] = {ours: raw[theirs] for ours, theirs in fields.items()}
     values["type_vocab_size"] = raw.get("type_vocab_size", 2)
     values["hidden_dropout"] = raw.get("hidden_dropout_prob", 0.1)
@@ -110,12 +114,18 @@ def _load_weight_file(path: Path) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path), device="cpu")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or truncated files raise many different types
         raise DataError(f"{path}: cannot read the weights ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict):
         raise DataError(f"{path}: expected a state dict of tensors")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise DataError(f"{path}: {name} is a {type(value).__name__}, not a tensor")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise DataError(f"{path}: {name} holds NaN or infinite values")
     return state
 
 

@@ -102,6 +102,10 @@ def load_tree(
                     f"{path}: level {level} has centroids {list(cents.shape)}, valid {list(valid.shape)}, "
                     f"counts {list(counts.shape)}; expected {list(expected)}, [{k**level}], [{k**level}]"
                 )
+            if not valid.any():
+                raise DataError(f"{path}: level {level} has no valid cluster")
+            if not torch.isfinite(cents[valid]).all():
+                raise DataError(f"{path}: level {level} has NaN or infinite centroids")
             tree.centroids.append(cents.to(tree.device))
             tree.valid.append(valid.to(tree.device))
             tree.counts.append(counts.to(tree.device))

@@ -30,7 +30,7 @@ from vbert.config import Config
 from vbert.distributed import init_distributed
 from vbert.errors import ConfigError, DataError
 from vbert.manifest import (MANIFEST, atomic_write_json, cached_stage, file_sha256, is_complete, json_hash,
-                            read_manifest, write_manifest)
+                            read_json, read_manifest, write_manifest)
 from vbert.model import BertConfig
 from vbert.pretrain_data import ExampleBuilder, JointVocab, PretrainBatches, read_token_file, tokenize_records
 from vbert.train import Trainer, TrainResult
@@ -174,8 +174,13 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
     result = trainer.fit()
     if dist.is_main:
         save_pretrained(model, vocab, tokenizer, out_dir)
-        write_manifest(out_dir, "pretrain", config.to_dict(), inputs={"tokens": tokens_sha},
-                       outputs={WEIGHTS: file_sha256(out_dir / WEIGHTS)}, steps=result.step,
+        inputs = {"tokens": tokens_sha}
+        if tokens_vocab_hash(tokens):  # the visual vocabulary file its words come from, for later checks
+            inputs["visual_vocab"] = tokens_vocab_hash(tokens)
+        write_manifest(out_dir, "pretrain", config.to_dict(), inputs=inputs,
+                       outputs={name: file_sha256(out_dir / name) for name in (WEIGHTS, "bert_config.json",
+                                                                               "joint_vocab.json")},
+                       steps=result.step,
                        final=result.history[-1] if result.history else {}, recipe_hash=json_hash(recipe))
     return result
 
@@ -226,9 +231,12 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu",
         from vbert.manifest import verify_outputs
 
         verify_outputs(folder)  # weights changed since training are refused, naming the file
-    config = BertConfig(**json.loads((folder / "bert_config.json").read_text(encoding="utf-8")))
-    vocab = JointVocab(**json.loads((folder / "joint_vocab.json").read_text(encoding="utf-8")))
-    model = VideoBertForPretraining(config, vocab)
+    config = _from_json(BertConfig, folder / "bert_config.json")
+    vocab = _from_json(JointVocab, folder / "joint_vocab.json")
+    try:
+        model = VideoBertForPretraining(config, vocab)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{folder}: bert_config.json and joint_vocab.json do not fit together ({err})") from None
     source = folder / WEIGHTS if step is None else checkpoint_at(folder, step)
     try:
         if step is None:
@@ -243,6 +251,15 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu",
     except (RuntimeError, OSError) as err:
         raise DataError(f"{source}: does not fit {folder / 'bert_config.json'} ({err})") from None
     return model.to(device).eval(), vocab, load_tokenizer(folder / "tokenizer")
+
+
+def _from_json(cls: Any, path: Path) -> Any:
+    """A dataclass built from a JSON file of its fields; a malformed file is a DataError naming it."""
+    fields = read_json(path)
+    try:
+        return cls(**fields)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{path}: not a valid {cls.__name__} ({err})") from None
 
 
 def pretrain_key(config: Config, tokens: str | Path | None = None) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from vbert.progress import progress
 Batch = dict[str, torch.Tensor]
 Callback = Callable[["Trainer"], None]
 RESUME_MODES = ("auto", "require", "if-same", "never")
+CHECKPOINT_KEYS = ("step", "batches_seen", "model", "optimizer", "scheduler", "data", "rng")  # what resuming reads
 
 
 class TrainingDiverged(VbertError):
@@ -389,6 +390,9 @@ class Trainer:
         if self.resume == "never":
             return False
         state = load_checkpoint(path)
+        lacking = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+        if lacking:
+            raise DataError(f"{path}: not a complete vbert training checkpoint (no {', '.join(lacking)})")
         if state.get("identity") != self.identity:
             diff = ", ".join(changed_settings(state.get("identity") or {}, self.identity)) or "identity"
             if self.resume == "if-same":

@@ -122,7 +122,26 @@ class Artifacts:
         """(VideoBERT model, joint vocabulary, tokenizer): the finished model, or its checkpoint of `step`."""
         from vbert.pretrain import load_pretrained
 
-        return load_pretrained(self.pretrained(), device, step=self.step)
+        loaded = load_pretrained(self.pretrained(), device, step=self.step)
+        self._check_model_reads_tokens(loaded[1].visual_size)
+        return loaded
+
+    def _check_model_reads_tokens(self, visual_size: int) -> None:
+        """Refuse a model whose visual words are not those the tokens were made with."""
+        from vbert.manifest import MANIFEST, read_manifest
+        from vbert.pretrain import token_file, tokens_vocab_hash
+        from vbert.pretrain_data import tokens_visual_size
+
+        model, tokens = self.pretrained(), token_file(self.tokens())
+        theirs = tokens_visual_size(tokens.parent)
+        if theirs is not None and theirs != visual_size:
+            raise DataError(f"{model}: the model knows {visual_size} visual words, but the tokens in {tokens} were "
+                            f"made with a vocabulary of {theirs}; evaluate it on tokens of its own vocabulary")
+        trained = read_manifest(model).get("inputs", {}).get("visual_vocab") if (model / MANIFEST).is_file() else None
+        made = tokens_vocab_hash(tokens)
+        if trained and made and trained != made:
+            raise DataError(f"{model}: pretrained on visual words of another vocabulary file than the one the tokens "
+                            f"in {tokens} were made with (same size, other clusters): its word ids mean other clips")
 
     def text_only(self) -> Path:
         """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""
