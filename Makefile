@@ -25,6 +25,8 @@ help:
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
 	@echo "make execute-notebooks   re-execute and store every notebook in place"
 	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
+	@echo "make unit    the unit tests only;  make notebooks   the notebooks under nbval only"
+	@echo "make install the environment (.venv unless one is active);  make clean   remove runs/demo, runs/cache, release/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

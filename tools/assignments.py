@@ -9,7 +9,7 @@ metadata with a grade id and points). This script turns them into what a course 
         student versions (solutions, hidden tests and outputs removed) in OUT/student/, and the
         autograder material (an nbgrader course: source/, release/, gradebook.db) in OUT/course/.
     python tools/assignments.py grade SUBMISSIONS [--course release/course] [--whole-notebook]
-        autograde SUBMISSIONS/<student>/<notebook>.ipynb; prints and writes OUT/course/grades.csv.
+        autograde SUBMISSIONS/<student>/<notebook>.ipynb; prints and writes COURSE/grades.csv.
 
 A graded section depends only on its own setup cell, so by default the autograder executes the
 graded cells alone (seconds per notebook instead of minutes); `--whole-notebook` runs everything.

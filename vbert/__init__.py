@@ -1,7 +1,8 @@
 """vbert: VideoBERT (Sun et al., ICCV 2019) built from scratch, for a course and for research.
 
-The pipeline flows one way, one module a stage: video -> features -> vocab (visual words)
--> text -> data -> model -> train -> tasks. See the README for the course map.
+The pipeline flows one way, one module a stage: video -> features / extract -> visual_vocab
+(visual words) -> visual_tokens -> text -> pretrain_data -> model / videobert -> train / pretrain
+-> tasks. docs/architecture.md has the module map, the README the course map.
 """
 
 __version__ = "0.1.0"

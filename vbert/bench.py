@@ -24,10 +24,11 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,11 @@ from torch import nn
 from vbert.config import PretrainConfig
 from vbert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM, flops_per_token
 from vbert.pretrain_data import JointVocab
+
+if TYPE_CHECKING:
+    from vbert.train import Trainer
+
+StepFn = Callable[[dict[str, torch.Tensor]], Any]  # one training step on a batch -> its loss
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 SIZES = {  # name: (layers, hidden, heads, intermediate)
@@ -130,7 +136,8 @@ class VbertMLM(nn.Module):
         self.full_vocab_head = full_vocab_head  # ablation: logits at every position, like the plain loop
         self.padding_mask = padding_mask  # ablation: pass an all-ones mask (disables the flash kernel)
 
-    def forward(self, input_ids, token_type_ids, labels, positions, targets) -> dict[str, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, labels: torch.Tensor,
+                positions: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Masked-LM loss of one batch."""
         mask = torch.ones_like(input_ids) if self.padding_mask else None
         if self.full_vocab_head:
@@ -190,7 +197,7 @@ class PlainHFLoop:
         return {"loss": out.loss.detach().float()}
 
 
-def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.device, **variant: bool):
+def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.device, **variant: bool) -> Trainer:
     """vbert's Trainer around VbertMLM, ready for `train_step` (no data, no output folder)."""
     from vbert.train import Trainer
 
@@ -203,7 +210,7 @@ def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.devic
 COMPILE_MODES = {"compiled": "default", "cudagraphs": "reduce-overhead", "autotune": "max-autotune"}
 
 
-def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, device: torch.device):
+def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, device: torch.device) -> StepFn:
     """The train-step function a variant name describes.
 
     `plain-eager` / `plain-compiled`: the transformers loop. `vbert-...`: vbert's trainer, with
@@ -230,7 +237,7 @@ def variant_flags(variant: str) -> dict[str, bool]:
             "low_precision_residual": "bf16res" in words}
 
 
-def profile_steps(step_fn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5) -> str:
+def profile_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5) -> str:
     """Where one step's time goes: the profiler's top kernels by device time (after warm steps)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -256,7 +263,7 @@ def peak_tflops(device: torch.device, override: float | None = None) -> float | 
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
-def time_steps(step_fn, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int,
+def time_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int,
                device: torch.device) -> tuple[float, list[float]]:
     """Seconds for `steps` timed steps after `warmup` untimed ones; also every loss seen."""
     losses = []
@@ -273,7 +280,7 @@ def time_steps(step_fn, batches: list[dict[str, torch.Tensor]], warmup: int, ste
     return time.perf_counter() - start, [float(x) for x in losses]
 
 
-def measure(name: str, step_fn, setup: BenchSetup, batches, warmup: int, steps: int, device: torch.device,
+def measure(name: str, step_fn: StepFn, setup: BenchSetup, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int, device: torch.device,
             peak: float | None) -> dict[str, Any]:
     """Throughput, memory and useful MFU of one training-step function."""
     seconds, losses = time_steps(step_fn, batches, warmup, steps, device)
@@ -378,12 +385,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert bench`."""
     parser.add_argument("what", choices=["pretrain"], help="what to benchmark")
-    parser.add_argument("--size", choices=sorted(SIZES), default="base")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--text-vocab", type=int, default=30522)
-    parser.add_argument("--visual-words", type=int, default=20736)
+    parser.add_argument("--size", choices=sorted(SIZES), default="base",
+                        help="encoder size: base (12 x 768), paper (24 x 1024), tiny (2 x 64, for tests); default base")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one)")
+    parser.add_argument("--batch", type=int, default=128, help="sequences per step (default: 128)")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default: 128)")
+    parser.add_argument("--text-vocab", type=int, default=30522, help="WordPiece ids (default: BERT's 30,522)")
+    parser.add_argument("--visual-words", type=int, default=20736, help="visual words (default: 12^4 = 20,736)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps (compilation happens here)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
     parser.add_argument("--variants", default="plain-eager,plain-compiled,vbert-eager,vbert-compiled",

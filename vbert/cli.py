@@ -12,9 +12,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vbert import __version__
 from vbert.errors import VbertError
+
+if TYPE_CHECKING:
+    from vbert.config import Config
 
 # (subcommand, module that implements it, one-line help) in pipeline order.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -70,7 +74,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace):  # -> vbert.config.Config
+def config_from_args(args: argparse.Namespace) -> Config:
     """Resolve the config named by --preset and --set."""
     from vbert.config import load_config
 

@@ -1,7 +1,7 @@
 """Typed configuration: presets shipped as YAML inside the package, loaded into dataclasses.
 
-A preset (``tiny``, ``small``, ``base``, ``paper``) or a user's YAML file names only what differs
-from the defaults below. Unknown keys and values of the wrong type are refused with one line that
+A preset (``tiny``, ``small``, ``base``, ``paper``) or a user's YAML file sets what differs from
+the defaults below (a preset also restates the defaults it is about, e.g. base's 12^4 words). Unknown keys and values of the wrong type are refused with one line that
 names the file, the key and what was expected. Each choice the paper leaves open is a named field
 with its default explained next to it.
 """
@@ -102,7 +102,7 @@ class ModelConfig:
     attention_dropout: float = 0.1
     layer_norm_eps: float = 1e-12
     # Under bf16 autocast, keep the residual stream in bf16 rather than fp32 (faster on a GPU; see
-    # docs/benchmarks.md). Needs torch >= 2.4. Not in the paper.
+    # docs/benchmarks.md). Not in the paper.
     low_precision_residual: bool = False
     init_from: str = ""  # "" = from scratch, or a BERT directory saved by save_pretrained
 

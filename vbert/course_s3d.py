@@ -371,16 +371,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     defaults = TrainSettings()
     parser.add_argument("--data", default=None, help="SynthCook folder (default: generate/reuse the preset's)")
-    parser.add_argument("--out", default="runs/extractor/" + CHECKPOINT_NAME, help="checkpoint to write")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--out", default="runs/extractor/" + CHECKPOINT_NAME,
+                        help=f"checkpoint to write (default: runs/extractor/{CHECKPOINT_NAME})")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"training steps (default: {defaults.steps})")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help=f"clips per step (default: {defaults.batch_size})")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"learning rate (default: {defaults.lr})")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes), help="training crop sizes")
     parser.add_argument("--min-crop", type=float, default=defaults.min_crop, help="smallest random crop (fraction)")
     parser.add_argument("--train-frames", type=int, default=defaults.train_frames, help="frames per training window")
     parser.add_argument("--init", default="", help="continue from this checkpoint")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU trains the same network much faster)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (a GPU trains the same network much faster)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,11 +11,14 @@ reported next to the purity of the same words shuffled across clips (chance).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vbert.dataset import VideoRecord
+from vbert.feature_store import FeatureStore
 from vbert.kmeans import HierarchicalKMeans
 
 
@@ -73,7 +76,7 @@ def labelled_clips(records: list[dict], field: str = "verb") -> tuple[np.ndarray
     return np.asarray(words, dtype=np.int64), labels
 
 
-def clip_labels(store, dataset, field: str = "verb") -> tuple[np.ndarray, list[str]]:
+def clip_labels(store: FeatureStore, dataset: Sequence[VideoRecord], field: str = "verb") -> tuple[np.ndarray, list[str]]:
     """(rows of a FeatureStore [n], labels) for the clips inside ground-truth segments that carry `field`.
 
     Uses the same span rule as `vbert tokenize`, so any tree's words for these clips are

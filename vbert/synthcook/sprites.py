@@ -189,7 +189,7 @@ def rotate(patch: Patch, degrees: float) -> Patch:
     return rgb, alpha
 
 
-def tint(patch: Patch, colour, amount: float, region: np.ndarray | None = None) -> Patch:
+def tint(patch: Patch, colour: tuple[int, int, int] | np.ndarray, amount: float, region: np.ndarray | None = None) -> Patch:
     """Blend a patch towards `colour` by `amount` (0..1), only inside `region` ([h, w] bool) if given."""
     rgb, alpha = patch
     target = np.asarray(colour, dtype=np.float32)

@@ -10,9 +10,14 @@ outputs of `vbert tokenize` and `vbert pretrain` on YouCook2) take precedence ov
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vbert.config import Config
 from vbert.errors import DataError
+
+if TYPE_CHECKING:
+    from vbert.pretrain_data import JointVocab
+    from vbert.videobert import VideoBertForPretraining
 
 
 # The command-line option that names each artifact folder (`vbert eval`), for error messages.
@@ -118,7 +123,7 @@ class Artifacts:
 
         return ensure_pretrained(self.config)
 
-    def load_videobert(self, device: str) -> tuple:
+    def load_videobert(self, device: str) -> tuple[VideoBertForPretraining, JointVocab, Any]:
         """(VideoBERT model, joint vocabulary, tokenizer): the finished model, or its checkpoint of `step`."""
         from vbert.pretrain import load_pretrained
 

@@ -362,7 +362,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "from the `vbert run` folder it sits in, or must be given"
     )
     parser.add_argument(
-        "--features", default=None, help="features folder of `vbert extract` (default: the preset's)"
+        "--features", default=None,
+        help="features folder of `vbert extract` (default: the run folder's beside --tokens or --model, else the preset's)"
     )
     parser.add_argument(
         "--model", default=None,
