@@ -1,4 +1,6 @@
-"""Pretraining data: the joint vocabulary, token files, the three regimes, masking and fixed-shape batches.
+"""Pretraining data: the joint vocabulary, the three regimes, masking and fixed-shape batches.
+
+Token files are read by `vbert.token_file`.
 
 One vocabulary holds WordPiece ids `[0, V_text)`, then visual word `w` at `V_text + w`, then `[>]`
 at `V_text + K` (K = k**depth). Sequences are built in three regimes (the paper's):
@@ -24,9 +26,7 @@ so a compiled model never recompiles and never waits on the host. Batch `i` is a
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from vbert.errors import DataError
 from vbert.graceful_stop import detach_worker_from_signals
 from vbert.masking import mask_tokens, predicted_positions, prediction_capacity
 from vbert.model import IGNORE_INDEX
+from vbert.token_file import read_token_file, tokens_visual_size  # noqa: F401 - part of this module's API
 
 TEXT, VIDEO, JOINT = 0, 1, 2  # regime ids, in the order of PretrainConfig.regime_mix
 REGIMES = ("text", "video", "video-text")
@@ -101,97 +102,6 @@ class VideoTokens:
     words: np.ndarray  # [num_clips] visual word numbers (not joint ids)
     texts: list[np.ndarray]  # per sentence: WordPiece ids
     video_words: list[np.ndarray]  # per sentence: visual word numbers of the clips in its span
-
-
-def tokens_visual_size(folder: Path) -> int | None:
-    """k**depth of the vocabulary a token folder was made with, as its manifest says (None: unknown)."""
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        config = json.loads(path.read_text(encoding="utf-8")).get("config", {})
-    except (OSError, json.JSONDecodeError, AttributeError) as err:
-        raise DataError(f"{path}: manifest is not readable JSON ({err})") from None
-    vocab = config.get("vocab", config) if isinstance(config, dict) else {}
-    if isinstance(vocab, dict) and "k" in vocab and "depth" in vocab:
-        try:
-            return int(vocab["k"]) ** int(vocab["depth"])
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: vocab k {vocab['k']!r} and depth {vocab['depth']!r} are not integers") from None
-    return None
-
-
-def _check_manifest_vocab(folder: Path, visual_size: int) -> None:
-    """Refuse a token folder whose manifest says it was made with another k**depth."""
-    theirs = tokens_visual_size(folder)
-    if theirs is not None and theirs != visual_size:
-        vocab = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["config"]
-        vocab = vocab.get("vocab", vocab)
-        raise DataError(f"{folder / 'manifest.json'}: these tokens use a vocabulary of {vocab['k']}^{vocab['depth']} "
-                        f"= {theirs} visual words, but this config expects {visual_size}; re-run `vbert tokenize`")
-
-
-def _check_visual_words(words: Any, where: str, what: str, visual_size: int) -> None:
-    """Refuse a visual word list that is not a list of ints (not bools) in [0, visual_size)."""
-    if not isinstance(words, list):
-        raise DataError(f"{where}: {what} is not a list of visual words (got {type(words).__name__})")
-    for w in words:
-        if isinstance(w, bool) or not isinstance(w, int):
-            raise DataError(f"{where}: {what}: visual word {w!r} is not an integer")
-        if not 0 <= w < visual_size:
-            raise DataError(f"{where}: {what}: visual word {w!r} is outside [0, {visual_size}): "
-                            "these tokens come from another vocabulary")
-
-
-def _check_token_record(record: Any, where: str, visual_size: int) -> None:
-    """Refuse a tokens.jsonl record that does not have the documented fields and types."""
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object (one video per line), got {type(record).__name__}")
-    missing = [k for k in ("video_id", "words", "sentences") if k not in record]
-    if missing:
-        raise DataError(f"{where}: record lacks {', '.join(missing)}")
-    if not isinstance(record["video_id"], str):
-        raise DataError(f"{where}: video_id {record['video_id']!r} is not a string")
-    if not isinstance(record.get("subset", "training"), str):
-        raise DataError(f"{where}: subset {record['subset']!r} is not a string")
-    _check_visual_words(record["words"], where, "words", visual_size)
-    if not isinstance(record["sentences"], list):
-        raise DataError(f"{where}: sentences is not a list (got {type(record['sentences']).__name__})")
-    for j, s in enumerate(record["sentences"]):
-        if not isinstance(s, dict):
-            raise DataError(f"{where}: sentence {j} is not a JSON object")
-        if "text" not in s or "video_words" not in s:
-            raise DataError(f"{where}: sentence {j} lacks 'text' or 'video_words'")
-        if not isinstance(s["text"], str):
-            raise DataError(f"{where}: sentence {j} text {s['text']!r} is not a string")
-        _check_visual_words(s["video_words"], where, f"sentence {j} video_words", visual_size)
-
-
-def read_token_file(path: str | Path, visual_size: int, subsets: tuple[str, ...] | None = ("training",)) -> list[dict]:
-    """Read tokens.jsonl, validating each record; keep the videos of `subsets` (None keeps all)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "tokens.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: token file not found (run `vbert tokenize` first)")
-    _check_manifest_vocab(path.parent, visual_size)
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg}); the file may be truncated") from None
-            _check_token_record(record, where, visual_size)
-            if subsets is None or record.get("subset", "training") in subsets:
-                records.append(record)
-    if not records:
-        chosen = "any subset" if subsets is None else "subset " + "/".join(subsets)
-        raise DataError(f"{path}: no videos of {chosen}: the dataset is empty")
-    return records
 
 
 def tokenize_records(records: list[dict], tokenizer: Any) -> list[VideoTokens]:
