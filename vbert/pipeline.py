@@ -113,7 +113,7 @@ STAGES.append(Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbe
 
 def _evaluate_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     """Zero-shot, captioning and retrieval tables of the preset's pretrained model, under run_dir/eval."""
-    from vbert.tasks.cli import pipeline_stage
+    from vbert.tasks.stage import pipeline_stage
 
     return pipeline_stage(config, run_dir, force)
 

@@ -1,0 +1,114 @@
+"""The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval.
+
+Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `eval/manifest.json`
+as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
+task is retried alone.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+from vbert.config import Config
+from vbert.errors import DataError, StageError, VbertError
+from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.cli import RUNNERS, write_result
+
+
+def _zero_shot_summary(result: dict[str, Any]) -> dict[str, Any]:
+    cross = result["rows"]["VideoBERT, cross-modal"]
+    return {"zero-shot verb top-1": round(cross["verb top-1"], 1),
+            "zero-shot noun top-1": round(cross["noun top-1"], 1)}
+
+
+def _captioning_summary(result: dict[str, Any]) -> dict[str, Any]:
+    best = result["rows"][-1]["scores"]
+    return {"captioning BLEU-4": round(100 * best["BLEU-4"], 2), "captioning CIDEr": round(best["CIDEr"], 3)}
+
+
+def _retrieval_summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {"retrieval R@5": round(result["rows"]["VideoBERT alignment"]["R@5"], 1)}
+
+
+# The tasks of the "evaluate" stage, in order, each with the headline numbers it adds to the stage summary.
+STAGE_TASKS = {"zero-shot": _zero_shot_summary, "captioning": _captioning_summary, "retrieval": _retrieval_summary}
+
+
+def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
+    """Task JSON files an unfinished earlier run of the stage wrote with this config and these inputs."""
+    from vbert.manifest import MANIFEST, file_sha256, read_json
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = read_json(path)
+    except VbertError:
+        return {}  # unreadable: run every task again
+    if manifest.get("config_hash") != config_hash or manifest.get("inputs") != inputs:
+        return {}
+    return {name: sha for name, sha in manifest.get("outputs", {}).items()
+            if (out / name).is_file() and file_sha256(out / name) == sha}
+
+
+def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
+    """The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval.
+
+    Each finished task is recorded in the stage's manifest at once, so a run that stops (interrupted,
+    out of time) resumes at the first unfinished task. A task that fails is recorded with its error and
+    the others still run; the stage then ends with a StageError and, run again, retries only that task.
+    """
+    from vbert.device import select_device
+    from vbert.manifest import file_sha256, is_complete, json_hash, read_json, write_manifest
+    from vbert.pipeline import input_hashes, stage_named
+    from vbert.pretrain import result_config
+    from vbert.train import TrainingStopped
+
+    out = run_dir / "eval"
+    stage = stage_named("evaluate")
+    missing = [name for name in stage.reads if not (run_dir / name).is_dir()]
+    if missing:  # every task would fail on it: say so once, before any runs
+        raise DataError(f"{run_dir}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
+                        f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)")
+    inputs = input_hashes(run_dir, stage)  # the stage checks them itself (checks_inputs)
+    spec = result_config(config)  # how often pretraining logs or saves changes no table
+    if not force and is_complete(out, spec, inputs):
+        return {"skipped": "complete", "folder": str(out)}
+    done = {} if force else _finished_earlier(out, json_hash(spec), inputs)
+    device = str(select_device())
+    artifacts = Artifacts(config, run_dir)
+    summary: dict[str, Any] = {}
+    outputs: dict[str, str] = {}
+    failures: list[dict[str, str]] = []
+    for task, summarise in STAGE_TASKS.items():
+        name = f"{task}.json"
+        if name in done:
+            print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
+            outputs[name] = done[name]
+            summary.update(summarise(read_json(out / name)))
+        else:
+            try:
+                result, text = RUNNERS[task](config, device, artifacts)
+            except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
+                raise
+            except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
+                if not isinstance(err, VbertError):  # a user-facing error says all in its message
+                    traceback.print_exc()
+                reason = f"{type(err).__name__}: {err}"
+                print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
+                failures.append({"item": task, "reason": reason})
+                for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
+                    stale.unlink(missing_ok=True)
+            else:
+                write_result(out, task, result, text)
+                outputs[name] = file_sha256(out / name)
+                summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
+        write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=False)  # progress so far
+    write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=not failures)
+    if failures:
+        listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
+        raise StageError(f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
+                         f"tables are in {out}; run the stage again to retry only the failed task(s)")
+    return summary
