@@ -148,6 +148,119 @@ def test_cli_extract_runs_on_a_folder(video_folder: Path, tmp_path: Path, capsys
     assert main(["extract", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
 
 
+# ---------------------------------------------------------------- annotation files, listing failures, bad folders
+
+
+def _annotation_entry(duration: float = 3.0) -> dict:
+    return {"duration": duration, "subset": "training", "annotations": [{"id": 0, "segment": [0.0, 1.5], "sentence": "cut it"}]}
+
+
+def _annotated_folder(root: Path, present: list[str], absent: list[str], in_videos: bool = True) -> Path:
+    """An annotation file listing `present` + `absent` videos and one entry without a duration; only `present` have files."""
+    folder = root / "videos" if in_videos else root
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(present):
+        write_video(folder / f"{name}.mp4", np.full((60, 48, 64, 3), 50 * i, np.uint8), fps=20)  # 3 s: 2 clips
+    database = {name: _annotation_entry() for name in [*present, *absent]}
+    database["no_duration"] = {"subset": "training", "annotations": []}
+    (root / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    return root / "ann.json"
+
+
+@pytest.mark.parametrize("in_videos", [True, False], ids=["videos-subfolder", "same-folder"])
+def test_annotation_file_finds_its_videos_beside_it_and_records_every_listing_failure(
+    tmp_path: Path, in_videos: bool, capsys: pytest.CaptureFixture
+) -> None:
+    from vbert.cli import main
+
+    annotations = _annotated_folder(tmp_path / "data", ["v0", "v1"], ["gone0", "gone1", "gone2"], in_videos)
+    out = tmp_path / "features"
+    code = main(["extract", str(annotations), "--out", str(out), "--set", "video.crop_size=32", "--weights", "none"])
+    assert code == 0
+    assert "4 clips from 2 videos, 4 failures" in capsys.readouterr().out
+    assert sorted(FeatureStore(out).videos()) == ["v0", "v1"]
+    reasons = {f["item"]: f["reason"] for f in read_manifest(out)["failures"]}
+    assert set(reasons) == {"gone0", "gone1", "gone2", "no_duration"}
+    assert "ann.json: video gone1: no video file" in reasons["gone1"] and "duration" in reasons["no_duration"]
+
+
+def test_listing_failures_are_recorded_once_whatever_the_number_of_ranks(tmp_path: Path) -> None:
+    annotations = _annotated_folder(tmp_path / "data", ["v0", "v1", "v2"], ["gone0", "gone1"])
+    out = tmp_path / "features"
+    for rank in (1, 0):
+        extract_mod.extract_features(annotations, out, _config(), video_dir=annotations.parent / "videos",
+                                     rank=rank, world_size=2, show_progress=False)
+    manifest = read_manifest(out)
+    assert manifest["complete"] and sorted(FeatureStore(out).videos()) == ["v0", "v1", "v2"]
+    assert sorted(f["item"] for f in manifest["failures"]) == ["gone0", "gone1", "no_duration"]
+
+
+def test_an_annotation_file_with_no_video_to_extract_is_an_error(tmp_path: Path) -> None:
+    annotations = _annotated_folder(tmp_path / "data", [], ["gone0", "gone1"])
+    out = tmp_path / "features"
+    with pytest.raises(DataError, match=r"ann\.json: no video to extract: none of its 3 videos has a usable file"):
+        extract_mod.extract_features(annotations, out, _config(), show_progress=False)
+    assert not (out / "manifest.json").exists()
+    # --video-dir names another folder
+    other = tmp_path / "elsewhere"
+    write_video(other / "training" / "gone1.mp4", np.zeros((40, 48, 64, 3), np.uint8), fps=20)
+    extract_mod.extract_features(annotations, out, _config(), video_dir=other, show_progress=False)
+    assert FeatureStore(out).videos() == ["gone1"]
+    with pytest.raises(DataError, match="only used with a YouCook2 annotation file"):
+        extract_mod.extract_features(other, tmp_path / "f2", _config(), video_dir=other, show_progress=False)
+
+
+def test_when_every_video_fails_the_run_is_an_error_with_its_failures_recorded(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    write_video(folder / "short.mp4", np.zeros((12, 48, 64, 3), np.uint8), fps=20)
+    out = tmp_path / "features"
+    with pytest.raises(DataError, match=r"videos: no video could be extracted \(2 failures"):
+        extract_mod.extract_features(folder, out, _config(), show_progress=False)
+    manifest = read_manifest(out)
+    assert not manifest["complete"] and {f["item"] for f in manifest["failures"]} == {"broken", "short"}
+
+
+def test_two_files_of_one_video_id_are_a_failure_naming_both(video_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("alpha.mp4", "bravo.mp4"):
+        (folder / name).write_bytes((video_folder / name).read_bytes())
+    (folder / "alpha.mkv").write_bytes((video_folder / "charlie.mp4").read_bytes())
+    out = extract_mod.extract_features(folder, tmp_path / "f", _config(), show_progress=False)
+    assert FeatureStore(out).videos() == ["bravo"]
+    (failure,) = read_manifest(out)["failures"]
+    assert failure["item"] == "alpha" and "alpha.mkv and " in failure["reason"] and "alpha.mp4" in failure["reason"]
+    # the same under an annotation file whose video folder has subfolders
+    data = tmp_path / "data"
+    for sub, name in (("training", "alpha.mp4"), ("validation", "alpha.mp4"), ("training", "bravo.mp4")):
+        (data / "videos" / sub).mkdir(parents=True, exist_ok=True)
+        (data / "videos" / sub / name).write_bytes((video_folder / name).read_bytes())
+    database = {"alpha": _annotation_entry(), "bravo": _annotation_entry()}
+    (data / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    out = extract_mod.extract_features(data / "ann.json", tmp_path / "g", _config(), show_progress=False)
+    assert FeatureStore(out).videos() == ["bravo"]
+    (failure,) = read_manifest(out)["failures"]
+    assert failure["item"] == "alpha" and "training/alpha.mp4 and " in failure["reason"]
+    assert "validation/alpha.mp4" in failure["reason"]
+
+
+def test_a_corrupt_spec_or_an_out_path_that_is_a_file_is_named(video_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f"
+    extract_mod.extract_features(video_folder, out, _config(), show_progress=False)
+    (out / "manifest.json").unlink()  # an unfinished folder: its spec is checked
+    (out / extract_mod.SPEC_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match=r"extract-spec\.json: not readable JSON .*--force"):
+        extract_mod.extract_features(video_folder, out, _config(), show_progress=False)
+    extract_mod.extract_features(video_folder, out, _config(), force=True, show_progress=False)
+    assert read_manifest(out)["complete"]
+    (tmp_path / "plain").write_text("", encoding="utf-8")
+    for bad in (tmp_path / "plain", tmp_path / "plain" / "sub"):
+        with pytest.raises(DataError, match=r"plain"):
+            extract_mod.extract_features(video_folder, bad, _config(), show_progress=False)
+
+
 def test_extract_is_registered_as_command_and_pipeline_stage() -> None:
     from vbert.cli import COMMANDS
     from vbert.pipeline import STAGES
@@ -203,3 +316,16 @@ def test_a_video_in_two_shards_is_refused(tmp_path: Path) -> None:
     writer.flush()
     with pytest.raises(DataError, match=r"shard-r1-00000\.json: video 'v1' is also in shard-r0-00000\.json"):
         FeatureStore(tmp_path)
+
+
+def test_files_not_named_like_shards_are_ignored(tmp_path: Path) -> None:
+    array_path, index_path = _one_shard(tmp_path)
+    for suffix in (".npy", ".json"):  # a copy a file manager left beside the shard
+        (tmp_path / f"shard-r0-00000 (copy){suffix}").write_bytes((tmp_path / f"shard-r0-00000{suffix}").read_bytes())
+    (tmp_path / "shard-r0-notes.json").write_text("{}", encoding="utf-8")
+    assert FeatureStore(tmp_path).videos() == ["v1"] and len(FeatureStore(tmp_path)) == 3
+    writer = FeatureWriter(tmp_path, dim=4)
+    writer.add("v2", np.ones((1, 4), np.float32), [0.0], [1.5])
+    writer.flush()
+    assert (tmp_path / "shard-r0-00001.json").is_file()
+    assert FeatureStore(tmp_path).videos() == ["v1", "v2"]

@@ -138,6 +138,8 @@ def test_broken_items_are_skipped_and_the_report_says_why(run) -> None:
     for item, reason in BROKEN.items():
         lines = [line for line in section.splitlines() if f"| {item} |" in line]
         assert lines and any(reason in line for line in lines), (item, lines)
+        reasons = [line.split("|")[3].strip() for line in lines]  # | item | stage | reason |
+        assert len(reasons) == len(set(reasons)), lines  # a failure met by several stages is listed once
     assert "sc_train_00005" not in section and NON_ASCII not in section  # these were used
     store = FeatureStore(out / "features")
     assert not {"sc_train_00000", "sc_train_00001", "sc_train_00002", "sc_train_00003"} & set(store.videos())

@@ -454,3 +454,92 @@ def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets
     args = Namespace(data=str(run / "synthcook"), features=None, vocab=None)
     _defaults_beside_data(args)
     assert (args.features, args.vocab) == (run / "features", run / "vocab")
+
+
+def test_tokenize_records_what_the_dataset_loader_could_not_read(tmp_path):
+    from vbert.dataset import Failure
+
+    features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40, "unreadable": 5})
+    config = tiny_config()
+    vocab = fit_vocab(features, tmp_path / "vocab", config)
+    dataset = make_dataset()
+    dataset.failures = [
+        Failure("unreadable", "ann.json: video unreadable: missing field(s) duration"),
+        Failure("silent", "narrations.json: video silent: 3 texts but 3 starts and 2 ends"),
+    ]
+    out = tokenize_features(features, dataset, vocab, tmp_path / "tokens", config)
+    assert {r["video_id"] for r in read_tokens(out)} == {"narrated", "silent"}
+    reasons = [(f["item"], f["reason"]) for f in read_manifest(out)["failures"]]
+    assert sorted(item for item, _ in reasons) == ["never_extracted", "silent", "unreadable"]  # each once
+    assert ("unreadable", "ann.json: video unreadable: missing field(s) duration") in reasons
+    assert ("silent", "narrations.json: video silent: 3 texts but 3 starts and 2 ends") in reasons
+
+
+def _tokenize_youcook2(tmp_path, captions, capsys) -> str:
+    """`vbert tokenize` on tmp_path/ann.json with `captions`; its printed line."""
+    args = ["tokenize", "--features", str(tmp_path / "features"), "--vocab", str(tmp_path / "vocab"),
+            "--data", str(tmp_path / "ann.json"), "--captions", str(captions), "--out", str(tmp_path / "tokens"),
+            "--set", "vocab.k=3", "--set", "vocab.depth=2", "--device", "cpu"]
+    capsys.readouterr()
+    assert cli_main(args) == 0
+    return capsys.readouterr().out
+
+
+def test_tokenize_records_bad_captions_and_redoes_tokens_when_the_captions_change(tmp_path, capsys):
+    features = make_features(tmp_path / "features", {"v1": 30, "v2": 20})
+    fit_vocab(features, tmp_path / "vocab", tiny_config())
+    entry = {"duration": 45.0, "subset": "training", "annotations": []}
+    (tmp_path / "ann.json").write_text(json.dumps({"database": {"v1": entry, "v2": entry}}), encoding="utf-8")
+    good = {"v1": {"text": ["stir the soup"], "start": [1.0], "end": [4.0]},
+            "v2": {"text": ["add salt", "done"], "start": [1.0, 5.0], "end": [3.0]}}  # v2: one end short
+    (tmp_path / "good.json").write_text(json.dumps(good), encoding="utf-8")
+    assert "1 failures" in _tokenize_youcook2(tmp_path, tmp_path / "good.json", capsys)
+    (failure,) = read_manifest(tmp_path / "tokens")["failures"]
+    assert failure["item"] == "v2" and "good.json: video v2: 2 texts but 2 starts and 1 ends" in failure["reason"]
+    assert "up to date" in _tokenize_youcook2(tmp_path, tmp_path / "good.json", capsys)
+    other = {"v1": {"text": ["chop the onion"], "start": [1.0], "end": [4.0]}}
+    (tmp_path / "other.json").write_text(json.dumps(other), encoding="utf-8")
+    printed = _tokenize_youcook2(tmp_path, tmp_path / "other.json", capsys)
+    assert "up to date" not in printed and "0 failures" in printed
+    texts = {r["video_id"]: [s["text"] for s in r["sentences"]] for r in read_tokens(tmp_path / "tokens")}
+    assert texts["v1"] == ["chop the onion"] and texts["v2"] == [""] * 2  # v2: no narration, 16-word segments
+    # a folder of <video_id>.csv captions: editing one of its files redoes the tokens too
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "v1.csv").write_text("start,end,text\n1.0,4.0,stir the soup\n", encoding="utf-8")
+    assert "up to date" not in _tokenize_youcook2(tmp_path, tmp_path / "csv", capsys)
+    assert "up to date" in _tokenize_youcook2(tmp_path, tmp_path / "csv", capsys)
+    (tmp_path / "csv" / "v1.csv").write_text("start,end,text\n1.0,4.0,taste the soup\n", encoding="utf-8")
+    assert "up to date" not in _tokenize_youcook2(tmp_path, tmp_path / "csv", capsys)
+    (record,) = [r for r in read_tokens(tmp_path / "tokens") if r["video_id"] == "v1"]
+    assert record["sentences"][0]["text"] == "taste the soup"
+
+
+def test_captions_where_they_are_not_used_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "captions.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "synthcook").mkdir()
+    common = ["--features", str(tmp_path / "features"), "--vocab", str(tmp_path / "vocab"),
+              "--captions", str(tmp_path / "captions.json"), "--out", str(tmp_path / "tokens")]
+    for data in (["--data", str(tmp_path / "synthcook")], []):
+        assert cli_main(["tokenize", *data, *common]) == 2
+        err = capsys.readouterr().err
+        assert "captions.json: --captions is only used with --data <YouCook2 annotation JSON>" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "tokens").exists()
+
+
+def test_a_data_folder_without_manifest_is_identified_by_its_files(tmp_path):
+    from argparse import Namespace
+
+    from vbert.visual_tokens import _load_dataset
+
+    data = tmp_path / "synthcook"
+    (data / "videos").mkdir(parents=True)
+    entry = {"duration": 45.0, "subset": "training", "annotations": []}
+    (data / "annotations.json").write_text(json.dumps({"database": {"v1": entry}}), encoding="utf-8")
+    (data / "narrations.json").write_text("{}", encoding="utf-8")
+    args = Namespace(data=str(data), captions=None)
+    dataset, first = _load_dataset(args, tiny_config())
+    assert [f.item for f in dataset.failures] == ["v1"]  # no video file for it
+    narrations = {"v1": {"text": ["stir"], "start": [1.0], "end": [2.0]}}
+    (data / "narrations.json").write_text(json.dumps(narrations), encoding="utf-8")
+    assert first and _load_dataset(args, tiny_config())[1] != first  # edited narration: other tokens

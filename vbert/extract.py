@@ -9,7 +9,9 @@ shard it was filling. Under torchrun, rank r takes videos r, r + W, r + 2W, ... 
 the manifest, and `FeatureStore` merges all ranks' shards into one index.
 
 Videos that cannot be decoded or are shorter than one clip are recorded in the manifest's
-`failures` and skipped.
+`failures` and skipped, and so are those found unusable while listing: annotation entries that
+cannot be read, annotated videos without a file, and a video id two files claim (a.mp4, a.mkv).
+A run that extracts no video at all is an error, not a finished folder.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vbert.config import Config
-from vbert.dataset import VideoDataset
+from vbert.dataset import Failure, VideoDataset
 from vbert.errors import DataError
-from vbert.manifest import atomic_write_json, file_lock, is_complete, json_hash, read_manifest, write_manifest
+from vbert.manifest import atomic_write_json, file_lock, is_complete, json_hash, read_json, read_manifest, write_manifest
 
 SPEC_FILE = "extract-spec.json"
 
@@ -60,16 +62,52 @@ def _single_thread_worker(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def default_video_dir(annotation_file: str | Path) -> Path:
+    """Where the videos of an annotation file are looked for: the `videos/` folder beside it, else its own folder."""
+    folder = Path(annotation_file).parent
+    return folder / "videos" if (folder / "videos").is_dir() else folder
+
+
+def _video_files(folder: Path, recursive: bool) -> list[Path]:
+    """The video files in `folder` (and its subfolders when `recursive`), hidden files left out."""
+    from vbert.video import VIDEO_SUFFIXES
+
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return [p for p in sorted(found) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.name.startswith(".")]
+
+
+def _same_stem(files: list[Path]) -> dict[str, list[Path]]:
+    """Video ids (file stems) that more than one of `files` would give, with those files."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path)
+    return {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+
+
+def _same_stem_failure(video_id: str, files: list[Path]) -> dict[str, str]:
+    """The failure of a video id that several files claim: none of them is extracted."""
+    names = " and ".join(str(f) for f in files)
+    return Failure(video_id, f"{names}: {len(files)} video files for one video id (keep one)").to_dict()
+
+
 def list_videos(source: VideoDataset | str | Path, video_dir: str | Path | None = None) -> tuple[list[tuple[str, Path]], list[dict]]:
-    """(video id, path) pairs of a dataset, a video folder (or SynthCook folder), or a YouCook2 annotation file."""
+    """(video id, path) pairs of a dataset, a video folder (or SynthCook folder), or a YouCook2 annotation file.
+
+    The failures found while listing come with them: the dataset's own (entries it could not
+    load), annotated videos without a file, and video ids that two files claim (a.mp4, a.mkv).
+    An annotation file's videos are looked for in `video_dir` (default: `default_video_dir`).
+    """
     from vbert.video import VIDEO_SUFFIXES
 
     failures: list[dict] = []
     if isinstance(source, VideoDataset):
+        if video_dir is not None:
+            raise DataError(f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not a dataset")
+        failures += [f.to_dict() for f in source.failures]
         pairs = []
         for video_id, record in sorted(source.videos.items()):
             if record.path is None:
-                failures.append({"item": video_id, "reason": "no video file for this annotation"})
+                failures.append(Failure(video_id, "no video file for this annotation").to_dict())
             else:
                 pairs.append((video_id, Path(record.path)))
         return pairs, failures
@@ -77,14 +115,27 @@ def list_videos(source: VideoDataset | str | Path, video_dir: str | Path | None 
     if path.is_file() and path.suffix == ".json":
         from vbert.youcook2 import load_youcook2
 
-        return list_videos(load_youcook2(path, video_dir=video_dir), None)
+        video_dir = Path(video_dir) if video_dir is not None else default_video_dir(path)
+        pairs, failures = list_videos(load_youcook2(path, video_dir=video_dir))
+        clashes = _same_stem(_video_files(video_dir, recursive=True))
+        failures += [_same_stem_failure(v, clashes[v]) for v, _ in pairs if v in clashes]
+        pairs = [(v, p) for v, p in pairs if v not in clashes]
+        if not pairs:
+            first = f"; first: {failures[0]['reason']}" if failures else ""
+            raise DataError(f"{path}: no video to extract: none of its {len(failures)} videos has a usable file "
+                            f"in {video_dir} (--video-dir names another folder){first}")
+        return pairs, failures
+    if video_dir is not None:
+        raise DataError(f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not with {path}")
     if not path.is_dir():
         raise DataError(f"{path}: expected a folder of videos, a SynthCook folder or a YouCook2 annotation file")
     folder = path / "videos" if (path / "videos").is_dir() else path
-    pairs = [(p.stem, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
-    if not pairs:
+    files = _video_files(folder, recursive=False)
+    if not files:
         raise DataError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)}) here")
-    return pairs, failures
+    clashes = _same_stem(files)
+    failures += [_same_stem_failure(stem, clashes[stem]) for stem in sorted(clashes)]
+    return [(p.stem, p) for p in files if p.stem not in clashes], failures
 
 
 def extraction_spec(config: Config) -> dict[str, Any]:
@@ -106,25 +157,25 @@ def _dist_info() -> tuple[int, int]:
 
 def _finished_videos(out_dir: Path) -> set[str]:
     """Video ids held by finished shards of any rank (an index file exists)."""
-    from vbert.feature_store import _read_index
+    from vbert.feature_store import _read_index, shard_indexes
 
-    return {row[0] for index in sorted(out_dir.glob("shard-r*-*.json")) for row in _read_index(index)["rows"]}
+    return {row[0] for index in shard_indexes(out_dir) for row in _read_index(index)["rows"]}
 
 
 def _check_spec(out_dir: Path, spec: dict[str, Any], force: bool) -> None:
     """Start a fresh folder, or refuse to mix shards made with another config (unless `force`)."""
     path = out_dir / SPEC_FILE
-    if path.is_file():
-        import json
-
-        old = json.loads(path.read_text(encoding="utf-8"))
-        if old == spec and not force:
+    if path.is_file() and not force:
+        try:
+            old = read_json(path)
+        except DataError as err:
+            raise DataError(f"{err}; use another folder or --force to start over") from None
+        if old == spec:
             return
-        if not force:
-            raise DataError(
-                f"{out_dir}: holds features made with different settings ({SPEC_FILE} differs); "
-                "use another folder or --force to start over"
-            )
+        raise DataError(
+            f"{out_dir}: holds features made with different settings ({SPEC_FILE} differs); "
+            "use another folder or --force to start over"
+        )
     if force:
         for old_file in [*out_dir.glob("shard-r*"), *out_dir.glob("done-r*.json"), out_dir / "manifest.json"]:
             old_file.unlink(missing_ok=True)
@@ -151,12 +202,21 @@ def extract_features(
     from vbert.progress import progress
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    videos, failures = list_videos(source, video_dir)
+    name = "the dataset" if isinstance(source, VideoDataset) else str(source)
+    if not videos:
+        first = f"; first: {failures[0]['item']}: {failures[0]['reason']}" if failures else ""
+        raise DataError(f"{name}: no video to extract ({len(failures)} failures{first})")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder (the features go into a folder)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"{out_dir}: cannot create the features folder ({err.strerror or err})") from None
     env_rank, env_world = _dist_info()
     rank = env_rank if rank is None else rank
     world_size = env_world if world_size is None else world_size
     spec = extraction_spec(config)
-    videos, failures = list_videos(source, video_dir)
     inputs = {"videos": json_hash([[v, str(p.name)] for v, p in videos])}
     if not force and is_complete(out_dir, spec, inputs):
         return out_dir
@@ -181,7 +241,7 @@ def extract_features(
         batch_size=None, num_workers=workers, worker_init_fn=_single_thread_worker if workers else None,
         prefetch_factor=4 if workers else None, persistent_workers=False,
     )
-    my_failures = [f for f in failures if f["item"] in {v for v, _ in mine}]
+    my_failures: list[dict] = []  # decoding failures of this rank's videos (listing failures: see _finalize)
     pending: list[dict[str, Any]] = []  # decoded videos waiting for a full network batch
 
     def run_pending() -> None:
@@ -207,14 +267,26 @@ def extract_features(
         run_pending()
     writer.flush()
     atomic_write_json(out_dir / f"done-r{rank}.json", {"world_size": world_size, "failures": my_failures})
-    _finalize(out_dir, spec, inputs, videos, world_size)
+    error = None
+    try:
+        _finalize(out_dir, spec, inputs, videos, failures, world_size, name)
+    except DataError as err:
+        error = err  # raised once every rank has reached the barrier, so none waits for ever
     if distributed:
         torch.distributed.barrier()
+    if error is not None:
+        raise error
     return out_dir
 
 
-def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, Path]], world_size: int) -> None:
-    """When every rank is done: check the shards cover every video (or its failure), write the manifest."""
+def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, Path]], listed: list[dict],
+              world_size: int, name: str) -> None:
+    """When every rank is done: check the shards cover every video (or its failure), write the manifest.
+
+    `listed` are the failures found while listing the videos (the same on every rank): recorded
+    once, here, by the rank that finishes last. If no video at all was extracted, the manifest
+    is written incomplete (with the failures) and a DataError names the input `name`.
+    """
     import json
 
     from vbert.feature_store import FeatureStore
@@ -224,17 +296,20 @@ def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, P
         reports = [json.loads(p.read_text(encoding="utf-8")) for p in done_files if p.is_file()]
         if len(reports) < world_size or any(r["world_size"] != world_size for r in reports):
             return  # another rank is still working; the last one to finish writes the manifest
-        failures = [f for r in reports for f in r["failures"]]
+        failures = listed + [f for r in reports for f in r["failures"]]
         store = FeatureStore(out_dir)
         covered = set(store.videos()) | {f["item"] for f in failures}
         missing = [v for v, _ in videos if v not in covered]
         if missing:
             raise DataError(f"{out_dir}: {len(missing)} videos have neither features nor a recorded failure (first: {missing[0]})")
-        write_manifest(
-            out_dir, "extract", spec, inputs=inputs,
-            outputs={"videos": len(store.videos()), "clips": len(store), "dim": store.dim},
-            failures=failures, world_size=world_size,
-        )
+        outputs = {"videos": len(store.videos()), "clips": len(store), "dim": store.dim}
+        complete = bool(store.videos())
+        write_manifest(out_dir, "extract", spec, inputs=inputs, outputs=outputs, failures=failures,
+                       complete=complete, world_size=world_size)
+        if not complete:
+            first = failures[0]
+            raise DataError(f"{name}: no video could be extracted ({len(failures)} failures, listed in "
+                            f"{out_dir / 'manifest.json'}; first: {first['item']}: {first['reason']})")
 
 
 def ensure_features(config: Config) -> Path:
@@ -270,7 +345,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("source", nargs="?", default=None,
                         help="video folder, SynthCook folder or YouCook2 annotation file (default: the preset's SynthCook)")
-    parser.add_argument("--video-dir", default=None, help="videos of an annotation file (default: next to it)")
+    parser.add_argument("--video-dir", default=None,
+                        help="videos of an annotation file, subfolders included "
+                             "(default: the videos/ folder next to it, else the folder it is in)")
     parser.add_argument("--out", default="runs/features", help="features folder (default: runs/features)")
     parser.add_argument("--extractor", default=None, help="course, s3d or resnet (default: the preset's)")
     parser.add_argument("--weights", default=None, help="default, kinetics400, imagenet1k, none, or a weight file")

@@ -9,19 +9,33 @@ Layout of a features folder::
 A shard counts only once its JSON index exists, and the index is written (atomically) after
 the array, so a run killed mid-shard loses at most that shard and resumes from the videos the
 finished shards hold. Each torchrun rank writes its own `shard-r{rank}-*` files; reading the
-folder merges them all into one index.
+folder merges them all into one index. Files whose names do not have exactly this form (a
+`shard-r0-00000 (copy).json` left by a file manager) are not shards and are ignored.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from vbert.errors import DataError
 from vbert.manifest import atomic_write_bytes, atomic_write_json
+
+SHARD_INDEX = re.compile(r"shard-r(\d+)-(\d+)\.json")
+
+
+def shard_indexes(folder: str | Path, rank: int | None = None) -> list[Path]:
+    """The shard index files of a features folder (of one rank, when given), sorted; other names are ignored."""
+    found = []
+    for path in Path(folder).glob("shard-r*-*.json"):
+        match = SHARD_INDEX.fullmatch(path.name)
+        if match and (rank is None or int(match.group(1)) == rank):
+            found.append(path)
+    return sorted(found)
 
 
 class FeatureWriter:
@@ -31,7 +45,7 @@ class FeatureWriter:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.dim, self.rank, self.shard_size = dim, rank, shard_size
-        done = sorted(self.folder.glob(f"shard-r{rank}-*.json"))
+        done = shard_indexes(self.folder, rank)
         self.next_shard = 1 + max((int(p.stem.rsplit("-", 1)[1]) for p in done), default=-1)
         self._vectors: list[np.ndarray] = []
         self._rows: list[list] = []
@@ -70,7 +84,7 @@ class FeatureStore:
             raise DataError(f"{self.folder}: features folder not found")
         arrays, rows, dims = [], [], set()
         owner: dict[str, str] = {}  # video id -> the shard index that holds it
-        for index_path in sorted(self.folder.glob("shard-r*-*.json")):
+        for index_path in shard_indexes(self.folder):
             array_path = index_path.with_suffix(".npy")
             index = _read_index(index_path)
             try:

@@ -48,10 +48,14 @@ def collect_failures(run_dir: Path) -> list[dict[str, str]]:
     from vbert.manifest import read_manifest
 
     rows: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
 
     def add(stage: str, failures: list[dict]) -> None:
         for f in failures:
-            rows.append({"item": str(f.get("item", "?")), "stage": stage, "reason": str(f.get("reason", "?"))})
+            item, reason = str(f.get("item", "?")), str(f.get("reason", "?"))
+            if (item, reason) not in seen:  # a loader failure is met again by extract and tokenize: listed once
+                seen.add((item, reason))
+                rows.append({"item": item, "stage": stage, "reason": reason})
 
     data = run_dir / "synthcook"
     if (data / "manifest.json").is_file():

@@ -6,7 +6,8 @@ sentence's time span (`Narration.sentences()`); a video without narration is cut
 of `vocab.words_per_segment` (16) words, with empty text. Each ground-truth segment also gets
 its words, for zero-shot evaluation. Output: `tokens.jsonl` (format in docs/architecture.md)
 and a manifest; a video in the dataset without features, or with features but no record, is
-recorded as a failure and skipped.
+recorded as a failure and skipped, and so is what the dataset's loader could not read
+(`VideoDataset.failures`: a bad annotation entry, a bad narration).
 
 A clip belongs to a span when its centre lies inside it; a span too short to hold a clip
 centre gets the one clip whose centre is nearest, provided that clip overlaps the span.
@@ -33,6 +34,7 @@ from vbert.manifest import (
     cached_stage,
     file_sha256,
     is_complete,
+    json_hash,
     manifest_hash,
     read_manifest,
     write_manifest,
@@ -152,7 +154,9 @@ def tokenize_features(
     store = FeatureStore(features_dir)
     words = assign_words(tree, torch.from_numpy(store.features), config.vocab.assignment).numpy()  # [N]
     present = set(store.videos())
-    failures = [
+    failures = [f.to_dict() for f in dataset.failures]  # what the loader could not read
+    unreadable = {f.item for f in dataset.failures}
+    failures += [
         Failure(v, "no features (extraction failed or skipped)").to_dict()
         for v in sorted(dataset.videos)
         if v not in present
@@ -164,7 +168,8 @@ def tokenize_features(
     for video_id, idx in rows.items():
         record = dataset.videos.get(video_id)
         if record is None:
-            failures.append(Failure(video_id, "features but no annotation record").to_dict())
+            if video_id not in unreadable:  # else its loader failure already says why
+                failures.append(Failure(video_id, "features but no annotation record").to_dict())
             continue
         idx = np.asarray(idx)[np.argsort(store.starts[idx], kind="stable")]  # the video's clips in time order
         line = video_tokens(
@@ -318,7 +323,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SynthCook folder or YouCook2 annotation JSON (default: the preset's SynthCook)",
     )
     parser.add_argument(
-        "--captions", default=None, help="HowTo100M-style captions (narration) for --data JSON"
+        "--captions",
+        default=None,
+        help="HowTo100M-style captions (narration): a JSON file or a folder of <video_id>.csv; "
+        "only with --data JSON (a SynthCook folder brings its own narrations.json)",
     )
     parser.add_argument("--out", default="runs/tokens", help="output folder (default: runs/tokens)")
     parser.add_argument(
@@ -385,19 +393,37 @@ def _defaults_beside_data(args: argparse.Namespace) -> None:
                         f"videos): `vbert extract` and then `vbert vocab` make them for these videos")
 
 
+def captions_hash(path: str | Path) -> str:
+    """Identity of a captions input: the JSON file's SHA-256, or of each <video_id>.csv of a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return json_hash({p.name: file_sha256(p) for p in sorted(path.glob("*.csv")) if p.is_file()})
+    return file_sha256(path)
+
+
 def _load_dataset(args: argparse.Namespace, config: Config) -> tuple[VideoDataset, str]:
+    """The dataset `vbert tokenize` reads (--data, --captions) and the hash of the files it came from."""
     from vbert.synthcook import ensure_synthcook, load_synthcook
 
-    if args.data is None:
+    data = Path(args.data) if args.data is not None else None
+    if args.captions is not None and (data is None or data.is_dir()):
+        where = "the preset's SynthCook" if data is None else f"the SynthCook folder {data}"
+        raise DataError(f"{args.captions}: --captions is only used with --data <YouCook2 annotation JSON>; "
+                        f"{where} brings its own narrations.json")
+    if data is None:
         root = ensure_synthcook(config)
         return load_synthcook(root), manifest_hash(root)
-    data = Path(args.data)
     if data.is_dir():
-        return load_synthcook(data), (manifest_hash(data) if (data / "manifest.json").is_file() else "")
+        if (data / "manifest.json").is_file():
+            return load_synthcook(data), manifest_hash(data)
+        files = {name: file_sha256(data / name) for name in ("annotations.json", "narrations.json")
+                 if (data / name).is_file()}
+        return load_synthcook(data), json_hash(files)
     from vbert.howto100m import attach_narrations, load_captions
     from vbert.youcook2 import load_youcook2
 
     dataset = load_youcook2(data)
-    if args.captions:
-        attach_narrations(dataset, load_captions(args.captions, failures=dataset.failures))
-    return dataset, file_sha256(data)
+    if args.captions is None:
+        return dataset, file_sha256(data)
+    attach_narrations(dataset, load_captions(args.captions, failures=dataset.failures))
+    return dataset, json_hash({"annotations": file_sha256(data), "captions": captions_hash(args.captions)})

@@ -135,7 +135,9 @@ def load_vocab(
 
 def _features_dim(folder: Path) -> int:
     """Feature dimension of a features folder, from its first shard index (no arrays read)."""
-    indexes = sorted(folder.glob("shard-r*-*.json"))
+    from vbert.feature_store import shard_indexes
+
+    indexes = shard_indexes(folder)
     if not indexes:
         raise DataError(f"{folder}: no feature shards here")
     try:
