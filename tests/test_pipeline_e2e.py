@@ -231,6 +231,18 @@ def test_eval_refuses_a_model_whose_visual_words_are_not_those_of_the_tokens(run
     assert "knows 9 visual words" in err and "vocabulary of 4" in err and "Traceback" not in err
 
 
+def test_other_decoding_settings_in_a_run_folder_extract_again(run, tmp_path: Path, capsys) -> None:
+    _, out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    other = micro_config(tmp_path, "video.crop_size=24")
+    results = pipeline.run_pipeline(other, copy, only=["extract"])
+    assert [r.status for r in results] == ["ran"]  # not "holds features made with different settings"
+    assert "extracting again" in capsys.readouterr().out
+    spec = json.loads((copy / "features" / "extract-spec.json").read_text(encoding="utf-8"))
+    assert spec["video"]["crop_size"] == 24 and FeatureStore(copy / "features").videos()
+
+
 def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Path) -> None:
     config, _, _ = run
     with pytest.raises(Exception, match="unknown stage.*pretrian"):

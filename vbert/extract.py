@@ -331,6 +331,13 @@ def summarize(out_dir: str | Path) -> dict[str, Any]:
 def run_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
     """Pipeline stage: extract the features of run_dir/synthcook's videos into run_dir/features."""
     out = Path(run_dir) / "features"
+    if not force and (out / SPEC_FILE).is_file():
+        try:
+            force = read_json(out / SPEC_FILE) != extraction_spec(config)  # other decoding or extractor settings
+        except DataError:
+            force = True  # unreadable: the run's own folder is made again
+        if force:
+            print(f"[vbert run] extract: {out} holds features made with other settings; extracting again", flush=True)
     extract_features(Path(run_dir) / "synthcook", out, config, force=force, rank=0, world_size=1)
     return summarize(out)
 
