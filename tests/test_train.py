@@ -239,6 +239,15 @@ def test_a_checkpoint_of_another_recipe_is_refused_continued_on_request_or_repla
     assert len(losses(tmp_path / "metrics.jsonl")) == 2
 
 
+def test_a_checkpoint_that_records_no_recipe_is_continued_only_on_request(tmp_path):
+    Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()  # no recipe recorded
+    recipe = {"pretrain": {"lr": 0.01}}
+    with pytest.raises(DataError, match="differs in: unknown: the checkpoint does not record its settings"):
+        Trainer(ToyModel(), tiny_config(steps=6), tmp_path, ToyBatches(), recipe=recipe).fit()
+    assert Trainer(ToyModel(), tiny_config(steps=6), tmp_path, ToyBatches(), recipe=recipe,
+                   resume="require").fit().step == 6
+
+
 def test_starting_over_removes_the_checkpoints_of_the_earlier_run(tmp_path):
     Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches()).fit()
     with pytest.raises(Crash):  # killed before its first checkpoint

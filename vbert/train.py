@@ -401,7 +401,8 @@ class Trainer:
             raise DataError(f"{path}: checkpoint was written for another configuration (differs in: "
                             f"{diff}); use a fresh --out folder")
         if self.recipe is not None and state.get("recipe") != self.recipe:
-            diff = ", ".join(changed_settings(state.get("recipe") or {}, self.recipe)) or "recipe"
+            diff = (", ".join(changed_settings(state["recipe"], self.recipe)) or "recipe") if state.get("recipe") \
+                else "unknown: the checkpoint does not record its settings"
             if self.resume == "if-same":
                 self._say(f"{path}: trained with other settings (differs in: {diff}); starting over")
                 return False
