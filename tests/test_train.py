@@ -272,11 +272,15 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 
 def signal_at(step: int, signum: int = signal.SIGTERM, times: int = 1):
-    """A callback that sends this process `signum` (`times` times) once `step` is done."""
+    """A callback that sends this process `signum` (`times` times) once `step` is done.
+
+    `raise_signal` runs the handler before it returns, so two signals are two handler calls; two
+    `os.kill` calls in a row can reach the handler as one (a pending signal is not queued twice).
+    """
     def callback(trainer: Trainer) -> None:
         if trainer.step == step:
             for _ in range(times):
-                os.kill(os.getpid(), signum)
+                signal.raise_signal(signum)
     return callback
 
 
