@@ -274,8 +274,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 def signal_at(step: int, signum: int = signal.SIGTERM, times: int = 1):
     """A callback that sends this process `signum` (`times` times) once `step` is done.
 
-    `raise_signal` runs the handler before it returns, so two signals are two handler calls; two
-    `os.kill` calls in a row can reach the handler as one (a pending signal is not queued twice).
+    `raise_signal` runs the handler before it returns: each signal is one handler call, at a known point.
     """
     def callback(trainer: Trainer) -> None:
         if trainer.step == step:
@@ -309,13 +308,23 @@ def test_a_stop_signal_on_a_checkpoint_step_does_not_write_it_twice(tmp_path, mo
     assert saves == [4, 8]
 
 
-def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect(tmp_path):
+@pytest.fixture
+def default_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt during the test, as in a terminal, whatever handler an earlier
+    test or plugin of this process left (the late signal below goes to that handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect(tmp_path, default_ctrl_c):
     trainer = Trainer(ToyModel(), tiny_config(), tmp_path / "a", ToyBatches(),
                       callbacks=[signal_at(5, signal.SIGINT, times=2)])
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert load_checkpoint(latest_checkpoint(tmp_path / "a"))["step"] == 4  # no checkpoint at 5: stopped at once
-    # A signal during the last step: training finishes and saves, then the signal is delivered again.
+    # A signal during the last step: training finishes and saves, then the signal is delivered again
+    # to the handler there was before training (here the default one, which raises KeyboardInterrupt).
     last = Trainer(ToyModel(), tiny_config(), tmp_path / "b", ToyBatches(), callbacks=[signal_at(12, signal.SIGINT)])
     with pytest.raises(KeyboardInterrupt):
         last.fit()
