@@ -331,6 +331,16 @@ def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect
     assert load_checkpoint(latest_checkpoint(tmp_path / "b"))["step"] == 12
 
 
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts with `&`
+    try:
+        result = Trainer(ToyModel(), tiny_config(), tmp_path, ToyBatches(),
+                         callbacks=[signal_at(3, signal.SIGINT)]).fit()
+        assert result.step == 12 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_stop_signal_without_an_output_folder_says_nothing_was_saved():
     trainer = Trainer(ToyModel(), tiny_config(), None, ToyBatches(), callbacks=[signal_at(3)])
     with pytest.raises(TrainingStopped, match="after step 3 of 12: nothing was saved"):

@@ -8,9 +8,10 @@ between steps, writes a checkpoint and ends. A second Ctrl-C interrupts at once.
                 save(); break
 
 Signals can only be handled in the main thread; elsewhere `GracefulStop` changes nothing and
-`requested` stays False. On leaving the block the previous handlers come back; when the block ends
-normally although a signal was caught (the job finished before acting on it), the signal is
-delivered again, so it still takes effect. A job that acts on it ends the block with an exception.
+`requested` stays False. A signal the process ignores (SIG_IGN, as a script does for the SIGINT of
+a job it starts in the background) stays ignored. On leaving the block the previous handlers come
+back; when the block ends normally although a signal was caught (the job finished before acting
+on it), the signal is delivered again, so it still takes effect. A job that acts on it ends the block with an exception.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class GracefulStop:
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # ignored on purpose (e.g. SIGINT of a job started with `&` by a script): stays so
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
