@@ -283,8 +283,19 @@ def signal_at(step: int, signum: int = signal.SIGTERM, times: int = 1):
     return callback
 
 
+@pytest.fixture
+def default_ctrl_c():
+    """SIGINT handled as in a terminal during the test (KeyboardInterrupt), whatever an earlier test or
+    plugin of this process left: an ignored SIGINT stays ignored by the trainer, and a late one goes
+    back to the handler there was before."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_checkpoints_the_finished_step_and_the_run_resumes_exactly(tmp_path, signum):
+def test_a_stop_signal_checkpoints_the_finished_step_and_the_run_resumes_exactly(tmp_path, signum,
+                                                                                 default_ctrl_c):
     before = signal.getsignal(signum)
     Trainer(ToyModel(), tiny_config(), tmp_path / "full", ToyBatches()).fit()
     cut = Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), callbacks=[signal_at(6, signum)])
@@ -306,15 +317,6 @@ def test_a_stop_signal_on_a_checkpoint_step_does_not_write_it_twice(tmp_path, mo
     with pytest.raises(TrainingStopped, match="after step 8 of 12: a checkpoint of step 8"):
         trainer.fit()
     assert saves == [4, 8]
-
-
-@pytest.fixture
-def default_ctrl_c():
-    """Ctrl-C raises KeyboardInterrupt during the test, as in a terminal, whatever handler an earlier
-    test or plugin of this process left (the late signal below goes to that handler)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect(tmp_path, default_ctrl_c):
