@@ -96,6 +96,8 @@ def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str,
         if missing:
             raise DataError(f"{where}: annotation {k} is missing field(s) {', '.join(missing)}")
         seg_id = _annotation_id(ann["id"], f"{where}: annotation {k}")
+        if any(seg.id == seg_id for seg in segments):
+            raise DataError(f"{where}: annotation {k} repeats the id {seg_id} of an earlier annotation")
         seg = ann["segment"]
         if not (isinstance(seg, (list, tuple)) and len(seg) == 2 and all(_is_number(x) for x in seg)):
             raise DataError(f"{where}: annotation {k} segment {seg!r} is not [start, end]")
