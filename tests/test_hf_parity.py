@@ -178,7 +178,6 @@ def test_missing_config_weights_or_corrupt_files_are_refused(hf_dir: Path, tmp_p
         load_hf_bert(tmp_path / "nowhere")
 
 
-
 def test_config_values_and_weights_that_are_not_numbers_are_refused(hf_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
