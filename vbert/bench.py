@@ -280,8 +280,8 @@ def time_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], warmup: 
     return time.perf_counter() - start, [float(x) for x in losses]
 
 
-def measure(name: str, step_fn: StepFn, setup: BenchSetup, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int, device: torch.device,
-            peak: float | None) -> dict[str, Any]:
+def measure(name: str, step_fn: StepFn, setup: BenchSetup, batches: list[dict[str, torch.Tensor]], warmup: int,
+            steps: int, device: torch.device, peak: float | None) -> dict[str, Any]:
     """Throughput, memory and useful MFU of one training-step function."""
     seconds, losses = time_steps(step_fn, batches, warmup, steps, device)
     seq_s = setup.batch * steps / seconds

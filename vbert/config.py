@@ -1,9 +1,10 @@
 """Typed configuration: presets shipped as YAML inside the package, loaded into dataclasses.
 
 A preset (``tiny``, ``small``, ``base``, ``paper``) or a user's YAML file sets what differs from
-the defaults below (a preset also restates the defaults it is about, e.g. base's 12^4 words). Unknown keys and values of the wrong type are refused with one line that
-names the file, the key and what was expected. Each choice the paper leaves open is a named field
-with its default explained next to it.
+the defaults below (a preset also restates the defaults it is about, e.g. base's 12^4 words).
+Unknown keys and values of the wrong type are refused with one line that names the file, the key
+and what was expected; values no stage can use, by `vbert.config_rules`. Each choice the paper
+leaves open is a named field with its default explained next to it.
 """
 
 from __future__ import annotations

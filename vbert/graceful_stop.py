@@ -11,7 +11,8 @@ Signals can only be handled in the main thread; elsewhere `GracefulStop` changes
 `requested` stays False. A signal the process ignores (SIG_IGN, as a script does for the SIGINT of
 a job it starts in the background) stays ignored. On leaving the block the previous handlers come
 back; when the block ends normally although a signal was caught (the job finished before acting
-on it), the signal is delivered again, so it still takes effect. A job that acts on it ends the block with an exception.
+on it), the signal is delivered again, so it still takes effect. A job that acts on it ends the
+block with an exception.
 """
 
 from __future__ import annotations
