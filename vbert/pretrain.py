@@ -175,8 +175,9 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
     if dist.is_main:
         save_pretrained(model, vocab, tokenizer, out_dir)
         inputs = {"tokens": tokens_sha}
-        if tokens_vocab_hash(tokens):  # the visual vocabulary file its words come from, for later checks
-            inputs["visual_vocab"] = tokens_vocab_hash(tokens)
+        visual_vocab = tokens_vocab_hash(tokens)  # the vocabulary file its words come from, for later checks
+        if visual_vocab:
+            inputs["visual_vocab"] = visual_vocab
         write_manifest(out_dir, "pretrain", config.to_dict(), inputs=inputs,
                        outputs={name: file_sha256(out_dir / name) for name in (WEIGHTS, "bert_config.json",
                                                                                "joint_vocab.json")},

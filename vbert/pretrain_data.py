@@ -1,6 +1,6 @@
 """Pretraining data: the joint vocabulary, the three regimes, masking and fixed-shape batches.
 
-Token files are read by `vbert.token_file`.
+Token files are read by `vbert.token_records`.
 
 One vocabulary holds WordPiece ids `[0, V_text)`, then visual word `w` at `V_text + w`, then `[>]`
 at `V_text + K` (K = k**depth). Sequences are built in three regimes (the paper's):
@@ -37,7 +37,7 @@ from vbert.errors import DataError
 from vbert.graceful_stop import detach_worker_from_signals
 from vbert.masking import mask_tokens, predicted_positions, prediction_capacity
 from vbert.model import IGNORE_INDEX
-from vbert.token_file import read_token_file, tokens_visual_size  # noqa: F401 - part of this module's API
+from vbert.token_records import read_token_file, tokens_visual_size  # noqa: F401 - part of this module's API
 
 TEXT, VIDEO, JOINT = 0, 1, 2  # regime ids, in the order of PretrainConfig.regime_mix
 REGIMES = ("text", "video", "video-text")

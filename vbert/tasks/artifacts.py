@@ -135,7 +135,7 @@ class Artifacts:
         """Refuse a model whose visual words are not those the tokens were made with."""
         from vbert.manifest import MANIFEST, read_manifest
         from vbert.pretrain import token_file, tokens_vocab_hash
-        from vbert.token_file import tokens_visual_size
+        from vbert.token_records import tokens_visual_size
 
         model, tokens = self.pretrained(), token_file(self.tokens())
         theirs = tokens_visual_size(tokens.parent)
