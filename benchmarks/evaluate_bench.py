@@ -35,9 +35,11 @@ def main() -> None:
     import torch
 
     from vbert.config import load_config
-    from vbert.feature_store import FeatureStore
-    from vbert.pretrain import load_pretrained, run_pretraining
-    from vbert.tasks.action_table import probe_row, text_only_config, zero_shot_row
+    from vbert.features.store import FeatureStore
+    from vbert.pretraining.saved import load_pretrained
+    from vbert.pretraining.stage import run_pretraining
+    from vbert.tasks.action_table import probe_row, zero_shot_row
+    from vbert.tasks.artifacts import text_only_config
     from vbert.tasks.caption_table import INPUTS, caption_inputs, score_rows, train_and_decode
     from vbert.tasks.data import load_segments, load_videos, segment_features, with_labels
     from vbert.tasks.embeddings import caption_features

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from vbert import load_config
-from vbert.extract import extract_features, list_videos
-from vbert.features import build_extractor
-from vbert.synthcook import ensure_synthcook
-from vbert.video import read_clips
+from vbert.core.stages import resolve
+from vbert.data.synthcook.generate import STAGE as GENERATE
+from vbert.data.video import read_clips
+from vbert.features.extract import extract_features, list_videos
+from vbert.features.extractors import build_extractor
 
 
 def _sync(device: torch.device) -> None:
@@ -85,7 +86,7 @@ def bench_end_to_end(root: Path, videos: int, config, device: torch.device, work
 
 def bench_probe(root: Path, config, device: torch.device, s3d_clips: int) -> dict:
     """Linear-probe accuracies: trained course features vs random-weight S3D (few clips, small crops)."""
-    from vbert.course_s3d import action_clip_probe
+    from vbert.features.course_training import action_clip_probe
 
     size = config.video.crop_size
     out = {"course": action_clip_probe(build_extractor("course", "default", device), root, size)}
@@ -119,7 +120,7 @@ def main() -> None:
     if args.weights:
         config.features.weights = args.weights
     device = torch.device(args.device)
-    root = ensure_synthcook(config)
+    root = resolve(GENERATE, config)
     videos = list_videos(root)[0][: args.videos]
     report = {
         "preset": config.name, "device": str(device), "cpu_cores": os.cpu_count(),

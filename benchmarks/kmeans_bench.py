@@ -43,7 +43,7 @@ def sync(device: torch.device) -> None:
 
 def fit_vbert(x: torch.Tensor, args: argparse.Namespace, device: torch.device):
     """Fit vbert's tree; returns (tree, wall s, CPU s). The data is on the device before timing starts."""
-    from vbert.kmeans import HierarchicalKMeans
+    from vbert.visual_words.kmeans import HierarchicalKMeans
 
     x_dev = x.to(device)
     sync(device)

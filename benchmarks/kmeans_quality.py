@@ -29,7 +29,7 @@ import torch
 from kmeans_bench import make_data
 from sklearn.cluster import KMeans
 
-from vbert.kmeans import HierarchicalKMeans
+from vbert.visual_words.kmeans import HierarchicalKMeans
 
 
 def summarise(ours: list[float], ref: list[float]) -> str:

@@ -38,15 +38,11 @@ def write_synthetic_tokens(path: Path, videos: int, visual_size: int, seed: int 
 
 def main() -> None:
     """Measure batch building with 0..N DataLoader workers."""
+    from vbert.bert.wordpiece import train_wordpiece
     from vbert.config import load_config
-    from vbert.pretrain_data import (
-        ExampleBuilder,
-        JointVocab,
-        PretrainBatches,
-        read_token_file,
-        tokenize_records,
-    )
-    from vbert.text import train_wordpiece
+    from vbert.pretraining.data import ExampleBuilder, PretrainBatches, tokenize_records
+    from vbert.pretraining.joint_vocab import JointVocab
+    from vbert.visual_words.token_file import read_token_file
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="base")

@@ -5,7 +5,7 @@
 Prints the wall-clock seconds to generate the preset's dataset into a fresh temporary folder, the
 CPU seconds it used (this process and its workers: on a shared machine this is the steadier number;
 on N idle cores the wall time is about CPU seconds / N), the rendered frames per wall-clock second,
-and the seconds to decode every video into 30-frame clips with vbert.video.
+and the seconds to decode every video into 30-frame clips with vbert.data.video.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from vbert.config import load_config
-from vbert.synthcook import generate_synthcook, load_synthcook
-from vbert.video import read_clips
+from vbert.data.synthcook import generate_synthcook, load_synthcook
+from vbert.data.video import read_clips
 
 
 def _cpu_seconds() -> float:

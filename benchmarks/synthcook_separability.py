@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from vbert.config import load_config
-from vbert.synthcook import generate_synthcook, load_action_clips
-from vbert.video import read_clips
+from vbert.data.synthcook import generate_synthcook, load_action_clips
+from vbert.data.video import read_clips
 
 
 def clip_features(frames: np.ndarray) -> np.ndarray:

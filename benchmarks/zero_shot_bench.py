@@ -22,7 +22,7 @@ def video_effect(config, device: str) -> dict[str, float]:
     """Mean absolute change of the label log-probabilities when the segment's visual words are added."""
     import numpy as np
 
-    from vbert.pretrain import load_pretrained
+    from vbert.pretraining.saved import load_pretrained
     from vbert.tasks.artifacts import Artifacts
     from vbert.tasks.data import load_segments, with_labels
     from vbert.tasks.zero_shot import encode_labels, zero_shot_scores
@@ -56,10 +56,12 @@ def video_effect(config, device: str) -> dict[str, float]:
 def main() -> None:
     """Measure Table 1 for one preset and check the bar."""
     from vbert.config import load_config
-    from vbert.device import select_device
-    from vbert.pretrain import ensure_pretrained
-    from vbert.tasks.action_table import format_table, table1, text_only_config
-    from vbert.visual_vocab import ensure_tokens
+    from vbert.core.device import select_device
+    from vbert.core.stages import resolve
+    from vbert.pretraining.stage import STAGE as PRETRAIN
+    from vbert.tasks.action_table import format_table, table1
+    from vbert.tasks.artifacts import text_only_config
+    from vbert.visual_words.tokenize import STAGE as TOKENIZE
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,13 +76,13 @@ def main() -> None:
     device = str(select_device(args.device))
     times = {}
     start = time.perf_counter()
-    ensure_tokens(config)
+    resolve(TOKENIZE, config)
     times["data, features, visual words, tokens"] = time.perf_counter() - start
     start = time.perf_counter()
-    ensure_pretrained(config)
+    resolve(PRETRAIN, config)
     times["VideoBERT pretraining"] = time.perf_counter() - start
     start = time.perf_counter()
-    ensure_pretrained(text_only_config(config))
+    resolve(PRETRAIN, text_only_config(config))
     times["text-only BERT pretraining"] = time.perf_counter() - start
     start = time.perf_counter()
     result = table1(config, device)

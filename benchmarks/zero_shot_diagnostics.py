@@ -80,9 +80,10 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     from vbert.config import load_config
+    from vbert.core.stages import resolve
     from vbert.tasks.data import load_segments, with_labels
-    from vbert.visual_tokens import ensure_tokens, read_tokens
-    from vbert.vocab_figures import chance_purity, cluster_purity
+    from vbert.visual_words.figures import chance_purity, cluster_purity
+    from vbert.visual_words.tokenize import STAGE as TOKENIZE
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,8 +94,8 @@ def main() -> None:
 
     config = load_config(args.preset, args.set)
     size = config.vocab.k**config.vocab.depth
-    tokens = ensure_tokens(config)
-    records = read_tokens(tokens)
+    tokens = resolve(TOKENIZE, config)
+    records = read_token_file(tokens)
     train, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )

@@ -22,11 +22,13 @@ def main() -> None:
     import numpy as np
 
     from vbert.config import load_config
-    from vbert.pretrain import load_pretrained, preset_centroids, run_pretraining
+    from vbert.core.stages import resolve
+    from vbert.pretraining.saved import load_pretrained
+    from vbert.pretraining.stage import preset_centroids, run_pretraining
     from vbert.tasks.action_table import zero_shot_row
     from vbert.tasks.data import load_segments, with_labels
     from vbert.tasks.zero_shot import encode_labels, zero_shot_scores
-    from vbert.visual_vocab import ensure_tokens
+    from vbert.visual_words.tokenize import STAGE as TOKENIZE
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -37,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.preset, [*args.set, "pretrain.tensorboard=false"])
-    tokens = ensure_tokens(config)
+    tokens = resolve(TOKENIZE, config)
     train, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )

@@ -9,7 +9,7 @@
 3. Writes `missing_videos.tsv` (video id, reason): many YouTube videos are gone, and every
    later stage runs on the videos that could be had.
 
-The result is read by `vbert.youcook2.load_youcook2(annotations, video_dir=out/"videos")`.
+The result is read by `vbert.data.youcook2.load_youcook2(annotations, video_dir=out/"videos")`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from vbert.data.youcook2 import read_annotation_file
 from vbert.errors import DataError
-from vbert.youcook2 import read_annotation_file
 
 ANNOTATION_URL = "http://youcook2.eecs.umich.edu/static/YouCookII/youcookii_annotations_trainval.tar.gz"
 ANNOTATION_NAME = "youcookii_annotations_trainval.json"

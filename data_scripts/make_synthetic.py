@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vbert.data.synthcook.generate import add_arguments, main
 from vbert.errors import VbertError
-from vbert.synthcook.generate import add_arguments, main
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vbert.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
-from vbert.model import BertConfig, SelfAttention, key_padding_mask
+from vbert.bert.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
+from vbert.bert.model import BertConfig, SelfAttention, key_padding_mask
 
 
 def _qkv(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

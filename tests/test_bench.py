@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vbert.bench import SIZES, BenchSetup, make_batch
-from vbert.model import IGNORE_INDEX, flops_per_token
+from vbert.bert.model import IGNORE_INDEX, flops_per_token
+from vbert.pretraining.bench import SIZES, BenchSetup, make_batch
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,8 @@ def test_batch_layout_masking_and_static_positions() -> None:
 
 def test_vbert_and_the_plain_transformers_loop_agree_on_cpu() -> None:
     pytest.importorskip("transformers")
-    from vbert.bench import agreement
     from vbert.config import PretrainConfig
+    from vbert.pretraining.bench import agreement
 
     setup = BenchSetup(*SIZES["tiny"], text_vocab=300, visual_words=36, seq_len=32, batch=8)
     config = PretrainConfig(steps=1000, lr=1e-3, warmup_steps=0, precision="fp32")
@@ -98,8 +98,8 @@ def test_bench_can_forbid_bf16_reductions_in_matmuls() -> None:
 
 
 def test_variant_names_switch_the_model_they_name() -> None:
-    from vbert.bench import variant_flags, vbert_trainer
     from vbert.config import PretrainConfig
+    from vbert.pretraining.bench import variant_flags, vbert_trainer
 
     assert variant_flags("vbert-bf16res-cudagraphs") == {
         "full_vocab_head": False, "padding_mask": False, "low_precision_residual": True}

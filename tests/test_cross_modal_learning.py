@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vbert.bert.wordpiece import SPECIAL_TOKENS
 from vbert.config import Config, load_config
-from vbert.pretrain import load_pretrained, run_pretraining
+from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.stage import run_pretraining
 from vbert.tasks.action_table import chance_row, zero_shot_row
 from vbert.tasks.data import EvalSegment, load_segments
-from vbert.text import SPECIAL_TOKENS
 
 VERBS = ["cut", "stir", "peel", "fry", "boil", "grate"]
 NOUNS = ["tomato", "egg", "onion", "rice", "carrot", "cheese"]

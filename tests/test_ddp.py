@@ -17,7 +17,7 @@ WORKER = textwrap.dedent(
     import torch
     from torch import nn
     from vbert.config import PretrainConfig
-    from vbert.train import Trainer
+    from vbert.pretraining.trainer import Trainer
 
     class Regression(nn.Module):
         def __init__(self):
@@ -56,7 +56,7 @@ WORKER = textwrap.dedent(
     callbacks = []
     if len(sys.argv) > 2:  # "stop": only rank 1 gets SIGTERM, once step 2 is done
         import signal
-        from vbert.train import TrainingStopped
+        from vbert.pretraining.trainer import TrainingStopped
         callbacks = [lambda t: os.kill(os.getpid(), signal.SIGTERM) if rank == 1 and t.step == 2 else None]
     trainer = Trainer(model, config, out, Slices(rank, world), device="cpu", callbacks=callbacks)
     if callbacks:

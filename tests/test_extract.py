@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbert import extract as extract_mod
 from vbert.config import load_config
+from vbert.core.manifest import read_manifest
+from vbert.data.video import read_clips, write_video
 from vbert.errors import DataError
-from vbert.feature_store import FeatureStore, FeatureWriter
-from vbert.features import build_extractor
-from vbert.manifest import read_manifest
-from vbert.video import read_clips, write_video
+from vbert.features import extract as extract_mod
+from vbert.features.extractors import build_extractor
+from vbert.features.store import FeatureStore, FeatureWriter
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*little meaning:UserWarning")
 
@@ -263,7 +263,7 @@ def test_a_corrupt_spec_or_an_out_path_that_is_a_file_is_named(video_folder: Pat
 
 def test_extract_is_registered_as_command_and_pipeline_stage() -> None:
     from vbert.cli import COMMANDS
-    from vbert.pipeline import STAGES
+    from vbert.pipeline.runner import STAGES
 
     commands = [name for name, _, _ in COMMANDS]
     assert "extract" in commands and "train-extractor" in commands

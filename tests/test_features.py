@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from vbert import course_s3d, features
 from vbert.errors import ConfigError, DataError
-from vbert.features import FEATURE_DIM, build_extractor
+from vbert.features import course_s3d, features
+from vbert.features.extractors import FEATURE_DIM, build_extractor
 
 
 def _clips(n: int, t: int = 30, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -238,9 +238,10 @@ def test_random_weights_are_fixed_by_the_seed() -> None:
 @pytest.fixture(scope="module")
 def tiny_synthcook() -> Path:
     from vbert.config import load_config
-    from vbert.synthcook import ensure_synthcook
+    from vbert.core.stages import resolve
+    from vbert.data.synthcook.generate import STAGE as GENERATE
 
-    return ensure_synthcook(load_config("tiny"))
+    return resolve(GENERATE, load_config("tiny"))
 
 
 @pytest.fixture(scope="module")

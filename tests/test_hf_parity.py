@@ -9,10 +9,10 @@ import pytest
 import torch
 import transformers
 
+from vbert.bert.hf import export_hf, load_hf_bert
+from vbert.bert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM
+from vbert.bert.wordpiece import train_wordpiece
 from vbert.errors import DataError
-from vbert.hf import export_hf, load_hf_bert
-from vbert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM
-from vbert.text import train_wordpiece
 
 transformers.logging.set_verbosity_error()
 

@@ -8,7 +8,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from vbert.errors import DataError
-from vbert.kmeans import HierarchicalKMeans, LevelKMeans
+from vbert.visual_words.kmeans import HierarchicalKMeans, LevelKMeans
 
 
 def hierarchical_blobs(

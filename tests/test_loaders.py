@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from vbert.dataset import Failure
+from vbert.data.dataset import Failure
+from vbert.data.howto100m import attach_narrations, load_captions, normalise
+from vbert.data.video import write_video
+from vbert.data.youcook2 import load_youcook2, parse_entry
 from vbert.errors import DataError
-from vbert.howto100m import attach_narrations, load_captions, normalise
-from vbert.video import write_video
-from vbert.youcook2 import load_youcook2, parse_entry
 
 
 def _entry(duration=30.0, segments=((1.0, 5.0), (6.0, 12.5)), subset="training"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vbert.masking import mask_tokens, predicted_positions, prediction_capacity, special_tokens_mask
-from vbert.model import IGNORE_INDEX
+from vbert.bert.masking import mask_tokens, predicted_positions, prediction_capacity, special_tokens_mask
+from vbert.bert.model import IGNORE_INDEX
 
 MASK, CLS, SEP, PAD = 4, 2, 3, 0
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vbert.bert.masking import mask_tokens, predicted_positions
+from vbert.bert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM, BertModel, flops_per_token
 from vbert.config import load_config
-from vbert.masking import mask_tokens, predicted_positions
-from vbert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM, BertModel, flops_per_token
 
 TINY = BertConfig(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                   max_position_embeddings=24)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vbert import pipeline
 from vbert.config import load_config
+from vbert.pipeline import runner as pipeline
 
 
 def test_run_calls_stages_in_order_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbert import pipeline
 from vbert.config import Config, load_config
-from vbert.feature_store import FeatureStore
-from vbert.manifest import file_sha256
-from vbert.video import write_video
+from vbert.core.manifest import file_sha256
+from vbert.data.video import write_video
+from vbert.features.store import FeatureStore
+from vbert.pipeline import runner as pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -254,7 +254,7 @@ def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Pat
 
 def test_artifacts_changed_after_their_stage_or_from_another_config_are_refused(run, tmp_path: Path) -> None:
     from vbert.errors import DataError
-    from vbert.pretrain import load_pretrained
+    from vbert.pretraining.saved import load_pretrained
 
     config, out, _ = run
     copy = tmp_path / "run"
@@ -268,7 +268,7 @@ def test_artifacts_changed_after_their_stage_or_from_another_config_are_refused(
     with pytest.raises(DataError, match=r"videobert\.safetensors: does not match its manifest"):
         load_pretrained(copy / "pretrain")
     # tokens made with the 3^2 = 9 words of this config, read by a config of another vocabulary (2^2)
-    from vbert.pretrain import run_pretraining
+    from vbert.pretraining.stage import run_pretraining
 
     other = micro_config(tmp_path, "vocab.k=2")
     with pytest.raises(DataError, match=r"tokenize.*3\^2 = 9 visual words, but this config expects 4"):
@@ -358,13 +358,13 @@ KILLER = """
 import os, signal, sys
 import torch
 torch.set_num_threads(1)
-from vbert import pipeline
+from vbert.pipeline import runner as pipeline
 from vbert.config import load_config
 
 config_path, run_dir, stage = sys.argv[1:4]
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
 if stage == "extract":  # several small shards; killed right after the second one is on disk
-    from vbert import feature_store
+    from vbert.features import store as feature_store
     real_init, real_flush, flushed = feature_store.FeatureWriter.__init__, feature_store.FeatureWriter.flush, []
     def init(self, folder, dim, rank=0, shard_size=4096):
         real_init(self, folder, dim, rank, 12)
@@ -375,10 +375,10 @@ if stage == "extract":  # several small shards; killed right after the second on
             die()
     feature_store.FeatureWriter.__init__, feature_store.FeatureWriter.flush = init, flush
 elif stage == "vocab":  # the vocabulary file is written, its manifest never is
-    from vbert import visual_vocab
+    from vbert.visual_words import vocab as visual_vocab
     visual_vocab.write_manifest = lambda *a, **k: die()
 elif stage == "pretrain":  # killed just after the first checkpoint
-    from vbert import train
+    from vbert.pretraining import trainer as train
     real_save = train.Trainer.save
     def save(self):
         real_save(self)
@@ -424,7 +424,7 @@ def test_run_killed_during_extraction_resumes_without_redoing_finished_videos(ru
     assert not (work / "features" / "manifest.json").exists()
     finished = set(FeatureStore(work / "features").videos())
     assert finished  # the shards written before the kill are there
-    from vbert import extract
+    from vbert.features import extract
 
     decoded: list[str] = []
     real = extract.ClipDecoding.__getitem__
@@ -463,7 +463,7 @@ def test_run_killed_during_pretraining_resumes_from_its_checkpoint(run, tmp_path
     checkpoints = sorted((work / "pretrain" / "checkpoints").glob("step-*.pt"))
     assert [c.name for c in checkpoints] == [f"step-{config.pretrain.checkpoint_every:07d}.pt"]
     assert not (work / "pretrain" / "manifest.json").exists()
-    from vbert import train
+    from vbert.pretraining import trainer as train
 
     steps: list[int] = []
     real = train.Trainer.train_step
@@ -480,7 +480,7 @@ STOPPER = """
 import os, signal, sys
 import torch
 torch.set_num_threads(1)
-from vbert import train
+from vbert.pretraining import trainer as train
 from vbert.cli import main
 
 real = train.Trainer._accumulate

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from vbert import manifest
-from vbert.device import seed_everything, select_device
+from vbert.core import manifest
+from vbert.core.device import seed_everything, select_device
 from vbert.errors import DataError, VbertError
 
 
@@ -113,7 +113,7 @@ def test_cached_stage_refuses_a_build_without_manifest(tmp_path: Path) -> None:
 
 
 def test_progress_is_quiet_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vbert.progress import progress, quiet
+    from vbert.core.progress import progress, quiet
 
     monkeypatch.setenv("CI", "true")
     assert quiet() and progress(range(3)).disable

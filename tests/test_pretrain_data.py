@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 import torch
 
+from vbert.bert.model import IGNORE_INDEX
+from vbert.bert.wordpiece import SPECIAL_TOKENS
 from vbert.config import PretrainConfig
 from vbert.errors import DataError
-from vbert.model import IGNORE_INDEX
-from vbert.pretrain_data import (
+from vbert.pretraining.data import (
     JOINT,
     TEXT,
     VIDEO,
     ExampleBuilder,
-    JointVocab,
     PretrainBatches,
-    read_token_file,
     regime_counts,
     synthetic_batch,
     tokenize_records,
 )
-from vbert.text import SPECIAL_TOKENS
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.visual_words.token_file import read_token_file
 
 VERBS = ["cut", "stir", "pour", "fry", "wash", "peel"]
 NOUNS = ["tomato", "egg", "onion", "rice", "carrot", "oil"]
@@ -257,7 +257,7 @@ def test_bad_token_files_are_refused_with_the_file_named(tmp_path):
     with pytest.raises(DataError, match="t.jsonl:2: not valid JSON"):
         read_token_file(truncated, 36)
     with pytest.raises(DataError, match="no videos of subset training"):
-        read_token_file(write_tokens(tmp_path / "val.jsonl", 2, subset="validation"), 36)
+        read_token_file(write_tokens(tmp_path / "val.jsonl", 2, subset="validation"), 36, subsets=("training",))
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="empty"):
         read_token_file(tmp_path / "empty.jsonl", 36)

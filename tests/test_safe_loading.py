@@ -39,7 +39,7 @@ def _evil_pickle(path: Path, marker: Path) -> Path:
 
 
 def test_checkpoints_refuse_pickled_code(tmp_path: Path) -> None:
-    from vbert.checkpoint import load_checkpoint
+    from vbert.pretraining.checkpoint import load_checkpoint
 
     marker = tmp_path / "ran"
     path = _evil_torch_file(tmp_path / "step-0000001.pt", marker)
@@ -49,7 +49,7 @@ def test_checkpoints_refuse_pickled_code(tmp_path: Path) -> None:
 
 
 def test_feature_extractor_weight_files_refuse_pickled_code(tmp_path: Path) -> None:
-    from vbert.features import load_state_dict_file
+    from vbert.core.weights import load_state_dict as load_state_dict_file
 
     marker = tmp_path / "ran"
     with pytest.raises(DataError, match=r"s3d\.pth: not a readable weight file"):
@@ -60,7 +60,7 @@ def test_feature_extractor_weight_files_refuse_pickled_code(tmp_path: Path) -> N
 
 
 def test_bert_checkpoint_directories_refuse_pickled_code(tmp_path: Path) -> None:
-    from vbert.hf import read_hf_weights
+    from vbert.bert.hf import read_hf_weights
 
     marker = tmp_path / "ran"
     _evil_torch_file(tmp_path / "pytorch_model.bin", marker)
@@ -70,7 +70,7 @@ def test_bert_checkpoint_directories_refuse_pickled_code(tmp_path: Path) -> None
 
 
 def test_feature_shards_refuse_object_arrays(tmp_path: Path) -> None:
-    from vbert.feature_store import FeatureStore
+    from vbert.features.store import FeatureStore
 
     marker = tmp_path / "ran"
     np.save(tmp_path / "shard-r0-00000.npy", np.array([_Payload(marker)], dtype=object), allow_pickle=True)
@@ -82,8 +82,8 @@ def test_feature_shards_refuse_object_arrays(tmp_path: Path) -> None:
 
 
 def test_vocabularies_and_models_refuse_pickles_in_disguise(tmp_path: Path) -> None:
-    from vbert.kmeans import HierarchicalKMeans
-    from vbert.pretrain import load_pretrained
+    from vbert.pretraining.saved import load_pretrained
+    from vbert.visual_words.kmeans import HierarchicalKMeans
 
     marker = tmp_path / "ran"
     with pytest.raises(DataError, match=r"vocab\.safetensors: not a readable safetensors vocabulary"):
@@ -112,7 +112,7 @@ def test_configs_are_read_with_safe_load(tmp_path: Path) -> None:
 
 
 def test_manifest_outputs_are_verified_naming_the_changed_file(tmp_path: Path) -> None:
-    from vbert.manifest import file_sha256, verify_outputs, write_manifest
+    from vbert.core.manifest import file_sha256, verify_outputs, write_manifest
 
     (tmp_path / "tokens.jsonl").write_text('{"video_id": "a"}\n', encoding="utf-8")
     write_manifest(tmp_path, "tokenize", {}, outputs={"tokens.jsonl": file_sha256(tmp_path / "tokens.jsonl"),

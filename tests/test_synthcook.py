@@ -9,25 +9,26 @@ import numpy as np
 import pytest
 
 from vbert.config import load_config
-from vbert.dataset import Narration
-from vbert.errors import DataError
-from vbert.synthcook import (
+from vbert.core.stages import resolve
+from vbert.data.dataset import Narration
+from vbert.data.synthcook import (
     NOUNS,
     RECIPES,
     VERBS,
-    ensure_synthcook,
     generate_synthcook,
     load_action_clips,
     load_synthcook,
     narration_corpus,
 )
-from vbert.synthcook import generate as generate_module
-from vbert.synthcook import narration as narration_module
-from vbert.synthcook.plan import plan_action_clips, plan_video
-from vbert.synthcook.render import apply_light
-from vbert.synthcook.sprites import paste, sprite
-from vbert.synthcook.world import FITS, check_world
-from vbert.video import probe, read_clips, read_frames
+from vbert.data.synthcook import generate as generate_module
+from vbert.data.synthcook import narration as narration_module
+from vbert.data.synthcook.generate import STAGE as GENERATE
+from vbert.data.synthcook.plan import plan_action_clips, plan_video
+from vbert.data.synthcook.render import apply_light
+from vbert.data.synthcook.sprites import paste, sprite
+from vbert.data.synthcook.world import FITS, check_world
+from vbert.data.video import probe, read_clips, read_frames
+from vbert.errors import DataError
 
 MICRO = [
     "data.num_train_videos=3", "data.num_val_videos=2", "data.action_clips_per_class=4", "data.width=48",
@@ -295,15 +296,15 @@ def test_a_folder_that_is_not_a_synthcook_dataset_is_never_written_over_or_delet
 def test_ensure_synthcook_builds_once(tmp_path, monkeypatch):
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     config = micro_config("data.num_train_videos=1", "data.num_val_videos=0", "data.action_clips_per_class=1")
-    first = ensure_synthcook(config)
+    first = resolve(GENERATE, config)
     monkeypatch.setattr(generate_module, "generate_synthcook", lambda *a, **k: pytest.fail("rebuilt"))
-    assert ensure_synthcook(config) == first
+    assert resolve(GENERATE, config) == first
     assert first.parent == tmp_path / "cache" and len(load_action_clips(first)) == len(VERBS)
 
 
 def test_cli_and_pipeline_stage(tmp_path):
     from vbert.cli import main
-    from vbert.synthcook.generate import run_stage
+    from vbert.data.synthcook.generate import run_stage
 
     overrides = [a for o in MICRO + ["data.num_train_videos=1", "data.num_val_videos=1",
                                      "data.action_clips_per_class=1"] for a in ("--set", o)]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from vbert.bert.model import BertConfig
 from vbert.errors import VbertError
-from vbert.model import BertConfig
 from vbert.tasks.captioning import (
     BOS,
     EOS,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbert import pipeline
 from vbert.cli import main
+from vbert.pipeline import runner as pipeline
 from vbert.tasks.cli import TASKS, write_result
 
 
@@ -51,8 +51,8 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vbert.config import load_config
+    from vbert.core.manifest import read_manifest, write_manifest
     from vbert.errors import DataError, StageError
-    from vbert.manifest import read_manifest, write_manifest
     from vbert.tasks import cli as tasks_cli
 
     calls: list[str] = []
@@ -140,8 +140,8 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
 
 def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path, monkeypatch) -> None:
     from vbert.config import load_config
+    from vbert.pretraining.trainer import TrainingStopped
     from vbert.tasks import cli as tasks_cli
-    from vbert.train import TrainingStopped
 
     def stopped(config, device, artifacts=None):
         raise TrainingStopped("stopped by SIGTERM after step 3 of 8", exit_code=143)

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from vbert.bert.model import BertConfig
+from vbert.bert.wordpiece import SPECIAL_TOKENS
 from vbert.errors import DataError, VbertError
-from vbert.model import BertConfig
-from vbert.pretrain_data import JointVocab
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.videobert import VideoBertForPretraining
 from vbert.tasks.action_table import chance_row, probe_row, subset_token_file
 from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
 from vbert.tasks.data import fill_labels, label_sets, load_segments, load_videos
@@ -19,8 +21,6 @@ from vbert.tasks.embeddings import alignment_scores, caption_features, pooled_vi
 from vbert.tasks.forecasting import forecast, forecasting_examples, word_accuracy
 from vbert.tasks.generation import text_to_video
 from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores, windows
-from vbert.text import SPECIAL_TOKENS
-from vbert.videobert import VideoBertForPretraining
 
 WORDS = [
     "now",
@@ -44,7 +44,7 @@ WORDS = [
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
-    from vbert.text import load_tokenizer
+    from vbert.bert.wordpiece import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
     (folder / "vocab.txt").write_text(
@@ -284,7 +284,7 @@ def test_artifacts_given_explicitly(tmp_path: Path) -> None:
 
 def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, monkeypatch) -> None:
     from vbert import load_config
-    from vbert.manifest import file_sha256, write_manifest
+    from vbert.core.manifest import file_sha256, write_manifest
     from vbert.tasks.artifacts import Artifacts
 
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
@@ -317,7 +317,7 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
         built.append(Path(data))
         write_manifest(folder, "pretrain", cfg.to_dict(), inputs={"tokens": "x"})
 
-    monkeypatch.setattr("vbert.pretrain.run_pretraining", fake_pretraining)
+    monkeypatch.setattr("vbert.pretraining.stage.run_pretraining", fake_pretraining)
     model = tmp_path / "model"
     write_manifest(model, "pretrain", {}, inputs={"tokens": file_sha256(elsewhere / "tokens.jsonl")})
     first = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from vbert.bert.model import BertConfig, BertForMaskedLM
+from vbert.bert.wordpiece import SPECIAL_TOKENS
 from vbert.errors import VbertError
-from vbert.model import BertConfig, BertForMaskedLM
-from vbert.pretrain_data import JointVocab
+from vbert.pretraining.joint_vocab import JointVocab
 from vbert.tasks.labels import build_label_sets, labels_from_caption
 from vbert.tasks.zero_shot import (
     accuracy_table,
@@ -19,7 +20,6 @@ from vbert.tasks.zero_shot import (
     top_k_accuracy,
     zero_shot_scores,
 )
-from vbert.text import SPECIAL_TOKENS
 
 TEMPLATE = "now let me show you how to [MASK] the [MASK]"
 WORDS = [
@@ -46,7 +46,7 @@ WORDS = [
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     """A hand-written WordPiece vocabulary: 'sprinkle' is two pieces, 'zucchini' is [UNK]."""
-    from vbert.text import load_tokenizer
+    from vbert.bert.wordpiece import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
     (folder / "vocab.txt").write_text(

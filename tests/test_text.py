@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from transformers import BertTokenizerFast
 
+from vbert.bert.wordpiece import SPECIAL_TOKENS, build_tokenizer, load_tokenizer, read_vocab, train_wordpiece
 from vbert.config import TextConfig
 from vbert.errors import DataError
-from vbert.text import SPECIAL_TOKENS, build_tokenizer, load_tokenizer, read_vocab, train_wordpiece
 
 CORPUS = [
     "Now we chop the onions and slice the tomatoes.",
@@ -41,7 +41,7 @@ def test_unseen_words_split_into_pieces(tmp_path: Path) -> None:
 
 
 def test_merges_take_the_most_frequent_pair_and_break_ties_by_spelling() -> None:
-    from vbert.text import learn_wordpiece_vocab
+    from vbert.bert.wordpiece import learn_wordpiece_vocab
 
     assert learn_wordpiece_vocab({"aa": 2, "ab": 1}, 10) == ["##a", "##b", "a", "aa", "ab"]
     assert learn_wordpiece_vocab({"cd": 1, "ab": 1}, 5) == ["##b", "##d", "a", "c", "ab"]  # tie: "ab" first
@@ -55,7 +55,7 @@ def test_the_same_corpus_gives_the_same_vocabulary_in_every_process(tmp_path: Pa
     import sys
 
     script = (
-        "import sys\nfrom vbert.text import train_wordpiece\n"
+        "import sys\nfrom vbert.bert.wordpiece import train_wordpiece\n"
         f"train_wordpiece({CORPUS!r}, 90, sys.argv[1])\n"
     )
     vocabularies = []

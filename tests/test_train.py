@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from vbert.checkpoint import latest_checkpoint, load_checkpoint
 from vbert.config import PretrainConfig
 from vbert.errors import DataError, VbertError
-from vbert.optim import build_optimizer, lr_factor
-from vbert.train import Trainer, TrainingDiverged, TrainingStopped
+from vbert.pretraining.checkpoint import latest_checkpoint, load_checkpoint
+from vbert.pretraining.optim import build_optimizer, lr_factor
+from vbert.pretraining.trainer import Trainer, TrainingDiverged, TrainingStopped
 
 
 class ToyModel(nn.Module):
@@ -193,7 +193,7 @@ def test_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monke
             raise OSError("disk full")
         return real_replace(src, dst)
 
-    monkeypatch.setattr("vbert.manifest.os.replace", failing_replace)
+    monkeypatch.setattr("vbert.core.manifest.os.replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         trainer.fit()
     assert load_checkpoint(latest_checkpoint(tmp_path))["step"] == 2
@@ -360,7 +360,7 @@ class SessionIds(torch.utils.data.Dataset):
 
 
 def test_data_workers_leave_the_process_group_so_a_group_signal_reaches_only_the_trainer():
-    from vbert.graceful_stop import detach_worker_from_signals
+    from vbert.core.graceful_stop import detach_worker_from_signals
 
     loader = torch.utils.data.DataLoader(SessionIds(), batch_size=None, num_workers=1,
                                          worker_init_fn=detach_worker_from_signals)

@@ -1,4 +1,4 @@
-"""vbert.video: timestamp resampling, clip cutting, resize/crop, and bad files named in errors."""
+"""vbert.data.video: timestamp resampling, clip cutting, resize/crop, and bad files named in errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbert.errors import DataError
-from vbert.video import (
+from vbert.data.video import (
     VideoClips,
     probe,
     read_clips,
@@ -18,6 +17,7 @@ from vbert.video import (
     resize_and_crop,
     write_video,
 )
+from vbert.errors import DataError
 
 CELLS = 6  # a 6x6 grid of cells; frame i lights cell i % 36, so a decoded frame tells its index
 

@@ -9,13 +9,15 @@ import torch
 import torch.nn.functional as F
 from test_pretrain_data import write_tokens
 
+from vbert.bert.model import IGNORE_INDEX, BertConfig
+from vbert.bert.wordpiece import SPECIAL_TOKENS
 from vbert.config import load_config
 from vbert.errors import DataError, VbertError
-from vbert.model import IGNORE_INDEX, BertConfig
-from vbert.pretrain import load_pretrained, run_pretraining
-from vbert.pretrain_data import JOINT, TEXT, VIDEO, JointVocab, synthetic_batch
-from vbert.text import SPECIAL_TOKENS
-from vbert.videobert import VideoBertForPretraining, build_videobert, project_centroids
+from vbert.pretraining.data import JOINT, TEXT, VIDEO, synthetic_batch
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.stage import run_pretraining
+from vbert.pretraining.videobert import VideoBertForPretraining, build_videobert, project_centroids
 
 TEXT_V, VISUAL_V = 50, 36
 
@@ -74,7 +76,7 @@ def save_tiny_bert(directory, vocab_size: int = TEXT_V) -> None:
 
 
 def test_init_from_bert_keeps_text_rows_and_appends_visual_rows_and_next(tmp_path):
-    from vbert.hf import load_hf_bert
+    from vbert.bert.hf import load_hf_bert
 
     save_tiny_bert(tmp_path / "bert")
     source = load_hf_bert(tmp_path / "bert")
@@ -108,7 +110,7 @@ def test_centroid_initialisation_projects_to_the_hidden_size(tmp_path):
 
 
 def test_frozen_input_embeddings_do_not_move():
-    from vbert.train import Trainer
+    from vbert.pretraining.trainer import Trainer
 
     cfg = small_config(**{"pretrain.freeze_input_embeddings": True, "pretrain.lr": 0.01})
     vocab = JointVocab(TEXT_V, VISUAL_V)
@@ -153,7 +155,7 @@ def test_tiny_videobert_loss_falls_on_narrated_toy_videos_and_reloads(tmp_path):
 
 
 def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
-    from vbert.checkpoint import load_checkpoint
+    from vbert.pretraining.checkpoint import load_checkpoint
 
     tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=8)
     run = tmp_path / "run"
@@ -211,7 +213,7 @@ def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):
 
 
 def test_attention_maps_reproduce_the_fused_layers():
-    from vbert.videobert import attention_maps
+    from vbert.pretraining.videobert import attention_maps
 
     torch.manual_seed(0)
     cfg = small_config()
@@ -225,7 +227,7 @@ def test_attention_maps_reproduce_the_fused_layers():
     assert float(maps[0][0, :, :, 20:].abs().max()) == 0.0  # padding receives no attention
     x = torch.randn(4, 32, 32)
     layer = model.bert.layers[0].attention
-    from vbert.attention import MultiHeadAttention
+    from vbert.bert.attention import MultiHeadAttention
 
     readable = MultiHeadAttention(32, 2).load_fused(layer.qkv, layer.out)
     torch.testing.assert_close(readable(x), layer(x), rtol=1e-5, atol=1e-6)  # same weights, same layer
@@ -257,22 +259,24 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
 
 
 def test_ensure_pretrained_builds_once_and_the_pipeline_stage_skips_when_complete(tmp_path, monkeypatch):
-    import vbert.visual_vocab
-    from vbert.pretrain import ensure_pretrained, pipeline_stage
+    import vbert.visual_words.vocab
+    from vbert.core.stages import resolve
+    from vbert.pretraining.stage import STAGE as PRETRAIN
+    from vbert.pretraining.stage import pipeline_stage
 
     tokens = write_tokens(tmp_path / "run" / "tokenize" / "tokens.jsonl", num_videos=4)
     calls = []
-    monkeypatch.setattr(vbert.visual_vocab, "ensure_tokens", lambda cfg: calls.append(1) or tokens.parent)
+    monkeypatch.setattr(vbert.visual_words.vocab, "ensure_tokens", lambda cfg: calls.append(1) or tokens.parent)
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     cfg = train_config(**{"pretrain.steps": 2})
-    first = ensure_pretrained(cfg)
+    first = resolve(PRETRAIN, cfg)
     assert (first / "videobert.safetensors").is_file() and first.parent == tmp_path / "cache"
     weights = (first / "videobert.safetensors").stat().st_mtime_ns
-    assert ensure_pretrained(cfg) == first  # the second call reuses the cache
+    assert resolve(PRETRAIN, cfg) == first  # the second call reuses the cache
     assert (first / "videobert.safetensors").stat().st_mtime_ns == weights
     with open(tokens, "a", encoding="utf-8") as handle:  # new visual words under the same config
         handle.write(tokens.read_text(encoding="utf-8").splitlines()[0] + "\n")
-    assert ensure_pretrained(cfg) != first  # a model of other tokens is not reused
+    assert resolve(PRETRAIN, cfg) != first  # a model of other tokens is not reused
     summary = pipeline_stage(cfg, tmp_path / "run", force=False)
     assert summary["steps"] == 2 and (tmp_path / "run" / "pretrain" / "manifest.json").is_file()
     assert pipeline_stage(cfg, tmp_path / "run", force=False)["skipped"] == "complete"

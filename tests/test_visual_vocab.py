@@ -10,12 +10,12 @@ import torch
 
 from vbert.cli import main as cli_main
 from vbert.config import load_config
-from vbert.dataset import Narration, Segment, VideoDataset, VideoRecord
+from vbert.core.manifest import manifest_hash, read_manifest, write_manifest
+from vbert.data.dataset import Narration, Segment, VideoDataset, VideoRecord
 from vbert.errors import ConfigError, DataError
-from vbert.feature_store import FeatureWriter
-from vbert.manifest import manifest_hash, read_manifest, write_manifest
-from vbert.visual_tokens import clips_in_span, read_tokens, tokenize_features, video_sentences
-from vbert.visual_vocab import VOCAB_FILE, fit_vocab, load_vocab
+from vbert.features.store import FeatureWriter
+from vbert.visual_words.tokenize import clips_in_span, tokenize_features, video_sentences
+from vbert.visual_words.vocab import VOCAB_FILE, fit_vocab, load_vocab
 
 DIM = 8
 
@@ -143,10 +143,10 @@ def test_tokenize_writes_words_sentences_segments_and_failures(tmp_path):
     config = tiny_config()
     vocab = fit_vocab(features, tmp_path / "vocab", config)
     out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
-    records = {r["video_id"]: r for r in read_tokens(out)}
+    records = {r["video_id"]: r for r in read_token_file(out)}
     assert set(records) == {"narrated", "silent"}
     tree = load_vocab(vocab)
-    from vbert.feature_store import FeatureStore
+    from vbert.features.store import FeatureStore
 
     vectors, starts, _ = FeatureStore(features).clips_of("narrated")
     order = np.argsort(starts)
@@ -171,7 +171,7 @@ def test_tokenize_writes_words_sentences_segments_and_failures(tmp_path):
 
 
 def test_token_file_reads_back_in_pretraining(tmp_path):
-    from vbert.pretrain_data import read_token_file
+    from vbert.visual_words.token_file import read_token_file
 
     features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40})
     config = tiny_config()
@@ -189,8 +189,8 @@ def test_nearest_leaf_assignment_option(tmp_path):
     vocab = fit_vocab(features, tmp_path / "vocab", config)
     out = tokenize_features(features, make_dataset(), vocab, tmp_path / "tokens", config)
     tree = load_vocab(vocab)
-    rec = {r["video_id"]: r for r in read_tokens(out)}["silent"]
-    from vbert.feature_store import FeatureStore
+    rec = {r["video_id"]: r for r in read_token_file(out)}["silent"]
+    from vbert.features.store import FeatureStore
 
     vectors, _, _ = FeatureStore(features).clips_of("silent")
     assert rec["words"] == tree.assign_nearest_leaf(torch.from_numpy(vectors)).tolist()
@@ -251,7 +251,7 @@ def test_cli_vocab_and_tokenize_on_youcook2_files(tmp_path, capsys):
         )
         == 0
     )
-    (record,) = read_tokens(tmp_path / "tokens")
+    (record,) = read_token_file(tmp_path / "tokens")
     assert [s["text"] for s in record["sentences"]] == ["stir the soup", "well done"]
     assert len(record["words"]) == 30 and record["segments"][0]["sentence"] == "stir soup"
     # a vocabulary of another feature dimension: one clear line, exit code 2
@@ -277,31 +277,33 @@ def test_cli_vocab_and_tokenize_on_youcook2_files(tmp_path, capsys):
 
 
 def test_ensure_vocab_and_tokens_build_once(tmp_path, monkeypatch):
-    import vbert.extract
-    import vbert.synthcook
-    from vbert.visual_vocab import ensure_tokens, ensure_vocab
+    import vbert.data.synthcook
+    import vbert.features.extract
+    from vbert.core.stages import resolve
+    from vbert.visual_words.tokenize import STAGE as TOKENIZE
+    from vbert.visual_words.vocab import STAGE as VOCAB
 
     features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40})
     data_root = tmp_path / "synthcook"
     data_root.mkdir()
     write_manifest(data_root, "generate", {"data": "test"})
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(vbert.extract, "ensure_features", lambda config: features)
-    monkeypatch.setattr(vbert.synthcook, "ensure_synthcook", lambda config: data_root)
-    monkeypatch.setattr(vbert.synthcook, "load_synthcook", lambda root: make_dataset())
+    monkeypatch.setattr(vbert.features.extract, "ensure_features", lambda config: features)
+    monkeypatch.setattr(vbert.data.synthcook, "ensure_synthcook", lambda config: data_root)
+    monkeypatch.setattr(vbert.data.synthcook, "load_synthcook", lambda root: make_dataset())
     monkeypatch.setenv("VBERT_DEVICE", "cpu")
     config = tiny_config()
-    vocab = ensure_vocab(config)
+    vocab = resolve(VOCAB, config)
     stamp = (vocab / VOCAB_FILE).stat().st_mtime_ns
-    tokens = ensure_tokens(config)
-    assert ensure_vocab(config) == vocab and (vocab / VOCAB_FILE).stat().st_mtime_ns == stamp
-    assert ensure_tokens(config) == tokens and len(read_tokens(tokens)) == 2
+    tokens = resolve(TOKENIZE, config)
+    assert resolve(VOCAB, config) == vocab and (vocab / VOCAB_FILE).stat().st_mtime_ns == stamp
+    assert resolve(TOKENIZE, config) == tokens and len(read_token_file(tokens)) == 2
     config.vocab.k = 2  # another vocabulary, another folder
-    assert ensure_vocab(config) != vocab
+    assert resolve(VOCAB, config) != vocab
 
 
 def test_purity_numbers_by_hand():
-    from vbert.vocab_figures import chance_purity, cluster_purity, labelled_clips, word_purities
+    from vbert.visual_words.figures import chance_purity, cluster_purity, labelled_clips, word_purities
 
     words = np.array([0, 0, 0, 1, 1, 2])
     labels = ["cut", "cut", "stir", "stir", "stir", "add"]
@@ -317,8 +319,8 @@ def test_purity_numbers_by_hand():
 
 
 def test_clips_nearest_word_and_mosaic():
-    from vbert.kmeans import HierarchicalKMeans
-    from vbert.vocab_figures import clips_nearest_word, mosaic
+    from vbert.visual_words.figures import clips_nearest_word, mosaic
+    from vbert.visual_words.kmeans import HierarchicalKMeans
 
     x = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
     tree = HierarchicalKMeans(k=2, depth=2, seed=0).fit(x)
@@ -337,8 +339,8 @@ def test_clips_nearest_word_and_mosaic():
 
 
 def test_middle_frames_decodes_the_right_clip(tmp_path):
-    from vbert.video import write_video
-    from vbert.vocab_figures import middle_frames
+    from vbert.data.video import write_video
+    from vbert.visual_words.figures import middle_frames
 
     # 3 clips of 10 frames at 10 fps; clip c is filled with grey level 60 * (c + 1)
     frames = np.concatenate([np.full((10, 32, 32, 3), 60 * (c + 1), dtype=np.uint8) for c in range(3)])
@@ -349,8 +351,8 @@ def test_middle_frames_decodes_the_right_clip(tmp_path):
 
 
 def test_clip_labels_match_the_token_file(tmp_path):
-    from vbert.feature_store import FeatureStore
-    from vbert.vocab_figures import clip_labels, labelled_clips
+    from vbert.features.store import FeatureStore
+    from vbert.visual_words.figures import clip_labels, labelled_clips
 
     features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40}, shuffle="narrated")
     config = tiny_config()
@@ -359,14 +361,14 @@ def test_clip_labels_match_the_token_file(tmp_path):
     store = FeatureStore(features)
     rows, labels = clip_labels(store, make_dataset(), "noun")
     words = load_vocab(vocab).assign(torch.from_numpy(store.features))
-    from_file, file_labels = labelled_clips(read_tokens(out), "noun")
+    from_file, file_labels = labelled_clips(read_token_file(out), "noun")
     assert sorted(zip(words[rows].tolist(), labels)) == sorted(zip(from_file.tolist(), file_labels))
     assert labels.count("tomato") == 4 and labels.count("soup") == 6
 
 
 def test_assign_words_in_chunks_matches_one_pass():
-    from vbert.kmeans import HierarchicalKMeans
-    from vbert.visual_tokens import assign_words
+    from vbert.visual_words.kmeans import HierarchicalKMeans
+    from vbert.visual_words.tokenize import assign_words
 
     x = torch.randn(300, 5, generator=torch.Generator().manual_seed(9))
     tree = HierarchicalKMeans(k=3, depth=2, seed=0).fit(x)
@@ -377,8 +379,8 @@ def test_assign_words_in_chunks_matches_one_pass():
 
 
 def test_tokenize_skips_finished_work_and_redoes_it_when_an_input_changes(tmp_path, capsys):
-    from vbert.manifest import file_sha256
-    from vbert.visual_tokens import tokens_complete
+    from vbert.core.manifest import file_sha256
+    from vbert.visual_words.tokenize import tokens_complete
 
     features = make_features(tmp_path / "features", {"v1": 30})
     annotations = {"database": {"v1": {"duration": 45.0, "subset": "training", "annotations": []}}}
@@ -406,16 +408,16 @@ def test_tokenize_skips_finished_work_and_redoes_it_when_an_input_changes(tmp_pa
 
 
 def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tmp_path, monkeypatch):
-    import vbert.synthcook
-    from vbert.manifest import file_sha256
-    from vbert.visual_tokens import run_tokenize_stage
+    import vbert.data.synthcook
+    from vbert.core.manifest import file_sha256
+    from vbert.visual_words.tokenize import run_tokenize_stage
 
     run_dir = tmp_path / "run"
     make_features(run_dir / "features", {"narrated": 20, "silent": 40})
     (run_dir / "synthcook").mkdir(parents=True)
     (run_dir / "synthcook" / "annotations.json").write_text("{}", encoding="utf-8")
     write_manifest(run_dir / "synthcook", "generate", {"data": "test"})
-    monkeypatch.setattr(vbert.synthcook, "load_synthcook", lambda root: make_dataset())
+    monkeypatch.setattr(vbert.data.synthcook, "load_synthcook", lambda root: make_dataset())
     config = tiny_config()
     fit_vocab(run_dir / "features", run_dir / "vocab", config)
     summary = run_tokenize_stage(config, run_dir, force=False)
@@ -445,7 +447,7 @@ def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets
     # a `vbert run` folder: its features/ and vocab/ go with its synthcook/
     from argparse import Namespace
 
-    from vbert.visual_tokens import _defaults_beside_data
+    from vbert.visual_words.tokenize import _defaults_beside_data
 
     run = tmp_path / "run"
     for folder in ("synthcook", "features", "vocab"):
@@ -457,7 +459,7 @@ def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets
 
 
 def test_tokenize_records_what_the_dataset_loader_could_not_read(tmp_path):
-    from vbert.dataset import Failure
+    from vbert.data.dataset import Failure
 
     features = make_features(tmp_path / "features", {"narrated": 20, "silent": 40, "unreadable": 5})
     config = tiny_config()
@@ -468,7 +470,7 @@ def test_tokenize_records_what_the_dataset_loader_could_not_read(tmp_path):
         Failure("silent", "narrations.json: video silent: 3 texts but 3 starts and 2 ends"),
     ]
     out = tokenize_features(features, dataset, vocab, tmp_path / "tokens", config)
-    assert {r["video_id"] for r in read_tokens(out)} == {"narrated", "silent"}
+    assert {r["video_id"] for r in read_token_file(out)} == {"narrated", "silent"}
     reasons = [(f["item"], f["reason"]) for f in read_manifest(out)["failures"]]
     assert sorted(item for item, _ in reasons) == ["never_extracted", "silent", "unreadable"]  # each once
     assert ("unreadable", "ann.json: video unreadable: missing field(s) duration") in reasons
@@ -501,7 +503,7 @@ def test_tokenize_records_bad_captions_and_redoes_tokens_when_the_captions_chang
     (tmp_path / "other.json").write_text(json.dumps(other), encoding="utf-8")
     printed = _tokenize_youcook2(tmp_path, tmp_path / "other.json", capsys)
     assert "up to date" not in printed and "0 failures" in printed
-    texts = {r["video_id"]: [s["text"] for s in r["sentences"]] for r in read_tokens(tmp_path / "tokens")}
+    texts = {r["video_id"]: [s["text"] for s in r["sentences"]] for r in read_token_file(tmp_path / "tokens")}
     assert texts["v1"] == ["chop the onion"] and texts["v2"] == [""] * 2  # v2: no narration, 16-word segments
     # a folder of <video_id>.csv captions: editing one of its files redoes the tokens too
     (tmp_path / "csv").mkdir()
@@ -510,7 +512,7 @@ def test_tokenize_records_bad_captions_and_redoes_tokens_when_the_captions_chang
     assert "up to date" in _tokenize_youcook2(tmp_path, tmp_path / "csv", capsys)
     (tmp_path / "csv" / "v1.csv").write_text("start,end,text\n1.0,4.0,taste the soup\n", encoding="utf-8")
     assert "up to date" not in _tokenize_youcook2(tmp_path, tmp_path / "csv", capsys)
-    (record,) = [r for r in read_tokens(tmp_path / "tokens") if r["video_id"] == "v1"]
+    (record,) = [r for r in read_token_file(tmp_path / "tokens") if r["video_id"] == "v1"]
     assert record["sentences"][0]["text"] == "taste the soup"
 
 
@@ -530,7 +532,7 @@ def test_captions_where_they_are_not_used_are_refused(tmp_path, capsys, monkeypa
 def test_a_data_folder_without_manifest_is_identified_by_its_files(tmp_path):
     from argparse import Namespace
 
-    from vbert.visual_tokens import _load_dataset
+    from vbert.visual_words.tokenize import _load_dataset
 
     data = tmp_path / "synthcook"
     (data / "videos").mkdir(parents=True)

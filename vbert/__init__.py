@@ -8,6 +8,6 @@ The pipeline flows one way, one module a stage: video -> features / extract -> v
 __version__ = "0.1.0"
 
 from vbert.config import Config, load_config  # noqa: E402
-from vbert.device import seed_everything, select_device  # noqa: E402
+from vbert.core.device import seed_everything, select_device  # noqa: E402
 
 __all__ = ["Config", "__version__", "load_config", "seed_everything", "select_device"]

@@ -12,28 +12,27 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+import yaml
 
 from vbert import __version__
+from vbert.config import PRESETS, add_config_arguments, config_from_args
 from vbert.errors import VbertError
-
-if TYPE_CHECKING:
-    from vbert.config import Config
 
 # (subcommand, module that implements it, one-line help) in pipeline order.
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "vbert.cli", "versions, device and presets of this installation"),
     ("config", "vbert.cli", "print a preset (or YAML file) fully resolved, with overrides applied"),
-    ("generate", "vbert.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
-    ("extract", "vbert.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
-    ("train-extractor", "vbert.course_s3d", "train the course's S3D-style network on SynthCook's labelled action clips"),
-    ("vocab", "vbert.visual_vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
-    ("tokenize", "vbert.visual_tokens", "every clip -> its visual word, grouped into sentences aligned to the narration"),
-    ("pretrain", "vbert.pretrain", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
+    ("generate", "vbert.data.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
+    ("extract", "vbert.features.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
+    ("train-extractor", "vbert.features.course_training", "train the course's S3D-style network on SynthCook's labelled action clips"),
+    ("vocab", "vbert.visual_words.vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
+    ("tokenize", "vbert.visual_words.tokenize", "every clip -> its visual word, grouped into sentences aligned to the narration"),
+    ("pretrain", "vbert.pretraining.stage", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
     ("eval", "vbert.tasks.cli",
      "downstream tasks: zero-shot, zero-shot-steps, data-size, captioning, retrieval, forecasting, classification"),
-    ("run", "vbert.pipeline", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
-    ("bench", "vbert.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
+    ("run", "vbert.pipeline.runner", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
+    ("bench", "vbert.pretraining.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
 ]
 
 
@@ -42,9 +41,8 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _info_main(args: argparse.Namespace) -> int:
-    from vbert.config import PRESETS
-    from vbert.device import describe_device, select_device
-    from vbert.manifest import package_versions
+    from vbert.core.device import describe_device, select_device  # imports torch: only for `vbert info`
+    from vbert.core.manifest import package_versions
 
     for name, version in package_versions().items():
         print(f"{name:>24}  {version}")
@@ -58,27 +56,9 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_main(args: argparse.Namespace) -> int:
-    import yaml
-
     config = config_from_args(args)
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The --preset and --set options every stage shares."""
-    parser.add_argument("--preset", default="tiny", help="tiny, small, base, paper, or a YAML file (default: tiny)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override one setting, e.g. --set model.num_layers=4 (repeatable)",
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Resolve the config named by --preset and --set."""
-    from vbert.config import load_config
-
-    return load_config(args.preset, args.overrides)
 
 
 _LOCAL = {"info": (_info_arguments, _info_main), "config": (_config_arguments, _config_main)}

@@ -9,6 +9,7 @@ leaves open is a named field with its default explained next to it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import hashlib
@@ -375,3 +376,17 @@ def load_config(preset: str | Path = "tiny", overrides: list[str] | None = None)
 def save_config(config: Config, path: str | Path) -> None:
     """Write the full resolved config as YAML (it reloads to an equal Config)."""
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --preset and --set options every stage shares."""
+    parser.add_argument("--preset", default="tiny", help="tiny, small, base, paper, or a YAML file (default: tiny)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. --set model.num_layers=4 (repeatable)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Resolve the config named by --preset and --set."""
+    return load_config(args.preset, args.overrides)

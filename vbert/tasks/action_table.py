@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from vbert.config import Config
+from vbert.core.manifest import cached_stage, file_sha256, write_manifest
+from vbert.core.stages import code_digest, resolve
 from vbert.errors import DataError, VbertError
-from vbert.tasks.data import EvalSegment
+from vbert.features.store import FeatureStore
+from vbert.pretraining.checkpoint import kept_steps
+from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.stage import STAGE as PRETRAIN
+from vbert.pretraining.stage import pretrain_key, run_pretraining
+from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.data import EvalSegment, load_segments, segment_features, with_labels
 from vbert.tasks.zero_shot import (
     accuracy_table,
     encode_labels,
@@ -35,6 +43,10 @@ from vbert.tasks.zero_shot import (
     top_k_accuracy,
     zero_shot_scores,
 )
+from vbert.visual_words.token_file import read_token_file, token_file, write_token_file
+from vbert.visual_words.tokenize import STAGE as TOKENIZE
+from vbert.visual_words.vocab import STAGE as VOCAB
+from vbert.visual_words.vocab import vocab_file
 
 
 def zero_shot_row(
@@ -90,17 +102,6 @@ def probe_row(
     return out
 
 
-def text_only_config(config: Config) -> Config:
-    """The same config with pretraining on text alone (the text-only BERT of Table 1).
-
-    Its visual rows are never trained, so they start random whatever `visual_init` says.
-    """
-    return dataclasses.replace(
-        config,
-        pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0), visual_init="random"),
-    )
-
-
 def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Accuracy of a uniform random guess (percent)."""
     out = {}
@@ -127,11 +128,6 @@ def table1(
     config: Config, device: str = "cpu", with_probe: bool = True, artifacts: Any = None
 ) -> dict[str, Any]:
     """Table 1 on the config's data (`artifacts`: cache or run folder); returns rows and label sets."""
-    from vbert.feature_store import FeatureStore
-    from vbert.pretrain import load_pretrained
-    from vbert.tasks.artifacts import Artifacts
-    from vbert.tasks.data import load_segments, segment_features, with_labels
-
     artifacts = artifacts or Artifacts(config)
     tokens = artifacts.tokens()
     train, val, verbs, nouns = with_labels(
@@ -157,11 +153,6 @@ def table1(
 
 def zero_shot_by_step(config: Config, device: str = "cpu", artifacts: Any = None) -> dict[str, Any]:
     """Table 1's VideoBERT rows at every training checkpoint the pretraining folder kept: has it settled?"""
-    from vbert.checkpoint import kept_steps
-    from vbert.pretrain import load_pretrained
-    from vbert.tasks.artifacts import Artifacts
-    from vbert.tasks.data import load_segments, with_labels
-
     artifacts = artifacts or Artifacts(config)
     folder = artifacts.pretrained()
     steps = kept_steps(folder)
@@ -187,18 +178,15 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 
 def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, seed: int = 0) -> Path:
     """A token file keeping a random `fraction` of the training videos and every other video."""
-    from vbert.visual_tokens import read_tokens
-
     tokens = Path(tokens)
-    records = read_tokens(tokens)
+    records = read_token_file(tokens)
     train = [i for i, r in enumerate(records) if r.get("subset", "training") == "training"]
     keep_n = max(1, round(fraction * len(train)))
     chosen = set(np.random.default_rng(seed).permutation(train)[:keep_n].tolist())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kept = [r for i, r in enumerate(records) if i in chosen or r.get("subset", "training") != "training"]
-    path = out_dir / "tokens.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    path = write_token_file(out_dir, kept)
     manifest = (tokens if tokens.is_dir() else tokens.parent) / "manifest.json"
     if manifest.is_file():  # keeps the vocabulary check of the pretraining reader
         (out_dir / "manifest.json").write_text(manifest.read_text(encoding="utf-8"), encoding="utf-8")
@@ -209,13 +197,8 @@ def data_size_table(
     config: Config, fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), device: str = "cpu"
 ) -> list[dict[str, float]]:
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos, same epochs."""
-    from vbert.manifest import cached_stage, file_sha256, write_manifest
-    from vbert.pretrain import ensure_pretrained, load_pretrained, preset_centroids, pretrain_key, run_pretraining
-    from vbert.tasks.data import load_segments, with_labels
-    from vbert.visual_vocab import ensure_tokens
-
-    tokens = ensure_tokens(config)
-    centroids = preset_centroids(config)
+    tokens = resolve(TOKENIZE, config)
+    centroids = vocab_file(resolve(VOCAB, config)) if config.pretrain.visual_init == "centroids" else None
     _, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
@@ -237,10 +220,11 @@ def data_size_table(
             write_manifest(folder, "data-size", {"fraction": fraction, "steps": cfg.pretrain.steps})
 
         if fraction == 1.0:  # the whole set: the preset's own pretrained model
-            model_dir = ensure_pretrained(config)
+            model_dir = resolve(PRETRAIN, config)
         else:
             model_dir = (
-                cached_stage("data-size", {**pretrain_key(cfg, tokens), "fraction": fraction,
+                cached_stage("data-size", {**pretrain_key(cfg), "tokens": file_sha256(token_file(tokens)),
+                                           "code": code_digest(PRETRAIN.code), "fraction": fraction,
                                            "centroids": file_sha256(centroids) if centroids else None}, build)
                 / "model"
             )

@@ -1,7 +1,6 @@
 """Where the tasks find their inputs: the stage cache (notebooks, `vbert eval`) or a `vbert run` folder.
 
-From the cache every artifact is built on first use (`ensure_tokens`, `ensure_features`,
-`ensure_pretrained`); from a run folder the stages' outputs are read (`synthcook/`, `features/`,
+From the cache every artifact is built on first use (`vbert.core.stages.resolve`); from a run folder the stages' outputs are read (`synthcook/`, `features/`,
 `vocab/`, `tokenize/`, `pretrain/`), and the text-only BERT of Table 1 is trained into
 `eval/text-only-bert/` by the same pretraining code. Folders given explicitly (`paths`, e.g. the
 outputs of `vbert tokenize` and `vbert pretrain` on YouCook2) take precedence over both.
@@ -9,16 +8,25 @@ outputs of `vbert tokenize` and `vbert pretrain` on YouCook2) take precedence ov
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vbert.config import Config
+from vbert.core.manifest import MANIFEST, cached_stage, file_sha256, read_manifest
+from vbert.core.run_folder import run_folder_of
+from vbert.core.stages import resolve
+from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.errors import DataError
-
-if TYPE_CHECKING:
-    from vbert.pretrain_data import JointVocab
-    from vbert.videobert import VideoBertForPretraining
-
+from vbert.features.extract import STAGE as EXTRACT
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.stage import STAGE as PRETRAIN
+from vbert.pretraining.stage import run_pretraining, tokens_vocab_hash, trained_with, training_recipe
+from vbert.pretraining.videobert import VideoBertForPretraining
+from vbert.visual_words.token_file import token_file, tokens_visual_size
+from vbert.visual_words.tokenize import STAGE as TOKENIZE
+from vbert.visual_words.vocab import STAGE as VOCAB
 
 # The command-line option that names each artifact folder (`vbert eval`), for error messages.
 OPTIONS = {"tokens": "--tokens", "features": "--features", "pretrained": "--model", "text_only": "--text-model"}
@@ -36,9 +44,10 @@ class Artifacts:
     NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
 
     def __init__(self, config: Config, run_dir: str | Path | None = None, step: int | None = None,
-                 **paths: str | Path | None) -> None:
+                 text_only_dir: str | Path | None = None, **paths: str | Path | None) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.text_only_dir = Path(text_only_dir) if text_only_dir is not None else None  # where to train it
         self.step = step  # evaluate VideoBERT as it was at this training step (a kept checkpoint)
         unknown = set(paths) - set(self.NAMES)
         if unknown:
@@ -48,7 +57,6 @@ class Artifacts:
             if not path.exists():
                 raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
         if self.run_dir is None:  # given tokens (else a given model) may sit in a `vbert run` folder
-            from vbert.pipeline import run_folder_of
 
             if "tokens" in self.paths:
                 self.run_dir = run_folder_of(self.paths["tokens"], "tokenize")  # None: tokens from elsewhere
@@ -75,9 +83,8 @@ class Artifacts:
             return self.paths["tokens"]
         if self.run_dir is not None:
             return self._stage("tokenize")
-        from vbert.visual_vocab import ensure_tokens
 
-        return ensure_tokens(self.config)
+        return resolve(TOKENIZE, self.config)
 
     def features(self) -> Path:
         """Clip features folder."""
@@ -86,9 +93,8 @@ class Artifacts:
         if self.run_dir is not None:
             return self._stage("features")
         self._given_tokens_only("features")
-        from vbert.extract import ensure_features
 
-        return ensure_features(self.config)
+        return resolve(EXTRACT, self.config)
 
     def vocab(self) -> Path:
         """Visual vocabulary folder."""
@@ -97,9 +103,8 @@ class Artifacts:
         if self.run_dir is not None:
             return self._stage("vocab")
         self._given_tokens_only("vocab")
-        from vbert.visual_vocab import ensure_vocab
 
-        return ensure_vocab(self.config)
+        return resolve(VOCAB, self.config)
 
     def videos(self) -> Path:
         """SynthCook (or YouCook2-format) folder with videos/ and annotations.json."""
@@ -108,9 +113,8 @@ class Artifacts:
         if self.run_dir is not None:
             return self._stage("synthcook")
         self._given_tokens_only("videos")
-        from vbert.synthcook import ensure_synthcook
 
-        return ensure_synthcook(self.config)
+        return resolve(GENERATE, self.config)
 
     def pretrained(self) -> Path:
         """Finished VideoBERT pretraining folder."""
@@ -119,24 +123,17 @@ class Artifacts:
         if self.run_dir is not None:
             return self._stage("pretrain")
         self._given_tokens_only("pretrained")
-        from vbert.pretrain import ensure_pretrained
 
-        return ensure_pretrained(self.config)
+        return resolve(PRETRAIN, self.config)
 
     def load_videobert(self, device: str) -> tuple[VideoBertForPretraining, JointVocab, Any]:
         """(VideoBERT model, joint vocabulary, tokenizer): the finished model, or its checkpoint of `step`."""
-        from vbert.pretrain import load_pretrained
-
         loaded = load_pretrained(self.pretrained(), device, step=self.step)
         self._check_model_reads_tokens(loaded[1].visual_size)
         return loaded
 
     def _check_model_reads_tokens(self, visual_size: int) -> None:
         """Refuse a model whose visual words are not those the tokens were made with."""
-        from vbert.manifest import MANIFEST, read_manifest
-        from vbert.pretrain import token_file, tokens_vocab_hash
-        from vbert.token_records import tokens_visual_size
-
         model, tokens = self.pretrained(), token_file(self.tokens())
         theirs = tokens_visual_size(tokens.parent)
         if theirs is not None and theirs != visual_size:
@@ -152,20 +149,16 @@ class Artifacts:
         """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""
         if "text_only" in self.paths:
             return self.paths["text_only"]
-        from vbert.tasks.action_table import text_only_config
 
         config = text_only_config(self.config)
-        if self.run_dir is None and "tokens" in self.paths:
+        out = self.text_only_dir
+        if out is None and self.run_dir is not None:
+            out = self.run_dir / "eval" / "text-only-bert"
+        if out is None and "tokens" in self.paths:
             return self._text_only_on_given_tokens(config)
-        if self.run_dir is None:
-            from vbert.pretrain import ensure_pretrained
-
-            return ensure_pretrained(config)
-        from vbert.manifest import file_sha256
-        from vbert.pretrain import run_pretraining, token_file, trained_with, training_recipe
-
+        if out is None:
+            return resolve(PRETRAIN, config)
         self._check_model_trained_on_tokens()
-        out = self.run_dir / "eval" / "text-only-bert"
         if not trained_with(out, training_recipe(config, file_sha256(token_file(self.tokens())))):
             # checkpoints of the same recipe (killed part-way) continue; of another recipe, start over
             run_pretraining(config, self.tokens(), out, resume="if-same")
@@ -173,9 +166,6 @@ class Artifacts:
 
     def _check_model_trained_on_tokens(self) -> None:
         """The text-only BERT is trained on the tokens: refuse when the model given saw other ones."""
-        from vbert.manifest import MANIFEST, file_sha256, read_manifest
-        from vbert.pretrain import token_file
-
         model = self.paths.get("pretrained")
         if model is None or not (model / MANIFEST).is_file():
             return
@@ -187,10 +177,18 @@ class Artifacts:
 
     def _text_only_on_given_tokens(self, config: Config) -> Path:
         """The text-only BERT of given tokens (from outside a run folder): trained once, cached by their hash."""
-        from vbert.manifest import cached_stage, file_sha256
-        from vbert.pretrain import run_pretraining, token_file
-
         self._check_model_trained_on_tokens()
         tokens = self.tokens()
         key = {"config": config.to_dict(), "tokens": file_sha256(token_file(tokens))}
         return cached_stage("text-only", key, lambda folder: run_pretraining(config, tokens, folder))
+
+
+def text_only_config(config: Config) -> Config:
+    """The same config with pretraining on text alone (the text-only BERT of Table 1).
+
+    Its visual rows are never trained, so they start random whatever `visual_init` says.
+    """
+    return dataclasses.replace(
+        config,
+        pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0), visual_init="random"),
+    )

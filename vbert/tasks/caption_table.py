@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vbert.bert.model import BertConfig
 from vbert.config import Config
-from vbert.model import BertConfig
+from vbert.features.store import FeatureStore
+from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.caption_metrics import caption_scores_many, require_scorers
 from vbert.tasks.captioning import (
     CaptionModel,
@@ -28,7 +30,8 @@ from vbert.tasks.captioning import (
     pad_inputs,
     train_captioner,
 )
-from vbert.tasks.data import EvalSegment
+from vbert.tasks.data import EvalSegment, load_segments, segment_features
+from vbert.tasks.embeddings import caption_features
 
 INPUTS = ("clip features", "VideoBERT", "VideoBERT + clip features")
 
@@ -136,10 +139,6 @@ def caption_table(
 ) -> dict[str, Any]:
     """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
     require_scorers()  # before minutes of training, not after
-    from vbert.feature_store import FeatureStore
-    from vbert.tasks.artifacts import Artifacts
-    from vbert.tasks.data import load_segments, segment_features
-    from vbert.tasks.embeddings import caption_features
 
     artifacts = artifacts or Artifacts(config)
     tokens = artifacts.tokens()

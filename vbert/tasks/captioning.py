@@ -4,7 +4,7 @@
     caption [B, T]    -> word + position   -> decoder layers (causal self-attention,
                                               cross-attention to memory, FFN) -> word logits
 
-The encoder is built from `vbert.model.EncoderLayer` (the same block VideoBERT uses); the decoder
+The encoder is built from `vbert.bert.model.EncoderLayer` (the same block VideoBERT uses); the decoder
 layer is written here. The paper compares three inputs, all of which are a sequence of vectors:
 clip features alone (one vector per clip), VideoBERT features (one vector: outputs at the video
 tokens averaged, concatenated with outputs at the masked template slots averaged), and VideoBERT
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vbert.bert.model import BertConfig, EncoderLayer, key_padding_mask
 from vbert.errors import VbertError
-from vbert.model import BertConfig, EncoderLayer, key_padding_mask
 from vbert.tasks.caption_metrics import tokenize_caption
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3

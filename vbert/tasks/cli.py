@@ -19,10 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from vbert.config import Config
+from vbert.config import Config, add_config_arguments, config_from_args
+from vbert.core.device import select_device
+from vbert.core.manifest import atomic_write_bytes, atomic_write_json
 from vbert.errors import VbertError
-from vbert.manifest import atomic_write_bytes, atomic_write_json
+from vbert.tasks.action_table import data_size_table, table1, zero_shot_by_step
 from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.caption_metrics import format_scores
+from vbert.tasks.caption_table import caption_table
+from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
+from vbert.tasks.data import fill_labels, load_videos, with_labels
+from vbert.tasks.embeddings import pooled_video
+from vbert.tasks.forecasting import forecasting_table
+from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores
+from vbert.tasks.zero_shot import parse_template
 
 TASKS = ("zero-shot", "zero-shot-steps", "data-size", "captioning", "retrieval", "forecasting", "classification")
 
@@ -40,9 +50,6 @@ def run_zero_shot(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[dict[str, Any], str]:
     """Table 1."""
-    from vbert.tasks.action_table import table1
-    from vbert.tasks.zero_shot import parse_template
-
     parse_template(config.eval.zero_shot_template)  # a bad template fails before anything is built
     result = table1(config, device, artifacts=artifacts)
     text = (
@@ -56,9 +63,6 @@ def run_zero_shot_steps(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[dict[str, Any], str]:
     """Table 1's VideoBERT rows at every kept training checkpoint."""
-    from vbert.tasks.action_table import zero_shot_by_step
-    from vbert.tasks.zero_shot import parse_template
-
     parse_template(config.eval.zero_shot_template)
     result = zero_shot_by_step(config, device, artifacts=artifacts)
     columns = list(result["chance"])  # "verb top-1", "verb top-5", "noun top-1", ...
@@ -83,8 +87,6 @@ def run_data_size(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[list[dict[str, float]], str]:
     """Table 2."""
-    from vbert.tasks.action_table import data_size_table
-
     rows = data_size_table(config, device=device)
     return rows, _table(
         {
@@ -100,9 +102,6 @@ def run_captioning(
     config: Config, device: str, artifacts: Artifacts | None = None, beam: bool = False
 ) -> tuple[dict[str, Any], str]:
     """Table 3."""
-    from vbert.tasks.caption_metrics import format_scores
-    from vbert.tasks.caption_table import caption_table
-
     result = caption_table(config, device, beam=beam, artifacts=artifacts)
     lines = ["| input | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
@@ -126,9 +125,6 @@ def run_retrieval(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[dict[str, Any], str]:
     """Sentence -> validation video, recall@1/5/10."""
-    from vbert.tasks.data import load_videos
-    from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores
-
     artifacts = artifacts or Artifacts(config)
     model, vocab, tokenizer = _model(artifacts, device)
     every_video = load_videos(artifacts.tokens(), ("validation",))
@@ -160,9 +156,6 @@ def run_forecasting(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[dict[str, Any], str]:
     """Next-step forecasting."""
-    from vbert.tasks.data import fill_labels, load_videos, with_labels
-    from vbert.tasks.forecasting import forecasting_table
-
     artifacts = artifacts or Artifacts(config)
     model, vocab, tokenizer = _model(artifacts, device)
     tokens = artifacts.tokens()
@@ -193,10 +186,6 @@ def run_classification(
     config: Config, device: str, artifacts: Artifacts | None = None
 ) -> tuple[dict[str, Any], str]:
     """Recipe type from the pooled output; nearest-neighbour precision."""
-    from vbert.tasks.classification import nearest_neighbours, precision_at_k, recipe_probe
-    from vbert.tasks.data import load_videos
-    from vbert.tasks.embeddings import pooled_video
-
     artifacts = artifacts or Artifacts(config)
     model, vocab, _ = _model(artifacts, device)
     tokens = artifacts.tokens()
@@ -250,8 +239,6 @@ def _jsonable(obj: Any) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert eval`."""
-    from vbert.cli import add_config_arguments
-
     parser.add_argument("task", choices=TASKS, help="which evaluation to run")
     add_config_arguments(parser)
     parser.add_argument(
@@ -289,9 +276,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run one evaluation and print its table."""
-    from vbert.cli import config_from_args
-    from vbert.device import select_device
-
     config = config_from_args(args)
     device = str(select_device(args.device))
     artifacts = Artifacts(

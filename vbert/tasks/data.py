@@ -4,7 +4,7 @@ Segments come from a token file (`tokens.jsonl`, written by `vbert tokenize`): e
 segment carries its caption, its verb and noun (SynthCook) and the visual words of its clips.
 YouCook2 segments have no verb or noun: `fill_labels` reads them from the caption by the rule of
 `vbert.tasks.labels`. Clip features (for the supervised probe and captioning) come from a
-features folder (`vbert.feature_store`).
+features folder (`vbert.features.store`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from vbert.errors import DataError
-from vbert.feature_store import FeatureStore
+from vbert.features.store import FeatureStore
 from vbert.tasks.labels import build_label_sets, labels_from_caption
+from vbert.visual_words.token_file import read_token_file
+from vbert.visual_words.tokenize import clips_in_span
 
 
 @dataclass
@@ -49,11 +51,9 @@ class EvalVideo:
 
 def load_videos(tokens: str | Path, subsets: Sequence[str] | None = ("validation",)) -> list[EvalVideo]:
     """Videos of a token file (the file or its folder), keeping `subsets` (None keeps all)."""
-    from vbert.visual_tokens import read_tokens
-
     path = Path(tokens)
     out = []
-    for n, record in enumerate(read_tokens(path)):
+    for n, record in enumerate(read_token_file(path)):
         if "video_id" not in record or "words" not in record:
             raise DataError(f"{path}: record {n + 1} lacks video_id or words")
         subset = record.get("subset", "training")
@@ -146,8 +146,6 @@ def with_labels(
 
 def segment_features(store: FeatureStore, segments: Sequence[EvalSegment]) -> list[np.ndarray]:
     """Clip features [n_i, D] of each segment: the clips whose centre lies inside it (nearest if none)."""
-    from vbert.visual_tokens import clips_in_span
-
     out = []
     for s in segments:
         try:

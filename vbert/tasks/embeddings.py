@@ -66,8 +66,8 @@ def caption_features(
 
 
 def _video_only(words: Sequence[int], vocab: Any) -> tuple[list[int], list[int]]:
-    ids = [vocab.cls_id] + [vocab.text_size + int(w) for w in words] + [vocab.sep_id]
-    return ids, [0] + [1] * (len(ids) - 1)
+    ids, types = vocab.sequence(video=vocab.visual_ids(words))
+    return ids.tolist(), types.tolist()
 
 
 @torch.no_grad()

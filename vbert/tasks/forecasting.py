@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vbert.errors import VbertError
+from vbert.tasks.action_table import zero_shot_row
 from vbert.tasks.data import EvalVideo
 from vbert.tasks.generation import fill_visual_masks
 
@@ -28,15 +29,9 @@ def forecast(model: Any, vocab: Any, context: Sequence[int], num_words: int, max
     context = list(context)[-(max_len - 2 - num_words) :]
     if not context:
         raise VbertError("forecasting needs at least one visual word of context")
-    ids = (
-        [vocab.cls_id]
-        + [vocab.text_size + int(w) for w in context]
-        + [vocab.mask_id] * num_words
-        + [vocab.sep_id]
-    )
-    types = [0] + [1] * (len(ids) - 1)
+    ids, types = vocab.sequence(video=[*vocab.visual_ids(context).tolist(), *[vocab.mask_id] * num_words])
     start = 1 + len(context)
-    return fill_visual_masks(model, vocab, ids, types, range(start, start + num_words))
+    return fill_visual_masks(model, vocab, ids.tolist(), types.tolist(), range(start, start + num_words))
 
 
 def forecasting_examples(videos: Sequence[EvalVideo], max_words: int = 8) -> list[dict[str, Any]]:
@@ -79,8 +74,6 @@ def forecasting_table(
     max_words: int = 8,
 ) -> dict[str, Any]:
     """Next-step verb/noun top-1 (percent) of the forecast and the two reference readings; word accuracy."""
-    from vbert.tasks.action_table import zero_shot_row
-
     examples = forecasting_examples(videos, max_words)
     predicted = [forecast(model, vocab, e["context"], len(e["target"]), max_len) for e in examples]
     gold = [e["next"] for e in examples]

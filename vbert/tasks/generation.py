@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vbert.data.video import iter_frames
 from vbert.errors import DataError, VbertError
 
 
@@ -63,8 +64,7 @@ def text_to_video(
         raise VbertError("text-to-video needs a non-empty sentence")
     if num_words < 1:
         raise VbertError(f"num_words must be at least 1, got {num_words}")
-    ids = [vocab.cls_id, *text, vocab.next_id] + [vocab.mask_id] * num_words + [vocab.sep_id]
-    types = [0] * (len(text) + 1) + [1] * (num_words + 2)
+    ids, types = (row.tolist() for row in vocab.sequence(text, [vocab.mask_id] * num_words))
     if len(ids) > model.config.max_position_embeddings:
         raise VbertError(
             f"sentence plus {num_words} words exceeds the model's "
@@ -101,8 +101,6 @@ def exemplar_clips(
 
 def clip_frame(video_path: str | Path, start: float, end: float, size: int = 64) -> np.ndarray:
     """The middle frame [size, size, 3] uint8 RGB of a clip of a video file."""
-    from vbert.video import iter_frames
-
     middle = (start + end) / 2
     last = None
     for frame, time in iter_frames(video_path, fps=20.0, size=size):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from vbert.errors import VbertError
+from vbert.tasks.embeddings import alignment_input, alignment_of_rows
 
 
 def recall_at_k(
@@ -73,8 +74,6 @@ def retrieval_scores(
     Sentences are tokenized once and the (sentence, window) inputs are built a chunk of about
     `pairs_per_chunk` at a time, so memory stays flat however many pairs there are.
     """
-    from vbert.tasks.embeddings import alignment_input, alignment_of_rows
-
     width = window or max_len // 2 - 1
     pieces = [(c, w) for c, video in enumerate(videos) for w in windows(video, width)]
     if not pieces:

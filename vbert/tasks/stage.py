@@ -12,9 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from vbert.config import Config
+from vbert.core.device import select_device
+from vbert.core.manifest import MANIFEST, file_sha256, is_complete, json_hash, read_json, write_manifest
+from vbert.core.stages import Stage, input_identities
+from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.errors import DataError, StageError, VbertError
+from vbert.features.extract import STAGE as EXTRACT
+from vbert.pretraining.stage import STAGE as PRETRAIN
+from vbert.pretraining.stage import result_config
+from vbert.pretraining.trainer import TrainingStopped
 from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.cli import RUNNERS, write_result
+from vbert.visual_words.tokenize import STAGE as TOKENIZE
+from vbert.visual_words.vocab import STAGE as VOCAB
 
 
 def _zero_shot_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +48,6 @@ STAGE_TASKS = {"zero-shot": _zero_shot_summary, "captioning": _captioning_summar
 
 def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
     """Task JSON files an unfinished earlier run of the stage wrote with this config and these inputs."""
-    from vbert.manifest import MANIFEST, file_sha256, read_json
-
     path = out / MANIFEST
     if not path.is_file():
         return {}
@@ -53,32 +61,26 @@ def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> di
             if (out / name).is_file() and file_sha256(out / name) == sha}
 
 
-def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]:
-    """The "evaluate" stage of `vbert run`: zero-shot, captioning and retrieval tables under run_dir/eval.
+def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
+    """The "evaluate" stage: zero-shot, captioning and retrieval tables of the pretrained model, into `out`.
 
     Each finished task is recorded in the stage's manifest at once, so a run that stops (interrupted,
     out of time) resumes at the first unfinished task. A task that fails is recorded with its error and
     the others still run; the stage then ends with a StageError and, run again, retries only that task.
     """
-    from vbert.device import select_device
-    from vbert.manifest import file_sha256, is_complete, json_hash, read_json, write_manifest
-    from vbert.pipeline import input_hashes, stage_named
-    from vbert.pretrain import result_config
-    from vbert.train import TrainingStopped
-
-    out = run_dir / "eval"
-    stage = stage_named("evaluate")
-    missing = [name for name in stage.reads if not (run_dir / name).is_dir()]
+    missing = [STAGE_FOLDERS[name] for name, folder in inputs.items() if not folder.is_dir()]
     if missing:  # every task would fail on it: say so once, before any runs
-        raise DataError(f"{run_dir}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
+        where = next(iter(inputs.values())).parent
+        raise DataError(f"{where}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
                         f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)")
-    inputs = input_hashes(run_dir, stage)  # the stage checks them itself (checks_inputs)
+    inputs_id = input_identities(STAGE, inputs)  # the stage checks them itself (checks_inputs)
     spec = result_config(config)  # how often pretraining logs or saves changes no table
-    if not force and is_complete(out, spec, inputs):
+    if not force and is_complete(out, spec, inputs_id):
         return {"skipped": "complete", "folder": str(out)}
-    done = {} if force else _finished_earlier(out, json_hash(spec), inputs)
+    done = {} if force else _finished_earlier(out, json_hash(spec), inputs_id)
     device = str(select_device())
-    artifacts = Artifacts(config, run_dir)
+    artifacts = Artifacts(config, videos=inputs["generate"], features=inputs["extract"], vocab=inputs["vocab"],
+                          tokens=inputs["tokenize"], pretrained=inputs["pretrain"], text_only_dir=out / "text-only-bert")
     summary: dict[str, Any] = {}
     outputs: dict[str, str] = {}
     failures: list[dict[str, str]] = []
@@ -105,10 +107,17 @@ def pipeline_stage(config: Config, run_dir: Path, force: bool) -> dict[str, Any]
                 write_result(out, task, result, text)
                 outputs[name] = file_sha256(out / name)
                 summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
-        write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=False)  # progress so far
-    write_manifest(out, "evaluate", spec, inputs, outputs, failures, complete=not failures)
+        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=False)  # progress so far
+    write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=not failures)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
         raise StageError(f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
                          f"tables are in {out}; run the stage again to retry only the failed task(s)")
     return summary
+
+
+# keep this after the "pretrain" stage
+STAGE = Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", run_stage, folder="eval",
+              needs=(GENERATE, EXTRACT, VOCAB, TOKENIZE, PRETRAIN), key=result_config,
+              code=("vbert.tasks",), checks_inputs=True)
+STAGE_FOLDERS = {need.name: need.out for need in STAGE.needs}

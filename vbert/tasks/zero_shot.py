@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vbert.bert.model import BertForMaskedLM
 from vbert.errors import VbertError
-from vbert.model import BertForMaskedLM
-from vbert.pretrain_data import JointVocab
+from vbert.pretraining.joint_vocab import JointVocab
 
 MASK = "[MASK]"
 
@@ -99,7 +99,6 @@ def _template_ids(
     template: Template, tokenizer: Any, verb_slots: int, noun_slots: int, mask_id: int
 ) -> tuple[list[int], list[int], list[int]]:
     """Text ids of the template with slots widened; also the verb and noun slot positions (in the text)."""
-
     def enc(s: str) -> list[int]:
         return list(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else []
 
@@ -118,16 +117,14 @@ def build_input(
 
     Visual words are joint-vocabulary offsets; the video is cut to fit `max_len`.
     """
-    ids = [vocab.cls_id] + text_ids
-    types = [0] * len(ids)
     if video_words is None:
-        return ids + [vocab.sep_id], types + [0]
-    room = max_len - len(ids) - 2
+        ids, types = vocab.sequence(text=text_ids)
+        return ids.tolist(), types.tolist()
+    room = max_len - len(text_ids) - 3
     if room < 1:
-        raise VbertError(f"the template takes {len(ids)} tokens; no room for video within {max_len}")
-    words = list(video_words)[:room]
-    video = [vocab.next_id] + [vocab.text_size + int(w) for w in words] + [vocab.sep_id]
-    return ids + video, types + [1] * len(video)
+        raise VbertError(f"the template takes {len(text_ids) + 1} tokens; no room for video within {max_len}")
+    ids, types = vocab.sequence(text_ids, vocab.visual_ids(list(video_words)[:room]))
+    return ids.tolist(), types.tolist()
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
