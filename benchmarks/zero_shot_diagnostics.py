@@ -83,6 +83,7 @@ def main() -> None:
     from vbert.core.stages import resolve
     from vbert.tasks.data import load_segments, with_labels
     from vbert.visual_words.figures import chance_purity, cluster_purity
+    from vbert.visual_words.token_file import read_token_file
     from vbert.visual_words.tokenize import STAGE as TOKENIZE
 
     parser = argparse.ArgumentParser(

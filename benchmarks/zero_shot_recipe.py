@@ -24,11 +24,13 @@ def main() -> None:
     from vbert.config import load_config
     from vbert.core.stages import resolve
     from vbert.pretraining.saved import load_pretrained
-    from vbert.pretraining.stage import preset_centroids, run_pretraining
+    from vbert.pretraining.stage import run_pretraining
     from vbert.tasks.action_table import zero_shot_row
     from vbert.tasks.data import load_segments, with_labels
     from vbert.tasks.zero_shot import encode_labels, zero_shot_scores
     from vbert.visual_words.tokenize import STAGE as TOKENIZE
+    from vbert.visual_words.vocab import STAGE as VOCAB
+    from vbert.visual_words.vocab import vocab_file
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -43,7 +45,7 @@ def main() -> None:
     train, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
-    centroids = preset_centroids(config)
+    centroids = vocab_file(resolve(VOCAB, config)) if config.pretrain.visual_init == "centroids" else None
     template, max_len = config.eval.zero_shot_template, config.pretrain.max_seq_len
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

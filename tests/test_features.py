@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from vbert.errors import ConfigError, DataError
-from vbert.features import course_s3d, features
+from vbert.features import course_s3d, course_training, extractors
 from vbert.features.extractors import FEATURE_DIM, build_extractor
+from vbert.features.probe import linear_probe
 
 
 def _clips(n: int, t: int = 30, size: int = 64, seed: int = 0) -> np.ndarray:
@@ -93,7 +94,7 @@ def test_s3d_loads_a_local_state_dict_file(tmp_path: Path) -> None:
 def test_corrupt_or_foreign_weight_files_are_clear_data_errors(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(DataError, match=r"corrupt\.pth: not a readable weight file"):
+    with pytest.raises(DataError, match=r"corrupt\.pth: corrupt, truncated or not a weight file"):
         build_extractor("s3d", str(corrupt))
     foreign = tmp_path / "resnet.pth"
     from torchvision.models import resnet18
@@ -122,7 +123,7 @@ def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(monke
     torch.manual_seed(2)
     served = s3d(weights=None, num_classes=400).state_dict()
     asked = []
-    monkeypatch.setattr(features, "_download_weights", lambda enum, source: asked.append(enum) or served)
+    monkeypatch.setattr(extractors, "_download_weights", lambda enum, source: asked.append(enum) or served)
     extractor = build_extractor("s3d", "kinetics400")
     assert asked and asked[0].url.endswith(".pth")
     assert torch.equal(extractor.network.state_dict()["features.0.0.0.weight"], served["features.0.0.0.weight"])
@@ -133,7 +134,7 @@ def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(monke
 
     monkeypatch.undo()  # the real download helper again
     with pytest.raises(DataError, match="cannot download S3D weights .*give a local file"):
-        features._download_weights(Offline(), "S3D")
+        extractors._download_weights(Offline(), "S3D")
 
 
 def test_weight_download_fetches_and_checks_a_served_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,11 +164,11 @@ def test_weight_download_fetches_and_checks_a_served_file(tmp_path: Path, monkey
                 "BAD": Weights(url=f"{base}/s3d-00000000.pth", transforms=None, meta={}),
             },
         )
-        state = features._download_weights(served.GOOD, "S3D test")
+        state = extractors._download_weights(served.GOOD, "S3D test")
         assert "features.0.0.0.weight" in state
         assert any((tmp_path / "torch-home").rglob(f"s3d-{digest}.pth"))  # cached for next time
         with pytest.raises(DataError, match="cannot download S3D test weights .*hash"):
-            features._download_weights(served.BAD, "S3D test")
+            extractors._download_weights(served.BAD, "S3D test")
     finally:
         server.shutdown()
         server.server_close()
@@ -222,9 +223,9 @@ def test_linear_probe_separates_separable_features_and_not_noise() -> None:
     labels = rng.integers(0, 3, 120)
     centres = rng.normal(size=(3, 16)) * 3
     x = centres[labels] + rng.normal(size=(120, 16))
-    assert features.linear_probe(x[:80], labels[:80], x[80:], labels[80:]) > 0.9
+    assert linear_probe(x[:80], labels[:80], x[80:], labels[80:]) > 0.9
     noise = rng.normal(size=(120, 16))
-    assert features.linear_probe(noise[:80], labels[:80], noise[80:], labels[80:]) < 0.7
+    assert linear_probe(noise[:80], labels[:80], noise[80:], labels[80:]) < 0.7
 
 
 def test_random_weights_are_fixed_by_the_seed() -> None:
@@ -247,7 +248,7 @@ def tiny_synthcook() -> Path:
 @pytest.fixture(scope="module")
 def committed_probe(tiny_synthcook: Path) -> dict[str, float]:
     """Linear-probe accuracies of the committed course features on the tiny preset's action clips."""
-    return course_s3d.action_clip_probe(build_extractor("course", "default"), tiny_synthcook, size=64)
+    return course_training.action_clip_probe(build_extractor("course", "default"), tiny_synthcook, size=64)
 
 
 def test_committed_course_features_know_verb_and_noun_far_above_chance(committed_probe: dict) -> None:

@@ -163,7 +163,7 @@ def test_missing_config_weights_or_corrupt_files_are_refused(hf_dir: Path, tmp_p
     with pytest.raises(DataError, match="no weights found"):
         load_hf_bert(tmp_path)
     (tmp_path / "model.safetensors").write_bytes((hf_dir / "model.safetensors").read_bytes()[:500])
-    with pytest.raises(DataError, match="model.safetensors: cannot read the weights"):
+    with pytest.raises(DataError, match="model.safetensors: corrupt, truncated or not a weight file"):
         load_hf_bert(tmp_path)
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(DataError, match="config.json: not valid JSON"):

@@ -16,7 +16,7 @@ FIRST_CELL_NEEDS = ("seed", "select_device", "VBERT_PRESET", "__version__")
 
 
 def _imported_modules(source: str) -> set[str]:
-    lines = [l for l in source.splitlines() if not l.lstrip().startswith(("%", "!"))]
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
     names = set()
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, ast.Import):

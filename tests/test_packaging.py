@@ -49,7 +49,7 @@ def test_top_level_layout() -> None:
 
 def test_ci_runs_what_the_readme_tells() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    commands = [l.strip() for l in ci.splitlines() if l.strip() and not l.strip().startswith(("#", "set ", "cd "))]
+    commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.strip().startswith(("#", "set ", "cd "))]
     assert commands == ["make test"]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make test" in readme and "make demo" in readme

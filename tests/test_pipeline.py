@@ -14,7 +14,7 @@ def test_run_calls_stages_in_order_and_reports(tmp_path: Path, monkeypatch: pyte
     calls: list[str] = []
 
     def make(name: str) -> pipeline.Stage:
-        def run(config, run_dir: Path, force: bool) -> dict:
+        def run(config, inputs: dict, out: Path, force: bool) -> dict:
             calls.append(name)
             return {"items": len(calls), "force": force}
 
@@ -40,7 +40,7 @@ def test_only_takes_stage_names_with_spaces_or_commas(tmp_path: Path, monkeypatc
     calls: list[str] = []
 
     def make(name: str) -> pipeline.Stage:
-        return pipeline.Stage(name, f"the {name} stage", lambda config, run_dir, force: calls.append(name) or {})
+        return pipeline.Stage(name, f"the {name} stage", lambda config, inputs, out, force: calls.append(name) or {})
 
     monkeypatch.setattr(pipeline, "STAGES", [make("first"), make("second"), make("third")])
     assert main(["run", "--out", str(tmp_path / "a"), "--only", "first,third"]) == 0

@@ -284,7 +284,7 @@ def _readme_blocks() -> list[str]:
 def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path, monkeypatch) -> None:
     _, out, _ = run
     blocks = _readme_blocks()
-    assert len(blocks) >= 4  # load, tokenize a video, score a sentence, export
+    assert len(blocks) >= 5  # resolve a stage, load, tokenize a video, score a sentence, export
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "demo").symlink_to(out)
     monkeypatch.chdir(tmp_path)
@@ -293,6 +293,7 @@ def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path,
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (the README's own code)
     tokens = {json.loads(line)["video_id"]: json.loads(line)
               for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()}
+    assert namespace["tokens_dir"].resolve() == (out / "tokenize").resolve()
     assert len(namespace["words"]) == len(tokens["sc_val_00000"]["words"])
     assert len(namespace["scores"]) == len(namespace["sentences"])
     assert all(0.0 <= float(p) <= 1.0 for p in namespace["scores"])

@@ -52,9 +52,9 @@ def test_feature_extractor_weight_files_refuse_pickled_code(tmp_path: Path) -> N
     from vbert.core.weights import load_state_dict as load_state_dict_file
 
     marker = tmp_path / "ran"
-    with pytest.raises(DataError, match=r"s3d\.pth: not a readable weight file"):
+    with pytest.raises(DataError, match=r"s3d\.pth: corrupt, truncated or not a weight file"):
         load_state_dict_file(_evil_torch_file(tmp_path / "s3d.pth", marker))
-    with pytest.raises(DataError, match=r"fake\.safetensors: not a readable weight file"):
+    with pytest.raises(DataError, match=r"fake\.safetensors: corrupt, truncated or not a weight file"):
         load_state_dict_file(_evil_pickle(tmp_path / "fake.safetensors", marker))
     assert not marker.exists()
 
@@ -64,7 +64,7 @@ def test_bert_checkpoint_directories_refuse_pickled_code(tmp_path: Path) -> None
 
     marker = tmp_path / "ran"
     _evil_torch_file(tmp_path / "pytorch_model.bin", marker)
-    with pytest.raises(DataError, match=r"pytorch_model\.bin: cannot read the weights"):
+    with pytest.raises(DataError, match=r"pytorch_model\.bin: corrupt, truncated or not a weight file"):
         read_hf_weights(tmp_path)
     assert not marker.exists()
 

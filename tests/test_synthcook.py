@@ -293,7 +293,7 @@ def test_a_folder_that_is_not_a_synthcook_dataset_is_never_written_over_or_delet
         generate_synthcook(other, micro_config(), show_progress=False)
 
 
-def test_ensure_synthcook_builds_once(tmp_path, monkeypatch):
+def test_cached_synthcook_builds_once(tmp_path, monkeypatch):
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     config = micro_config("data.num_train_videos=1", "data.num_val_videos=0", "data.action_clips_per_class=1")
     first = resolve(GENERATE, config)
@@ -311,6 +311,6 @@ def test_cli_and_pipeline_stage(tmp_path):
     assert main(["generate", "--preset", "tiny", *overrides, "--out", str(tmp_path / "cli"), "--workers", "1"]) == 0
     assert len(load_synthcook(tmp_path / "cli").videos) == 2
     config = micro_config("data.num_train_videos=1", "data.num_val_videos=1", "data.action_clips_per_class=1")
-    summary = run_stage(config, tmp_path / "run", force=False)
+    summary = run_stage(config, {}, tmp_path / "run" / "synthcook", force=False)
     assert summary["videos"] == 2 and summary["action_clips"] == len(VERBS) and summary["failures"] == 0
     assert summary["seconds"] > 0 and (tmp_path / "run" / "synthcook" / "manifest.json").is_file()

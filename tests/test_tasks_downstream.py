@@ -317,7 +317,7 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
         built.append(Path(data))
         write_manifest(folder, "pretrain", cfg.to_dict(), inputs={"tokens": "x"})
 
-    monkeypatch.setattr("vbert.pretraining.stage.run_pretraining", fake_pretraining)
+    monkeypatch.setattr("vbert.tasks.artifacts.run_pretraining", fake_pretraining)
     model = tmp_path / "model"
     write_manifest(model, "pretrain", {}, inputs={"tokens": file_sha256(elsewhere / "tokens.jsonl")})
     first = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()

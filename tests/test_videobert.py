@@ -258,25 +258,23 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
     assert err.startswith("vbert pretrain: error:") and "none.jsonl" in err and "\n" not in err
 
 
-def test_ensure_pretrained_builds_once_and_the_pipeline_stage_skips_when_complete(tmp_path, monkeypatch):
-    import vbert.visual_words.vocab
+def test_cached_pretraining_builds_once_and_the_pipeline_stage_skips_when_complete(tmp_path, monkeypatch):
     from vbert.core.stages import resolve
     from vbert.pretraining.stage import STAGE as PRETRAIN
-    from vbert.pretraining.stage import pipeline_stage
+    from vbert.pretraining.stage import run_stage
 
     tokens = write_tokens(tmp_path / "run" / "tokenize" / "tokens.jsonl", num_videos=4)
-    calls = []
-    monkeypatch.setattr(vbert.visual_words.vocab, "ensure_tokens", lambda cfg: calls.append(1) or tokens.parent)
+    given = {"tokenize": tokens.parent, "vocab": tmp_path / "run" / "vocab"}  # visual_init random: no vocabulary read
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     cfg = train_config(**{"pretrain.steps": 2})
-    first = resolve(PRETRAIN, cfg)
+    first = resolve(PRETRAIN, cfg, given=given)
     assert (first / "videobert.safetensors").is_file() and first.parent == tmp_path / "cache"
     weights = (first / "videobert.safetensors").stat().st_mtime_ns
-    assert resolve(PRETRAIN, cfg) == first  # the second call reuses the cache
+    assert resolve(PRETRAIN, cfg, given=given) == first  # the second call reuses the cache
     assert (first / "videobert.safetensors").stat().st_mtime_ns == weights
     with open(tokens, "a", encoding="utf-8") as handle:  # new visual words under the same config
         handle.write(tokens.read_text(encoding="utf-8").splitlines()[0] + "\n")
-    assert resolve(PRETRAIN, cfg) != first  # a model of other tokens is not reused
-    summary = pipeline_stage(cfg, tmp_path / "run", force=False)
+    assert resolve(PRETRAIN, cfg, given=given) != first  # a model of other tokens is not reused
+    summary = run_stage(cfg, given, tmp_path / "run" / "pretrain", force=False)
     assert summary["steps"] == 2 and (tmp_path / "run" / "pretrain" / "manifest.json").is_file()
-    assert pipeline_stage(cfg, tmp_path / "run", force=False)["skipped"] == "complete"
+    assert run_stage(cfg, given, tmp_path / "run" / "pretrain", force=False)["skipped"] == "complete"

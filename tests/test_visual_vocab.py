@@ -14,6 +14,7 @@ from vbert.core.manifest import manifest_hash, read_manifest, write_manifest
 from vbert.data.dataset import Narration, Segment, VideoDataset, VideoRecord
 from vbert.errors import ConfigError, DataError
 from vbert.features.store import FeatureWriter
+from vbert.visual_words.token_file import read_token_file
 from vbert.visual_words.tokenize import clips_in_span, tokenize_features, video_sentences
 from vbert.visual_words.vocab import VOCAB_FILE, fit_vocab, load_vocab
 
@@ -276,9 +277,8 @@ def test_cli_vocab_and_tokenize_on_youcook2_files(tmp_path, capsys):
     assert "vocab.safetensors" in capsys.readouterr().err
 
 
-def test_ensure_vocab_and_tokens_build_once(tmp_path, monkeypatch):
-    import vbert.data.synthcook
-    import vbert.features.extract
+def test_cached_vocab_and_tokens_build_once(tmp_path, monkeypatch):
+    import vbert.visual_words.tokenize
     from vbert.core.stages import resolve
     from vbert.visual_words.tokenize import STAGE as TOKENIZE
     from vbert.visual_words.vocab import STAGE as VOCAB
@@ -288,18 +288,17 @@ def test_ensure_vocab_and_tokens_build_once(tmp_path, monkeypatch):
     data_root.mkdir()
     write_manifest(data_root, "generate", {"data": "test"})
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(vbert.features.extract, "ensure_features", lambda config: features)
-    monkeypatch.setattr(vbert.data.synthcook, "ensure_synthcook", lambda config: data_root)
-    monkeypatch.setattr(vbert.data.synthcook, "load_synthcook", lambda root: make_dataset())
+    monkeypatch.setattr(vbert.visual_words.tokenize, "load_synthcook", lambda root: make_dataset())
     monkeypatch.setenv("VBERT_DEVICE", "cpu")
     config = tiny_config()
-    vocab = resolve(VOCAB, config)
+    given = {"generate": data_root, "extract": features}  # folders made elsewhere stand for those stages
+    vocab = resolve(VOCAB, config, given=given)
     stamp = (vocab / VOCAB_FILE).stat().st_mtime_ns
-    tokens = resolve(TOKENIZE, config)
-    assert resolve(VOCAB, config) == vocab and (vocab / VOCAB_FILE).stat().st_mtime_ns == stamp
-    assert resolve(TOKENIZE, config) == tokens and len(read_token_file(tokens)) == 2
+    tokens = resolve(TOKENIZE, config, given=given)
+    assert resolve(VOCAB, config, given=given) == vocab and (vocab / VOCAB_FILE).stat().st_mtime_ns == stamp
+    assert resolve(TOKENIZE, config, given=given) == tokens and len(read_token_file(tokens)) == 2
     config.vocab.k = 2  # another vocabulary, another folder
-    assert resolve(VOCAB, config) != vocab
+    assert resolve(VOCAB, config, given=given) != vocab
 
 
 def test_purity_numbers_by_hand():
@@ -408,16 +407,20 @@ def test_tokenize_skips_finished_work_and_redoes_it_when_an_input_changes(tmp_pa
 
 
 def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tmp_path, monkeypatch):
-    import vbert.data.synthcook
+    import vbert.visual_words.tokenize
     from vbert.core.manifest import file_sha256
-    from vbert.visual_words.tokenize import run_tokenize_stage
+    from vbert.visual_words.tokenize import run_stage
+
+    def run_tokenize_stage(config, run_dir, force):
+        inputs = {"generate": run_dir / "synthcook", "extract": run_dir / "features", "vocab": run_dir / "vocab"}
+        return run_stage(config, inputs, run_dir / "tokenize", force)
 
     run_dir = tmp_path / "run"
     make_features(run_dir / "features", {"narrated": 20, "silent": 40})
     (run_dir / "synthcook").mkdir(parents=True)
     (run_dir / "synthcook" / "annotations.json").write_text("{}", encoding="utf-8")
     write_manifest(run_dir / "synthcook", "generate", {"data": "test"})
-    monkeypatch.setattr(vbert.data.synthcook, "load_synthcook", lambda root: make_dataset())
+    monkeypatch.setattr(vbert.visual_words.tokenize, "load_synthcook", lambda root: make_dataset())
     config = tiny_config()
     fit_vocab(run_dir / "features", run_dir / "vocab", config)
     summary = run_tokenize_stage(config, run_dir, force=False)

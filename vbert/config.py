@@ -91,8 +91,12 @@ class TextConfig:
 
 
 @dataclass
-class ModelConfig:
-    """BERT encoder sizes (BERT-base by default; the paper uses BERT-large)."""
+class EncoderSizes:
+    """Sizes and regularisation of a BERT encoder (BERT-base by default; the paper uses BERT-large).
+
+    `ModelConfig` (the config's `model` section) and `vbert.bert.model.BertConfig` (what a built
+    encoder records) both take these fields from here.
+    """
 
     hidden_size: int = 768
     num_layers: int = 12
@@ -106,6 +110,12 @@ class ModelConfig:
     # Under bf16 autocast, keep the residual stream in bf16 rather than fp32 (faster on a GPU; see
     # docs/benchmarks.md). Not in the paper.
     low_precision_residual: bool = False
+
+
+@dataclass
+class ModelConfig(EncoderSizes):
+    """The `model` section: the encoder's sizes, and where its weights start."""
+
     init_from: str = ""  # "" = from scratch, or a BERT directory saved by save_pretrained
 
 

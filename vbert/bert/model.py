@@ -13,36 +13,25 @@ checkpoints both ways (the fused QKV weight is split/concatenated there).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vbert.config import EncoderSizes
+
 IGNORE_INDEX = -100  # label of positions that are not predicted (PyTorch's cross-entropy default)
 
 
 @dataclass
-class BertConfig:
-    """Sizes and regularisation of a BERT encoder (defaults: BERT-base)."""
+class BertConfig(EncoderSizes):
+    """A built encoder's sizes (the config's `EncoderSizes` fields), its vocabulary size and init."""
 
     vocab_size: int = 30522
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     initializer_range: float = 0.02  # BERT's init: weights ~ N(0, 0.02)
-    # Under autocast, keep the residual stream (the LayerNorm outputs) in the autocast dtype, as
-    # Megatron-LM does, instead of fp32 (what autocast and transformers' BERT give): the memory-bound
-    # residual + dropout + LayerNorm kernels then move half the bytes. Off by default.
-    low_precision_residual: bool = False
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads != 0:
@@ -51,21 +40,9 @@ class BertConfig:
             )
 
     @classmethod
-    def from_model_config(cls, model_cfg: Any, vocab_size: int) -> BertConfig:
-        """Build from a `vbert.config.ModelConfig` section and the vocabulary size."""
-        return cls(
-            vocab_size=vocab_size,
-            hidden_size=model_cfg.hidden_size,
-            num_layers=model_cfg.num_layers,
-            num_heads=model_cfg.num_heads,
-            intermediate_size=model_cfg.intermediate_size,
-            max_position_embeddings=model_cfg.max_position_embeddings,
-            type_vocab_size=model_cfg.type_vocab_size,
-            hidden_dropout=model_cfg.hidden_dropout,
-            attention_dropout=model_cfg.attention_dropout,
-            layer_norm_eps=model_cfg.layer_norm_eps,
-            low_precision_residual=model_cfg.low_precision_residual,
-        )
+    def from_model_config(cls, model_cfg: EncoderSizes, vocab_size: int) -> BertConfig:
+        """Build from the config's `model` section (its `EncoderSizes` fields) and the vocabulary size."""
+        return cls(vocab_size=vocab_size, **{f.name: getattr(model_cfg, f.name) for f in fields(EncoderSizes)})
 
     @property
     def head_dim(self) -> int:

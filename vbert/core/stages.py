@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vbert.config import Config
-from vbert.core.manifest import MANIFEST, cached_stage, json_hash, verify_outputs
+from vbert.core.manifest import MANIFEST, cached_stage, file_sha256, json_hash, verify_outputs
 from vbert.core.run_folder import artifact_identity, read_state, write_state
 
 # (config, {needed stage's name: its folder}, output folder, force) -> summary
@@ -86,8 +86,10 @@ class Resolver:
     """Builds stages and what they need, each once, in the stage cache or in one run folder."""
 
     def __init__(self, config: Config, run_dir: str | Path | None = None, force: bool = False,
-                 only: Collection[str] | None = None, root: str | Path | None = None) -> None:
+                 only: Collection[str] | None = None, root: str | Path | None = None,
+                 given: dict[str, str | Path] | None = None) -> None:
         self.config = config
+        self.given = {name: Path(folder) for name, folder in (given or {}).items()}  # stage name -> folder to use
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.force = force  # run folder: run the stages asked for again, even when finished
         self.only = set(only) if only is not None else None  # run folder: the stages that may run
@@ -99,6 +101,8 @@ class Resolver:
 
     def folder(self, stage: Stage) -> Path:
         """The folder of `stage`'s artifact, built (with everything it needs) when missing."""
+        if stage.name in self.given:
+            return self.given[stage.name]
         if stage.name not in self._folders:
             inputs = {need.name: self.folder(need) for need in stage.needs}
             if self.run_dir is None:
@@ -111,7 +115,9 @@ class Resolver:
         """What identifies a cached artifact: the stage, its settings, its code and its inputs' keys."""
         inputs = {}
         for need in stage.needs:
-            if need.name not in self._keys:
+            if need.name in self.given:  # a folder made elsewhere: known by its manifest, else by its files
+                self._keys[need.name] = json_hash({"given": folder_identity(self.given[need.name])})
+            elif need.name not in self._keys:
                 self._keys[need.name] = json_hash(self.cache_key(need))
             inputs[need.name] = self._keys[need.name]
         return {"stage": stage.name, "config": stage.key(self.config), "code": code_digest(stage.code),
@@ -160,11 +166,23 @@ class Resolver:
         return out
 
 
+def folder_identity(folder: Path) -> str:
+    """Its manifest's identity (`artifact_identity`); a folder without one, the SHA-256 of each of its files."""
+    if (folder / MANIFEST).is_file():
+        return artifact_identity(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    return json_hash({p.relative_to(folder).as_posix(): file_sha256(p) for p in files})
+
+
 def input_identities(stage: Stage, inputs: dict[str, Path]) -> dict[str, str]:
     """Identity (manifest file hash) of each folder `stage` reads, keyed by the folder's name in a run."""
     return {need.out: artifact_identity(inputs[need.name]) for need in stage.needs}
 
 
-def resolve(stage: Stage, config: Config, run_dir: str | Path | None = None) -> Path:
-    """The folder of `stage`'s artifact for `config`, in the stage cache or in `run_dir`, built when missing."""
-    return Resolver(config, run_dir).folder(stage)
+def resolve(stage: Stage, config: Config, run_dir: str | Path | None = None,
+            given: dict[str, str | Path] | None = None) -> Path:
+    """The folder of `stage`'s artifact for `config`, in the stage cache or in `run_dir`, built when missing.
+
+    `given` names folders made elsewhere for some of the stages it needs (stage name -> folder).
+    """
+    return Resolver(config, run_dir, given=given).folder(stage)

@@ -18,7 +18,6 @@ the fraction) and reports zero-shot top-5.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any

@@ -75,7 +75,7 @@ def _check_token_record(record: Any, where: str, visual_size: int | None) -> Non
     """Refuse a tokens.jsonl record that does not have the documented fields and types."""
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object (one video per line), got {type(record).__name__}")
-    missing = [k for k in ("video_id", "words", "sentences") if k not in record]
+    missing = [k for k in ("video_id", "words") if k not in record]
     if missing:
         raise DataError(f"{where}: record lacks {', '.join(missing)}")
     if not isinstance(record["video_id"], str):
@@ -83,6 +83,17 @@ def _check_token_record(record: Any, where: str, visual_size: int | None) -> Non
     if not isinstance(record.get("subset", "training"), str):
         raise DataError(f"{where}: subset {record['subset']!r} is not a string")
     _check_visual_words(record["words"], where, "words", visual_size)
+    segments = record.get("segments", [])
+    if not isinstance(segments, list):
+        raise DataError(f"{where}: segments is not a list (got {type(segments).__name__})")
+    for i, segment in enumerate(segments):
+        missing = [k for k in ("start", "end", "sentence", "video_words") if k not in segment] \
+            if isinstance(segment, dict) else ["its fields (not a JSON object)"]
+        if missing:
+            raise DataError(f"{where}: video {record['video_id']} segment {i} lacks {', '.join(missing)}")
+        _check_visual_words(segment["video_words"], where, f"segment {i} video_words", visual_size)
+    if "sentences" not in record:
+        raise DataError(f"{where}: record lacks sentences")
     if not isinstance(record["sentences"], list):
         raise DataError(f"{where}: sentences is not a list (got {type(record['sentences']).__name__})")
     for j, s in enumerate(record["sentences"]):
