@@ -18,7 +18,7 @@ export VBERT_CACHE ?= $(CURDIR)/runs/cache
 PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: install demo test unit notebooks execute-notebooks assignments clean help
+.PHONY: install demo test lint unit notebooks execute-notebooks assignments clean help
 
 help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
@@ -26,6 +26,7 @@ help:
 	@echo "make execute-notebooks   re-execute and store every notebook in place"
 	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
 	@echo "make unit    the unit tests only;  make notebooks   the notebooks under nbval only"
+	@echo "make lint    ruff check and ruff format --check (part of make test)"
 	@echo "make install the environment (.venv unless one is active);  make clean   remove runs/demo, runs/cache, release/"
 
 $(PY):
@@ -44,7 +45,13 @@ install: $(STAMP)
 demo: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/vbert run --preset $(PRESET) --out runs/demo
 
-test: install
+LINTED := vbert tests benchmarks tools data_scripts conftest.py
+
+lint: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+test: install lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope --durations=25 \
 		$(PYTEST_NOTEBOOK_FLAGS) tests notebooks
 
