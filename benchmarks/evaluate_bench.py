@@ -45,7 +45,9 @@ def main() -> None:
     from vbert.tasks.embeddings import caption_features
     from vbert.tasks.retrieval import retrieval_scores
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", default="runs/demo", help="a run folder finished up to the pretrain stage")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -86,9 +88,16 @@ def main() -> None:
     decoded = []
     for kind in INPUTS:
         with timed(rows, f"captioner '{kind}' (train, decode)"):
-            decoded.append(train_and_decode(config, kind, caption_inputs(kind, clips["training"], videobert["training"]),
-                                            train_seg, caption_inputs(kind, clips["validation"], videobert["validation"]),
-                                            device))
+            decoded.append(
+                train_and_decode(
+                    config,
+                    kind,
+                    caption_inputs(kind, clips["training"], videobert["training"]),
+                    train_seg,
+                    caption_inputs(kind, clips["validation"], videobert["validation"]),
+                    device,
+                )
+            )
     with timed(rows, "caption metrics, 3 rows (one METEOR process)"):
         score_rows(decoded, val_seg)
     videos = load_videos(tokens, ("validation",))

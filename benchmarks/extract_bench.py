@@ -48,15 +48,22 @@ def bench_decode(videos: list, config) -> dict:
         clips += len(out)
         frames += len(out) * config.video.clip_frames
     seconds = time.perf_counter() - start
-    return {"videos": len(videos), "clips": clips, "seconds": round(seconds, 2),
-            "clips_per_s_per_core": round(clips / seconds, 1), "frames_per_s_per_core": round(frames / seconds, 1)}
+    return {
+        "videos": len(videos),
+        "clips": clips,
+        "seconds": round(seconds, 2),
+        "clips_per_s_per_core": round(clips / seconds, 1),
+        "frames_per_s_per_core": round(frames / seconds, 1),
+    }
 
 
 def bench_network(config, device: torch.device, clips: int) -> dict:
     """The extractor alone on random uint8 clips at the preset's crop size."""
     extractor = build_extractor(config.features.extractor, config.features.weights, device)
     size, t = config.video.crop_size, config.video.clip_frames
-    batch = np.random.default_rng(0).integers(0, 256, (config.features.batch_size, t, size, size, 3), dtype=np.uint8)
+    batch = np.random.default_rng(0).integers(
+        0, 256, (config.features.batch_size, t, size, size, 3), dtype=np.uint8
+    )
     extractor(batch)  # warm-up
     _sync(device)
     done, start = 0, time.perf_counter()
@@ -65,8 +72,13 @@ def bench_network(config, device: torch.device, clips: int) -> dict:
         done += len(batch)
     _sync(device)
     seconds = time.perf_counter() - start
-    return {"clips": done, "seconds": round(seconds, 2), "clips_per_s": round(done / seconds, 1),
-            "batch_size": config.features.batch_size, "threads": torch.get_num_threads()}
+    return {
+        "clips": done,
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(done / seconds, 1),
+        "batch_size": config.features.batch_size,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def bench_end_to_end(root: Path, videos: int, config, device: torch.device, workers: int) -> dict:
@@ -81,7 +93,12 @@ def bench_end_to_end(root: Path, videos: int, config, device: torch.device, work
         out = extract_features(source, Path(tmp) / "features", config, device=device, show_progress=False)
         seconds = time.perf_counter() - start
         clips = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["outputs"]["clips"]
-    return {"workers": workers, "clips": clips, "seconds": round(seconds, 2), "clips_per_s": round(clips / seconds, 1)}
+    return {
+        "workers": workers,
+        "clips": clips,
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(clips / seconds, 1),
+    }
 
 
 def bench_probe(root: Path, config, device: torch.device, s3d_clips: int) -> dict:
@@ -99,7 +116,9 @@ def bench_probe(root: Path, config, device: torch.device, s3d_clips: int) -> dic
 
 def main() -> None:
     """Run the chosen measurements and print one JSON document."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--device", default="cpu")
@@ -107,7 +126,9 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--videos", type=int, default=16, help="SynthCook videos to decode / extract")
     parser.add_argument("--network-clips", type=int, default=128, help="clips the network alone is timed on")
-    parser.add_argument("--workers", type=int, nargs="*", default=[0, 1, 2], help="worker counts for end to end")
+    parser.add_argument(
+        "--workers", type=int, nargs="*", default=[0, 1, 2], help="worker counts for end to end"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the main process")
     parser.add_argument("--probe", action="store_true", help="also measure linear-probe accuracies")
     parser.add_argument("--probe-s3d-clips", type=int, default=90, help="clips per split for random S3D")
@@ -123,9 +144,13 @@ def main() -> None:
     root = resolve(GENERATE, config)
     videos = list_videos(root)[0][: args.videos]
     report = {
-        "preset": config.name, "device": str(device), "cpu_cores": os.cpu_count(),
-        "extractor": config.features.extractor, "weights": config.features.weights,
-        "crop_size": config.video.crop_size, "clip_frames": config.video.clip_frames,
+        "preset": config.name,
+        "device": str(device),
+        "cpu_cores": os.cpu_count(),
+        "extractor": config.features.extractor,
+        "weights": config.features.weights,
+        "crop_size": config.video.crop_size,
+        "clip_frames": config.video.clip_frames,
         "decode": bench_decode(videos, config),
         "network": bench_network(config, device, args.network_clips),
         "end_to_end": [bench_end_to_end(root, args.videos, config, device, w) for w in args.workers],

@@ -31,8 +31,18 @@ def write_synthetic_tokens(path: Path, videos: int, visual_size: int, seed: int 
                 text = " ".join(rng.choice(words_pool, int(rng.integers(5, 16))))
                 sentences.append({"text": text, "start": 0.0, "end": 1.0, "video_words": clip})
                 words += clip
-            handle.write(json.dumps({"video_id": f"v{v}", "subset": "training", "words": words,
-                                     "sentences": sentences, "segments": []}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "video_id": f"v{v}",
+                        "subset": "training",
+                        "words": words,
+                        "sentences": sentences,
+                        "segments": [],
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -44,7 +54,9 @@ def main() -> None:
     from vbert.pretraining.joint_vocab import JointVocab
     from vbert.visual_words.token_file import read_token_file
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="base")
     parser.add_argument("--data", default=None, help="tokens.jsonl (or folder); default: synthetic")
     parser.add_argument("--videos", type=int, default=2000)
@@ -58,12 +70,17 @@ def main() -> None:
     pcfg = config.pretrain
     pcfg.batch_size = args.batch_size or pcfg.batch_size
     pcfg.max_seq_len = args.seq_len or pcfg.max_seq_len
-    visual_size = config.vocab.k ** config.vocab.depth
+    visual_size = config.vocab.k**config.vocab.depth
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(args.data) if args.data else write_synthetic_tokens(Path(tmp) / "tokens.jsonl", args.videos, visual_size)
+        data = (
+            Path(args.data)
+            if args.data
+            else write_synthetic_tokens(Path(tmp) / "tokens.jsonl", args.videos, visual_size)
+        )
         records = read_token_file(data, visual_size)
-        tokenizer = train_wordpiece([s["text"] for r in records for s in r["sentences"]],
-                                    config.text.vocab_size, Path(tmp) / "tok")
+        tokenizer = train_wordpiece(
+            [s["text"] for r in records for s in r["sentences"]], config.text.vocab_size, Path(tmp) / "tok"
+        )
         vocab = JointVocab.from_tokenizer(tokenizer, visual_size)
         builder = ExampleBuilder(tokenize_records(records, tokenizer), vocab, pcfg)
         print(f"batch {pcfg.batch_size} x {pcfg.max_seq_len}, {len(records)} videos, vocabulary {vocab.size}")

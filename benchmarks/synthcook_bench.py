@@ -44,15 +44,27 @@ def main() -> None:
         clip_seconds = manifest["action_clips"] * config.data.action_clip_seconds
         frames = (manifest["seconds"] + clip_seconds) * config.data.fps
         start = time.perf_counter()
-        clips = sum(len(read_clips(v.path, config.video.fps, config.video.clip_frames, config.video.crop_size))
-                    for v in load_synthcook(root).videos.values())
+        clips = sum(
+            len(read_clips(v.path, config.video.fps, config.video.clip_frames, config.video.crop_size))
+            for v in load_synthcook(root).videos.values()
+        )
         decode_s = time.perf_counter() - start
-    print(json.dumps({
-        "preset": args.preset, "workers": args.workers, "videos": manifest["videos"],
-        "action_clips": manifest["action_clips"], "video_seconds": manifest["seconds"],
-        "generate_s": round(generate_s, 1), "generate_cpu_s": round(generate_cpu_s, 1), "rendered_frames_per_s": round(frames / generate_s),
-        "decode_s": round(decode_s, 1), "clips": clips,
-    }))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "workers": args.workers,
+                "videos": manifest["videos"],
+                "action_clips": manifest["action_clips"],
+                "video_seconds": manifest["seconds"],
+                "generate_s": round(generate_s, 1),
+                "generate_cpu_s": round(generate_cpu_s, 1),
+                "rendered_frames_per_s": round(frames / generate_s),
+                "decode_s": round(decode_s, 1),
+                "clips": clips,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

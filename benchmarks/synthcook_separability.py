@@ -33,7 +33,10 @@ def clip_features(frames: np.ndarray) -> np.ndarray:
     diff = np.abs(np.diff(f, axis=0)).mean(-1)  # [T-1, 64, 64]
     cells = diff.reshape(len(diff), 8, 8, 8, 8).mean((2, 4)).reshape(len(diff), 64)  # [T-1, 64]
     spectrum = np.abs(np.fft.rfft(cells - cells.mean(0), axis=0))[:8].reshape(-1)  # [8 * 64]
-    hist = np.concatenate([np.histogram(f[..., k], bins=16, range=(0, 255))[0] for k in range(3)]) / f[..., 0].size
+    hist = (
+        np.concatenate([np.histogram(f[..., k], bins=16, range=(0, 255))[0] for k in range(3)])
+        / f[..., 0].size
+    )
     grid = f.mean(0).reshape(8, 8, 8, 8, 3).mean((1, 3)).reshape(-1) / 255  # [8 * 8 * 3]
     return np.concatenate([cells.mean(0), spectrum, 10 * hist, grid])
 
@@ -58,12 +61,19 @@ def main() -> None:
         clips = load_action_clips(root)
         x = np.stack([clip_features(read_clips(c.path, 20.0, 30, 64).frames[0]) for c in clips])
     train = np.array([c.subset == "training" for c in clips])
-    print(json.dumps({
-        "preset": args.preset, "train_clips": int(train.sum()), "val_clips": int((~train).sum()),
-        "verbs": len({c.verb for c in clips}), "nouns": len({c.noun for c in clips}),
-        "verb_probe_acc": round(probe(x, [c.verb for c in clips], train), 3),
-        "noun_probe_acc": round(probe(x, [c.noun for c in clips], train), 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "train_clips": int(train.sum()),
+                "val_clips": int((~train).sum()),
+                "verbs": len({c.verb for c in clips}),
+                "nouns": len({c.noun for c in clips}),
+                "verb_probe_acc": round(probe(x, [c.verb for c in clips], train), 3),
+                "noun_probe_acc": round(probe(x, [c.noun for c in clips], train), 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,12 @@ def fetch(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0
 def _member_target(root: Path, name: str) -> Path:
     """Where an archive member would land, refusing absolute paths and `..` escapes."""
     pure = PurePosixPath(name)
-    if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or re.match(r"^[A-Za-z]:", name):
+    if (
+        pure.is_absolute()
+        or name.startswith(("/", "\\"))
+        or ".." in pure.parts
+        or re.match(r"^[A-Za-z]:", name)
+    ):
         raise DataError(f"archive member {name!r} would be written outside {root}")
     target = (root / pure).resolve()
     if target != root and root not in target.parents:
@@ -130,13 +135,30 @@ def yt_dlp_command(yt_dlp: str, url: str, video_dir: Path, video_id: str) -> lis
         raise DataError(f"video id {video_id!r} is not a YouTube id; refused as a file name")
     # '%' in the folder is a literal percent sign, not the start of a yt-dlp template field
     template = os.path.join(str(video_dir).replace("%", "%%"), f"{video_id}.%(ext)s")
-    return [yt_dlp, "--no-playlist", "--no-progress", "--quiet", "--format", YT_FORMAT,
-            "--merge-output-format", "mp4", "--output", template, "--", url]
+    return [
+        yt_dlp,
+        "--no-playlist",
+        "--no-progress",
+        "--quiet",
+        "--format",
+        YT_FORMAT,
+        "--merge-output-format",
+        "mp4",
+        "--output",
+        template,
+        "--",
+        url,
+    ]
 
 
 def download_videos(
-    database: dict, video_root: Path, splits: tuple[str, ...], limit: int | None = None, yt_dlp: str = "yt-dlp",
-    timeout: float = 600.0, run: Callable[..., subprocess.CompletedProcess] | None = None,
+    database: dict,
+    video_root: Path,
+    splits: tuple[str, ...],
+    limit: int | None = None,
+    yt_dlp: str = "yt-dlp",
+    timeout: float = 600.0,
+    run: Callable[..., subprocess.CompletedProcess] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Download the videos of `splits` (at most `limit` attempts); return (obtained ids, {missing id: reason})."""
     run = run or subprocess.run
@@ -150,8 +172,9 @@ def download_videos(
         if subset not in splits:
             continue
         if not is_video_id(video_id):
-            missing[video_id] = ("video id is not a YouTube id (letters, digits, '-' and '_' only); "
-                                 "not downloaded")
+            missing[video_id] = (
+                "video id is not a YouTube id (letters, digits, '-' and '_' only); not downloaded"
+            )
             continue
         url = entry.get("video_url") or f"https://www.youtube.com/watch?v={video_id}"
         if not isinstance(url, str):
@@ -166,10 +189,17 @@ def download_videos(
         attempts += 1
         video_dir.mkdir(parents=True, exist_ok=True)
         try:
-            result = run(yt_dlp_command(yt_dlp, url, video_dir, video_id), capture_output=True, text=True,
-                         timeout=timeout, check=False)
+            result = run(
+                yt_dlp_command(yt_dlp, url, video_dir, video_id),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except FileNotFoundError:
-            raise DataError(f"{yt_dlp}: yt-dlp not found (pip install yt-dlp, or pass --yt-dlp PATH)") from None
+            raise DataError(
+                f"{yt_dlp}: yt-dlp not found (pip install yt-dlp, or pass --yt-dlp PATH)"
+            ) from None
         except subprocess.TimeoutExpired:
             missing[video_id] = f"timed out after {timeout:.0f} s"
             continue
@@ -222,12 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.skip_videos:
             return 0
         splits = ("training", "validation") if args.split == "all" else (args.split,)
-        obtained, missing = download_videos(database, out / "videos", splits, args.limit, args.yt_dlp, args.timeout)
+        obtained, missing = download_videos(
+            database, out / "videos", splits, args.limit, args.yt_dlp, args.timeout
+        )
     except DataError as err:
         print(f"download_youcook2: error: {err}", file=sys.stderr)
         return 2
     write_missing(out / "missing_videos.tsv", missing)
-    print(f"videos: {len(obtained)} obtained, {len(missing)} missing (listed in {out / 'missing_videos.tsv'})")
+    print(
+        f"videos: {len(obtained)} obtained, {len(missing)} missing (listed in {out / 'missing_videos.tsv'})"
+    )
     return 0
 
 

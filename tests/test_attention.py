@@ -35,7 +35,9 @@ def test_matches_fused_sdpa_with_masks(kind: str) -> None:
     else:
         mask = torch.randn(2, 1, 7, 7)
     out, weights = scaled_dot_product_attention(q, k, v, mask)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=0, atol=1e-6
+    )
     if mask.dtype == torch.bool:
         assert torch.all(weights.masked_select(~mask.expand_as(weights)) == 0)
 

@@ -13,7 +13,9 @@ from vbert.pretraining.bench import SIZES, BenchSetup, make_batch
     ("size", "seq_per_s", "expected_mfu"),
     [("base", 1983, 0.144), ("base", 2712, 0.196), ("paper", 1136, 0.279)],
 )
-def test_useful_mfu_matches_the_published_reference_numbers(size: str, seq_per_s: float, expected_mfu: float) -> None:
+def test_useful_mfu_matches_the_published_reference_numbers(
+    size: str, seq_per_s: float, expected_mfu: float
+) -> None:
     """The issue's reference loop figures (H100, 989 TFLOP/s) follow from our FLOP formula."""
     layers, hidden, heads, inter = SIZES[size]
     setup = BenchSetup(layers, hidden, heads, inter)
@@ -72,9 +74,32 @@ def test_bench_cli_runs_on_cpu(tmp_path, capsys: pytest.CaptureFixture[str]) -> 
     from vbert.cli import main
 
     out = tmp_path / "bench.json"
-    code = main(["bench", "pretrain", "--size", "tiny", "--device", "cpu", "--batch", "4", "--seq-len", "32",
-                 "--text-vocab", "300", "--visual-words", "36", "--warmup", "1", "--steps", "2",
-                 "--variants", "plain-eager,vbert-eager,vbert-fullhead-eager", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "pretrain",
+            "--size",
+            "tiny",
+            "--device",
+            "cpu",
+            "--batch",
+            "4",
+            "--seq-len",
+            "32",
+            "--text-vocab",
+            "300",
+            "--visual-words",
+            "36",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--variants",
+            "plain-eager,vbert-eager,vbert-fullhead-eager",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "plain-eager" in text and "vbert-fullhead-eager" in text and "vs plain-compiled" in text
@@ -88,9 +113,31 @@ def test_bench_can_forbid_bf16_reductions_in_matmuls() -> None:
     before = matmul.allow_bf16_reduced_precision_reduction
     try:
         matmul.allow_bf16_reduced_precision_reduction = True
-        code = main(["bench", "pretrain", "--size", "tiny", "--device", "cpu", "--batch", "4", "--seq-len", "32",
-                     "--text-vocab", "300", "--visual-words", "36", "--warmup", "0", "--steps", "1",
-                     "--variants", "vbert-eager", "--fp32-matmul-reduction"])
+        code = main(
+            [
+                "bench",
+                "pretrain",
+                "--size",
+                "tiny",
+                "--device",
+                "cpu",
+                "--batch",
+                "4",
+                "--seq-len",
+                "32",
+                "--text-vocab",
+                "300",
+                "--visual-words",
+                "36",
+                "--warmup",
+                "0",
+                "--steps",
+                "1",
+                "--variants",
+                "vbert-eager",
+                "--fp32-matmul-reduction",
+            ]
+        )
         assert code == 0
         assert matmul.allow_bf16_reduced_precision_reduction is False
     finally:
@@ -102,10 +149,14 @@ def test_variant_names_switch_the_model_they_name() -> None:
     from vbert.pretraining.bench import variant_flags, vbert_trainer
 
     assert variant_flags("vbert-bf16res-cudagraphs") == {
-        "full_vocab_head": False, "padding_mask": False, "low_precision_residual": True}
+        "full_vocab_head": False,
+        "padding_mask": False,
+        "low_precision_residual": True,
+    }
     assert variant_flags("vbert-fullhead-eager")["full_vocab_head"]
     setup = BenchSetup(*SIZES["tiny"], text_vocab=300, visual_words=36, seq_len=32, batch=4)
-    trainer = vbert_trainer(setup, PretrainConfig(precision="fp32"), torch.device("cpu"),
-                            **variant_flags("vbert-bf16res-eager"))
+    trainer = vbert_trainer(
+        setup, PretrainConfig(precision="fp32"), torch.device("cpu"), **variant_flags("vbert-bf16res-eager")
+    )
     assert trainer.model.net.config.low_precision_residual
     assert all(layer.low_precision_residual for layer in trainer.model.net.bert.layers)

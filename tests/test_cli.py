@@ -36,7 +36,10 @@ def test_config_prints_the_resolved_preset(capsys: pytest.CaptureFixture[str]) -
 
 def test_bad_preset_is_one_line_without_traceback() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vbert.cli", "config", "--preset", "tinny"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "vbert.cli", "config", "--preset", "tinny"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -66,7 +66,11 @@ def test_user_file_can_start_from_a_preset_and_round_trips(tmp_path: Path) -> No
     path = tmp_path / "mine.yaml"
     path.write_text("preset: tiny\nname: mine\nvocab:\n  k: 4\n", encoding="utf-8")
     config = load_config(path)
-    assert (config.name, config.vocab.k, config.model.hidden_size) == ("mine", 4, load_config("tiny").model.hidden_size)
+    assert (config.name, config.vocab.k, config.model.hidden_size) == (
+        "mine",
+        4,
+        load_config("tiny").model.hidden_size,
+    )
     saved = tmp_path / "saved.yaml"
     save_config(config, saved)
     assert load_config(saved) == config
@@ -105,20 +109,25 @@ def test_scientific_notation_is_a_number_where_a_number_is_expected(tmp_path: Pa
         load_config("tiny", ["pretrain.lr=fast"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.num_heads=5", r"model\.num_heads: 5 does not divide model\.hidden_size"),
-    ("model.hidden_size=0", r"model\.hidden_size: must be at least 1, got 0"),
-    ("pretrain.mask_prob=1.5", r"pretrain\.mask_prob: must be above 0 and at most 1, got 1\.5"),
-    ("pretrain.random_frac=0.5", r"pretrain\.random_frac: mask_frac 0\.8 \+ random_frac 0\.5 exceed 1"),
-    ("pretrain.regime_mix=[0, 0, 0]", r"pretrain\.regime_mix: must be three shares"),
-    ("vocab.k=1", r"vocab\.k: must be at least 2"),
-    ("vocab.depth=0", r"vocab\.depth: must be at least 1"),
-    ("video.fps=0", r"video\.fps: must be positive"),
-    ("pretrain.steps=0", r"pretrain\.steps: must be at least 1"),
-    ("eval.retrieval_max_videos=-1", r"eval\.retrieval_max_videos: must be 0 \(no cap\) or more"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.num_heads=5", r"model\.num_heads: 5 does not divide model\.hidden_size"),
+        ("model.hidden_size=0", r"model\.hidden_size: must be at least 1, got 0"),
+        ("pretrain.mask_prob=1.5", r"pretrain\.mask_prob: must be above 0 and at most 1, got 1\.5"),
+        ("pretrain.random_frac=0.5", r"pretrain\.random_frac: mask_frac 0\.8 \+ random_frac 0\.5 exceed 1"),
+        ("pretrain.regime_mix=[0, 0, 0]", r"pretrain\.regime_mix: must be three shares"),
+        ("vocab.k=1", r"vocab\.k: must be at least 2"),
+        ("vocab.depth=0", r"vocab\.depth: must be at least 1"),
+        ("video.fps=0", r"video\.fps: must be positive"),
+        ("pretrain.steps=0", r"pretrain\.steps: must be at least 1"),
+        ("eval.retrieval_max_videos=-1", r"eval\.retrieval_max_videos: must be 0 \(no cap\) or more"),
+    ],
+)
 def test_values_no_stage_can_use_are_refused_naming_the_override(override: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=rf"^override '{override.replace('[', '.').replace(']', '.')}': {message}"):
+    with pytest.raises(
+        ConfigError, match=rf"^override '{override.replace('[', '.').replace(']', '.')}': {message}"
+    ):
         load_config("tiny", [override])
 
 

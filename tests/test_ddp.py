@@ -79,10 +79,24 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
     script.write_text(WORKER, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
     env.pop("WORLD_SIZE", None)
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "ddp")]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path / "ddp"),
+    ]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    single = subprocess.run([sys.executable, str(script), str(tmp_path / "single")], env=env, capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "single")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
 
     load = lambda name: torch.load(tmp_path / name, weights_only=True)  # noqa: E731
@@ -90,7 +104,9 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
     alone, start = load("single/params-w1-r0.pt"), load("single/params-init.pt")
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0)  # DDP keeps ranks identical
-        torch.testing.assert_close(rank0[key], alone[key], rtol=1e-5, atol=1e-6)  # = one process, global batch
+        torch.testing.assert_close(
+            rank0[key], alone[key], rtol=1e-5, atol=1e-6
+        )  # = one process, global batch
     assert all(not torch.equal(start[k], rank0[k]) for k in rank0)  # training moved every tensor
     assert (tmp_path / "ddp" / "checkpoints" / "latest.json").is_file()  # rank 0 wrote the checkpoint
 
@@ -101,8 +117,16 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_with_a_checkpoin
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
     env.pop("WORLD_SIZE", None)
     out = tmp_path / "ddp"
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-              str(out), "stop"]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(out),
+        "stop",
+    ]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     # rank 1 was signalled after step 2; the ranks agree at the next log step (3) and stop there together

@@ -30,9 +30,19 @@ def _load_script():
 dl = _load_script()
 
 DATABASE = {
-    vid: {"duration": 60.0, "subset": subset, "recipe_type": "101", "video_url": f"https://www.youtube.com/watch?v={vid}",
-          "annotations": [{"id": 0, "segment": [1, 9], "sentence": "crack an egg"}]}
-    for vid, subset in [("aaa", "validation"), ("bbb", "validation"), ("ccc", "validation"), ("ddd", "training")]
+    vid: {
+        "duration": 60.0,
+        "subset": subset,
+        "recipe_type": "101",
+        "video_url": f"https://www.youtube.com/watch?v={vid}",
+        "annotations": [{"id": 0, "segment": [1, 9], "sentence": "crack an egg"}],
+    }
+    for vid, subset in [
+        ("aaa", "validation"),
+        ("bbb", "validation"),
+        ("ccc", "validation"),
+        ("ddd", "training"),
+    ]
 }
 
 
@@ -55,8 +65,13 @@ def server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
     body = json.dumps({"database": DATABASE}).encode("utf-8")
-    _tar(served / "youcookii_annotations_trainval.tar.gz",
-         {"YouCookII/annotations/youcookii_annotations_trainval.json": body, "YouCookII/README.md": b"fixture"})
+    _tar(
+        served / "youcookii_annotations_trainval.tar.gz",
+        {
+            "YouCookII/annotations/youcookii_annotations_trainval.json": body,
+            "YouCookII/README.md": b"fixture",
+        },
+    )
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -89,8 +104,12 @@ def test_checksum_mismatch_and_missing_url(server, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("members", "links"),
-    [({"../evil.txt": b"x"}, None), ({"ok/../../evil.txt": b"x"}, None), ({"/tmp/evil.txt": b"x"}, None),
-     ({"ok.txt": b"x"}, {"link": "../../etc/passwd"})],
+    [
+        ({"../evil.txt": b"x"}, None),
+        ({"ok/../../evil.txt": b"x"}, None),
+        ({"/tmp/evil.txt": b"x"}, None),
+        ({"ok.txt": b"x"}, {"link": "../../etc/passwd"}),
+    ],
 )
 def test_unsafe_archives_are_refused_and_write_nothing(tmp_path, members, links):
     archive = _tar(tmp_path / "bad.tar.gz", {"first.txt": b"fine", **members}, links)
@@ -148,7 +167,12 @@ def test_main_downloads_and_writes_missing(server, tmp_path, monkeypatch, capsys
     fake = FakeYtDlp(unavailable={"ccc", "ddd"})
     monkeypatch.setattr(dl.subprocess, "run", fake)
     out = tmp_path / "yc2"
-    assert dl.main(["--out", str(out), "--url", f"{base}/youcookii_annotations_trainval.tar.gz", "--split", "all"]) == 0
+    assert (
+        dl.main(
+            ["--out", str(out), "--url", f"{base}/youcookii_annotations_trainval.tar.gz", "--split", "all"]
+        )
+        == 0
+    )
     assert "2 obtained, 2 missing" in capsys.readouterr().out
     lines = (out / "missing_videos.tsv").read_text(encoding="utf-8").splitlines()
     assert [line.split("\t")[0] for line in lines] == ["ccc", "ddd"]
@@ -160,16 +184,25 @@ UNSAFE_IDS = ["../../../../tmp/evil", "%(title)s", "a/b", "..", "", "ok\nfake\tl
 
 def test_unsafe_video_ids_are_recorded_as_missing_and_never_passed_to_yt_dlp(tmp_path):
     entry = DATABASE["aaa"]
-    database = {**DATABASE, **{vid: entry for vid in UNSAFE_IDS}, "not-an-entry": ["validation"],
-                "Ab_9-xYz": {**entry, "video_url": 5}}
+    database = {
+        **DATABASE,
+        **{vid: entry for vid in UNSAFE_IDS},
+        "not-an-entry": ["validation"],
+        "Ab_9-xYz": {**entry, "video_url": 5},
+    }
     fake = FakeYtDlp(unavailable=set())
     root = tmp_path / "deep" / "videos"
     obtained, missing = dl.download_videos(database, root, ("validation",), run=fake)
     assert obtained == ["aaa", "bbb", "ccc"] and len(fake.calls) == 3
-    assert all(c[c.index("--output") + 1] == str(root / "validation" / f"{c[-1][-3:]}.%(ext)s") for c in fake.calls)
+    assert all(
+        c[c.index("--output") + 1] == str(root / "validation" / f"{c[-1][-3:]}.%(ext)s") for c in fake.calls
+    )
     assert sorted(missing) == sorted([*UNSAFE_IDS, "not-an-entry", "Ab_9-xYz"])
     assert all("not a YouTube id" in missing[vid] for vid in UNSAFE_IDS)
-    assert "not a JSON object" in missing["not-an-entry"] and "video_url 5 is not a string" in missing["Ab_9-xYz"]
+    assert (
+        "not a JSON object" in missing["not-an-entry"]
+        and "video_url 5 is not a string" in missing["Ab_9-xYz"]
+    )
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["aaa.mp4", "bbb.mp4", "ccc.mp4"]
     dl.write_missing(tmp_path / "missing_videos.tsv", missing)
     lines = (tmp_path / "missing_videos.tsv").read_text(encoding="utf-8").splitlines()

@@ -22,7 +22,12 @@ SECONDS = {"alpha": 3.2, "bravo": 1.6, "charlie": 4.6, "delta": 3.1, "echo": 1.7
 
 
 def _config(**extra: object):
-    sets = ["features.weights=none", "video.crop_size=32", "features.batch_size=3", *[f"{k}={v}" for k, v in extra.items()]]
+    sets = [
+        "features.weights=none",
+        "video.crop_size=32",
+        "features.batch_size=3",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]
     return load_config("tiny", sets)
 
 
@@ -71,7 +76,9 @@ def test_rerun_skips_and_a_killed_run_resumes_without_losing_work(
     video_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config()
-    reference = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "ref", config, show_progress=False))
+    reference = FeatureStore(
+        extract_mod.extract_features(video_folder, tmp_path / "ref", config, show_progress=False)
+    )
 
     decoded: list[str] = []
     real_getitem = extract_mod.ClipDecoding.__getitem__
@@ -92,8 +99,11 @@ def test_rerun_skips_and_a_killed_run_resumes_without_losing_work(
 
     decoded.clear()
     monkeypatch.setattr(extract_mod.ClipDecoding, "__getitem__", real_getitem)
-    monkeypatch.setattr(extract_mod.ClipDecoding, "__getitem__",
-                        lambda self, i: decoded.append(self.videos[i][0]) or real_getitem(self, i))
+    monkeypatch.setattr(
+        extract_mod.ClipDecoding,
+        "__getitem__",
+        lambda self, i: decoded.append(self.videos[i][0]) or real_getitem(self, i),
+    )
     extract_mod.extract_features(video_folder, out, config, shard_size=1, show_progress=False)
     assert not finished & set(decoded)  # nothing finished was decoded again
     resumed = FeatureStore(out)
@@ -119,15 +129,21 @@ def test_ranks_take_shares_and_their_shards_merge(video_folder: Path, tmp_path: 
 
 
 def test_decoding_workers_give_the_same_features(video_folder: Path, tmp_path: Path) -> None:
-    serial = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "a", _config(), show_progress=False))
+    serial = FeatureStore(
+        extract_mod.extract_features(video_folder, tmp_path / "a", _config(), show_progress=False)
+    )
     parallel_config = _config(**{"features.num_workers": 2})
-    parallel = FeatureStore(extract_mod.extract_features(video_folder, tmp_path / "b", parallel_config, show_progress=False))
+    parallel = FeatureStore(
+        extract_mod.extract_features(video_folder, tmp_path / "b", parallel_config, show_progress=False)
+    )
     assert sorted(parallel.videos()) == sorted(serial.videos())
     for video in serial.videos():
         np.testing.assert_array_equal(parallel.clips_of(video)[0], serial.clips_of(video)[0])
 
 
-def test_a_folder_made_with_other_settings_is_refused_unless_forced(video_folder: Path, tmp_path: Path) -> None:
+def test_a_folder_made_with_other_settings_is_refused_unless_forced(
+    video_folder: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "f"
     extract_mod.extract_features(video_folder, out, _config(), show_progress=False)
     other = _config(**{"video.crop_size": 40})
@@ -137,12 +153,26 @@ def test_a_folder_made_with_other_settings_is_refused_unless_forced(video_folder
     assert read_manifest(out)["config"]["video"]["crop_size"] == 40
 
 
-def test_cli_extract_runs_on_a_folder(video_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_extract_runs_on_a_folder(
+    video_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from vbert.cli import main
 
     out = tmp_path / "cli"
-    code = main(["extract", str(video_folder), "--out", str(out), "--set", "video.crop_size=32",
-                 "--weights", "none", "--batch-size", "4"])
+    code = main(
+        [
+            "extract",
+            str(video_folder),
+            "--out",
+            str(out),
+            "--set",
+            "video.crop_size=32",
+            "--weights",
+            "none",
+            "--batch-size",
+            "4",
+        ]
+    )
     assert code == 0
     assert "9 clips from 5 videos, 2 failures" in capsys.readouterr().out
     assert main(["extract", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
@@ -152,7 +182,11 @@ def test_cli_extract_runs_on_a_folder(video_folder: Path, tmp_path: Path, capsys
 
 
 def _annotation_entry(duration: float = 3.0) -> dict:
-    return {"duration": duration, "subset": "training", "annotations": [{"id": 0, "segment": [0.0, 1.5], "sentence": "cut it"}]}
+    return {
+        "duration": duration,
+        "subset": "training",
+        "annotations": [{"id": 0, "segment": [0.0, 1.5], "sentence": "cut it"}],
+    }
 
 
 def _annotated_folder(root: Path, present: list[str], absent: list[str], in_videos: bool = True) -> Path:
@@ -160,7 +194,9 @@ def _annotated_folder(root: Path, present: list[str], absent: list[str], in_vide
     folder = root / "videos" if in_videos else root
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(present):
-        write_video(folder / f"{name}.mp4", np.full((60, 48, 64, 3), 50 * i, np.uint8), fps=20)  # 3 s: 2 clips
+        write_video(
+            folder / f"{name}.mp4", np.full((60, 48, 64, 3), 50 * i, np.uint8), fps=20
+        )  # 3 s: 2 clips
     database = {name: _annotation_entry() for name in [*present, *absent]}
     database["no_duration"] = {"subset": "training", "annotations": []}
     (root / "ann.json").write_text(json.dumps({"database": database}), encoding="utf-8")
@@ -175,7 +211,9 @@ def test_annotation_file_finds_its_videos_beside_it_and_records_every_listing_fa
 
     annotations = _annotated_folder(tmp_path / "data", ["v0", "v1"], ["gone0", "gone1", "gone2"], in_videos)
     out = tmp_path / "features"
-    code = main(["extract", str(annotations), "--out", str(out), "--set", "video.crop_size=32", "--weights", "none"])
+    code = main(
+        ["extract", str(annotations), "--out", str(out), "--set", "video.crop_size=32", "--weights", "none"]
+    )
     assert code == 0
     assert "4 clips from 2 videos, 4 failures" in capsys.readouterr().out
     assert sorted(FeatureStore(out).videos()) == ["v0", "v1"]
@@ -188,8 +226,15 @@ def test_listing_failures_are_recorded_once_whatever_the_number_of_ranks(tmp_pat
     annotations = _annotated_folder(tmp_path / "data", ["v0", "v1", "v2"], ["gone0", "gone1"])
     out = tmp_path / "features"
     for rank in (1, 0):
-        extract_mod.extract_features(annotations, out, _config(), video_dir=annotations.parent / "videos",
-                                     rank=rank, world_size=2, show_progress=False)
+        extract_mod.extract_features(
+            annotations,
+            out,
+            _config(),
+            video_dir=annotations.parent / "videos",
+            rank=rank,
+            world_size=2,
+            show_progress=False,
+        )
     manifest = read_manifest(out)
     assert manifest["complete"] and sorted(FeatureStore(out).videos()) == ["v0", "v1", "v2"]
     assert sorted(f["item"] for f in manifest["failures"]) == ["gone0", "gone1", "no_duration"]
@@ -198,7 +243,9 @@ def test_listing_failures_are_recorded_once_whatever_the_number_of_ranks(tmp_pat
 def test_an_annotation_file_with_no_video_to_extract_is_an_error(tmp_path: Path) -> None:
     annotations = _annotated_folder(tmp_path / "data", [], ["gone0", "gone1"])
     out = tmp_path / "features"
-    with pytest.raises(DataError, match=r"ann\.json: no video to extract: none of its 3 videos has a usable file"):
+    with pytest.raises(
+        DataError, match=r"ann\.json: no video to extract: none of its 3 videos has a usable file"
+    ):
         extract_mod.extract_features(annotations, out, _config(), show_progress=False)
     assert not (out / "manifest.json").exists()
     # --video-dir names another folder
@@ -231,7 +278,11 @@ def test_two_files_of_one_video_id_are_a_failure_naming_both(video_folder: Path,
     out = extract_mod.extract_features(folder, tmp_path / "f", _config(), show_progress=False)
     assert FeatureStore(out).videos() == ["bravo"]
     (failure,) = read_manifest(out)["failures"]
-    assert failure["item"] == "alpha" and "alpha.mkv and " in failure["reason"] and "alpha.mp4" in failure["reason"]
+    assert (
+        failure["item"] == "alpha"
+        and "alpha.mkv and " in failure["reason"]
+        and "alpha.mp4" in failure["reason"]
+    )
     # the same under an annotation file whose video folder has subfolders
     data = tmp_path / "data"
     for sub, name in (("training", "alpha.mp4"), ("validation", "alpha.mp4"), ("training", "bravo.mp4")):
@@ -286,21 +337,46 @@ def _one_shard(folder: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda a, i: np.save(a, np.ones((2, 4), np.float16)), r"shard-r0-00000\.npy: shape \[2, 4\] does not match"),
-        (lambda a, i: np.save(a, np.ones((3, 5), np.float16)), r"shard-r0-00000\.npy: shape \[3, 5\] does not match"),
+        (
+            lambda a, i: np.save(a, np.ones((2, 4), np.float16)),
+            r"shard-r0-00000\.npy: shape \[2, 4\] does not match",
+        ),
+        (
+            lambda a, i: np.save(a, np.ones((3, 5), np.float16)),
+            r"shard-r0-00000\.npy: shape \[3, 5\] does not match",
+        ),
         (lambda a, i: a.write_bytes(b"garbage"), r"shard-r0-00000\.npy: cannot read feature shard"),
         (lambda a, i: a.unlink(), r"shard-r0-00000\.npy: cannot read feature shard"),
-        (lambda a, i: np.save(a, np.full((3, 4), np.nan, np.float16)), r"shard-r0-00000\.npy: feature values must be finite"),
-        (lambda a, i: i.write_text("{not json"), r"shard-r0-00000\.json: feature index is not readable JSON"),
-        (lambda a, i: i.write_text(json.dumps({"dim": 4, "count": 3})), r"shard-r0-00000\.json: feature index lacks 'rows'"),
         (
-            lambda a, i: i.write_text(json.dumps({"dim": 4, "count": 3, "rows": [["v1", 0, 1.5], ["v1", 3, 1.5], ["v1", 3, 4.5]]})),
+            lambda a, i: np.save(a, np.full((3, 4), np.nan, np.float16)),
+            r"shard-r0-00000\.npy: feature values must be finite",
+        ),
+        (lambda a, i: i.write_text("{not json"), r"shard-r0-00000\.json: feature index is not readable JSON"),
+        (
+            lambda a, i: i.write_text(json.dumps({"dim": 4, "count": 3})),
+            r"shard-r0-00000\.json: feature index lacks 'rows'",
+        ),
+        (
+            lambda a, i: i.write_text(
+                json.dumps({"dim": 4, "count": 3, "rows": [["v1", 0, 1.5], ["v1", 3, 1.5], ["v1", 3, 4.5]]})
+            ),
             r"shard-r0-00000\.json: row 1 is",
         ),
     ],
-    ids=["wrong-count", "wrong-dim", "corrupt-array", "missing-array", "nan", "bad-json", "no-rows", "bad-row"],
+    ids=[
+        "wrong-count",
+        "wrong-dim",
+        "corrupt-array",
+        "missing-array",
+        "nan",
+        "bad-json",
+        "no-rows",
+        "bad-row",
+    ],
 )
-def test_shards_that_do_not_match_their_index_are_refused_by_name(tmp_path: Path, damage, message: str) -> None:
+def test_shards_that_do_not_match_their_index_are_refused_by_name(
+    tmp_path: Path, damage, message: str
+) -> None:
     array_path, index_path = _one_shard(tmp_path)
     assert len(FeatureStore(tmp_path)) == 3
     damage(array_path, index_path)
@@ -321,7 +397,9 @@ def test_a_video_in_two_shards_is_refused(tmp_path: Path) -> None:
 def test_files_not_named_like_shards_are_ignored(tmp_path: Path) -> None:
     array_path, index_path = _one_shard(tmp_path)
     for suffix in (".npy", ".json"):  # a copy a file manager left beside the shard
-        (tmp_path / f"shard-r0-00000 (copy){suffix}").write_bytes((tmp_path / f"shard-r0-00000{suffix}").read_bytes())
+        (tmp_path / f"shard-r0-00000 (copy){suffix}").write_bytes(
+            (tmp_path / f"shard-r0-00000{suffix}").read_bytes()
+        )
     (tmp_path / "shard-r0-notes.json").write_text("{}", encoding="utf-8")
     assert FeatureStore(tmp_path).videos() == ["v1"] and len(FeatureStore(tmp_path)) == 3
     writer = FeatureWriter(tmp_path, dim=4)

@@ -20,7 +20,9 @@ from vbert.features.probe import linear_probe
 
 
 def _clips(n: int, t: int = 30, size: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, t, size, size, 3), dtype=np.uint8)  # [N, T, S, S, 3]
+    return np.random.default_rng(seed).integers(
+        0, 256, (n, t, size, size, 3), dtype=np.uint8
+    )  # [N, T, S, S, 3]
 
 
 def _random_extractor(name: str):
@@ -117,7 +119,9 @@ def test_corrupt_or_foreign_weight_files_are_clear_data_errors(tmp_path: Path) -
         build_extractor("s3d", str(not_a_dict))
 
 
-def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from torchvision.models.video import s3d
 
     torch.manual_seed(2)
@@ -126,7 +130,9 @@ def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(monke
     monkeypatch.setattr(extractors, "_download_weights", lambda enum, source: asked.append(enum) or served)
     extractor = build_extractor("s3d", "kinetics400")
     assert asked and asked[0].url.endswith(".pth")
-    assert torch.equal(extractor.network.state_dict()["features.0.0.0.weight"], served["features.0.0.0.weight"])
+    assert torch.equal(
+        extractor.network.state_dict()["features.0.0.0.weight"], served["features.0.0.0.weight"]
+    )
 
     class Offline:
         def get_state_dict(self, **_: object) -> dict:
@@ -137,7 +143,9 @@ def test_kinetics_weights_go_through_the_download_and_fail_clearly_offline(monke
         extractors._download_weights(Offline(), "S3D")
 
 
-def test_weight_download_fetches_and_checks_a_served_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weight_download_fetches_and_checks_a_served_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """torchvision's weights API against a file served on 127.0.0.1 (the hash in its name is checked)."""
     from torchvision.models._api import Weights, WeightsEnum
     from torchvision.models.video import s3d
@@ -176,8 +184,12 @@ def test_weight_download_fetches_and_checks_a_served_file(tmp_path: Path, monkey
 
 def test_course_checkpoint_round_trip_keeps_weights_labels_and_metadata(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    model = course_s3d.CourseS3D(course_s3d.CourseS3DConfig(verbs=["cut", "stir"], nouns=["egg", "milk", "oil"]))
-    path = course_s3d.save_checkpoint(model, tmp_path / "c.safetensors", command="vbert train-extractor --steps 1")
+    model = course_s3d.CourseS3D(
+        course_s3d.CourseS3DConfig(verbs=["cut", "stir"], nouns=["egg", "milk", "oil"])
+    )
+    path = course_s3d.save_checkpoint(
+        model, tmp_path / "c.safetensors", command="vbert train-extractor --steps 1"
+    )
     meta = course_s3d.checkpoint_metadata(path)
     assert meta["command"] == "vbert train-extractor --steps 1"
     again = course_s3d.load_checkpoint(path)

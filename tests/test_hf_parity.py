@@ -16,9 +16,17 @@ from vbert.errors import DataError
 
 transformers.logging.set_verbosity_error()
 
-HF_CONFIG = {"vocab_size": 113, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "intermediate_size": 64, "max_position_embeddings": 40, "type_vocab_size": 2,
-             "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+HF_CONFIG = {
+    "vocab_size": 113,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 40,
+    "type_vocab_size": 2,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
 
 
 def _hf_mlm() -> transformers.BertForMaskedLM:
@@ -60,7 +68,9 @@ def test_hidden_states_and_mlm_logits_match_transformers(hf_dir: Path) -> None:
         expected = theirs(**inputs).last_hidden_state
         torch.testing.assert_close(hidden[real], expected[real], rtol=0, atol=1e-5)
         unpadded = {k: v[[0, 2]] for k, v in inputs.items() if k != "attention_mask"}
-        torch.testing.assert_close(ours.bert(**unpadded), theirs(**unpadded).last_hidden_state, rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            ours.bert(**unpadded), theirs(**unpadded).last_hidden_state, rtol=0, atol=1e-5
+        )
         full_logits = theirs_mlm(**inputs).logits  # [B, L, V]
         torch.testing.assert_close(ours(**inputs).logits[real], full_logits[real], rtol=0, atol=1e-5)
         labels = torch.full_like(inputs["input_ids"], IGNORE_INDEX)
@@ -95,8 +105,16 @@ def test_pytorch_model_bin_loads_like_safetensors(hf_dir: Path, tmp_path: Path) 
 
 def test_round_trip_vbert_transformers_vbert_changes_nothing(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    ours = BertForMaskedLM(BertConfig(vocab_size=90, hidden_size=32, num_layers=2, num_heads=4,
-                                      intermediate_size=48, max_position_embeddings=30)).eval()
+    ours = BertForMaskedLM(
+        BertConfig(
+            vocab_size=90,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            intermediate_size=48,
+            max_position_embeddings=30,
+        )
+    ).eval()
     with torch.no_grad():
         for param in ours.parameters():
             param.add_(torch.randn_like(param) * 0.05)
@@ -121,15 +139,25 @@ def test_fill_mask_pipeline_on_an_exported_directory(tmp_path: Path) -> None:
     corpus = ["chop the onions", "stir the soup", "slice the tomatoes", "fry the chicken"] * 10
     tokenizer = train_wordpiece(corpus, vocab_size=60, out_dir=tmp_path / "tok")
     torch.manual_seed(0)
-    ours = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=1, num_heads=2,
-                                      intermediate_size=32, max_position_embeddings=16)).eval()
+    ours = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_layers=1,
+            num_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=16,
+        )
+    ).eval()
     export_hf(ours, tmp_path / "export", tokenizer=tokenizer)
     fill = transformers.pipeline("fill-mask", model=str(tmp_path / "export"), device="cpu")
     results = fill("stir the [MASK]", top_k=3)
     assert len(results) == 3 and all(r["token_str"] for r in results)
     encoded = tokenizer("stir the [MASK]", return_tensors="pt")
     with torch.no_grad():
-        logits = ours(encoded["input_ids"]).logits[0, encoded["input_ids"][0].tolist().index(tokenizer.mask_token_id)]
+        logits = ours(encoded["input_ids"]).logits[
+            0, encoded["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+        ]
     assert results[0]["token"] == int(logits.argmax())
     assert results[0]["score"] == pytest.approx(float(logits.softmax(-1).max()), abs=1e-5)
 
@@ -143,8 +171,11 @@ def test_shapes_that_do_not_fit_the_config_are_refused(hf_dir: Path, tmp_path: P
     config = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     config["vocab_size"] = 200
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    with pytest.raises(DataError, match=r"model.safetensors: tensor for bert.embeddings.word_embeddings.weight "
-                                        r"has shape \(113, 32\), but .*config.json implies \(200, 32\)"):
+    with pytest.raises(
+        DataError,
+        match=r"model.safetensors: tensor for bert.embeddings.word_embeddings.weight "
+        r"has shape \(113, 32\), but .*config.json implies \(200, 32\)",
+    ):
         load_hf_bert(tmp_path)
     config["vocab_size"], config["num_hidden_layers"] = 113, 3
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
@@ -168,7 +199,9 @@ def test_missing_config_weights_or_corrupt_files_are_refused(hf_dir: Path, tmp_p
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(DataError, match="config.json: not valid JSON"):
         load_hf_bert(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 32}), encoding="utf-8")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "bert", "hidden_size": 32}), encoding="utf-8"
+    )
     with pytest.raises(DataError, match="config.json: missing field.*vocab_size"):
         load_hf_bert(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIG, "hidden_act": "relu"}), encoding="utf-8")
@@ -182,10 +215,16 @@ def test_config_values_and_weights_that_are_not_numbers_are_refused(hf_dir: Path
     from safetensors.torch import load_file, save_file
 
     (tmp_path / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
-    for field, value in [("num_attention_heads", 0), ("hidden_size", 32.0), ("hidden_size", "32"),
-                         ("num_hidden_layers", True)]:
+    for field, value in [
+        ("num_attention_heads", 0),
+        ("hidden_size", 32.0),
+        ("hidden_size", "32"),
+        ("num_hidden_layers", True),
+    ]:
         (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIG, field: value}), encoding="utf-8")
-        with pytest.raises(DataError, match=rf"config\.json: {field} must be a positive integer, got {value!r}"):
+        with pytest.raises(
+            DataError, match=rf"config\.json: {field} must be a positive integer, got {value!r}"
+        ):
             load_hf_bert(tmp_path)
     (tmp_path / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
     state = load_file(str(hf_dir / "model.safetensors"))
@@ -209,13 +248,19 @@ def test_sharded_checkpoints_and_old_layernorm_names(hf_dir: Path, tmp_path: Pat
     for name, value in load_hf_bert(tmp_path / "sharded").state_dict().items():
         if not name.startswith("bert.pooler"):
             assert torch.equal(value, reference[name]), name
-    old = tmp_path / "tf-names"  # checkpoints converted from TensorFlow call LayerNorm's parameters gamma/beta
+    old = (
+        tmp_path / "tf-names"
+    )  # checkpoints converted from TensorFlow call LayerNorm's parameters gamma/beta
     model.config.save_pretrained(str(old))
-    renamed = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
-               for k, v in model.state_dict().items()}
+    renamed = {
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+        for k, v in model.state_dict().items()
+    }
     torch.save(renamed, old / "pytorch_model.bin")
-    assert torch.equal(load_hf_bert(old).state_dict()["bert.layers.1.ffn_norm.weight"],
-                       reference["bert.layers.1.ffn_norm.weight"])
+    assert torch.equal(
+        load_hf_bert(old).state_dict()["bert.layers.1.ffn_norm.weight"],
+        reference["bert.layers.1.ffn_norm.weight"],
+    )
     index = tmp_path / "sharded" / "model.safetensors.index.json"
     index.write_text(json.dumps({"weight_map": {"x": "../outside.safetensors"}}), encoding="utf-8")
     with pytest.raises(DataError, match="outside the directory"):

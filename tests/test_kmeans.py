@@ -191,10 +191,16 @@ def test_load_refuses_malformed_vocabularies(tmp_path):
         "badk": ({**back.metadata, "k": "twelve"}, tensors, "bad vocabulary metadata"),
         "shape": ({**back.metadata, "dim": "5"}, tensors, "expected"),
         "missing": (back.metadata, {n: t for n, t in tensors.items() if n != "counts.2"}, "lacks"),
-        "nan": (back.metadata, {**tensors, "centroids.2": tensors["centroids.2"].clone().fill_(float("nan"))},
-                "level 2 has NaN or infinite centroids"),
-        "invalid": (back.metadata, {**tensors, "valid.1": torch.zeros_like(tensors["valid.1"])},
-                    "level 1 has no valid cluster"),
+        "nan": (
+            back.metadata,
+            {**tensors, "centroids.2": tensors["centroids.2"].clone().fill_(float("nan"))},
+            "level 2 has NaN or infinite centroids",
+        ),
+        "invalid": (
+            back.metadata,
+            {**tensors, "valid.1": torch.zeros_like(tensors["valid.1"])},
+            "level 1 has no valid cluster",
+        ),
     }
     for name, (meta, tens, message) in cases.items():
         path = tmp_path / f"{name}.safetensors"

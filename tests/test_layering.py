@@ -30,7 +30,9 @@ LAYERS = [
     ("vbert.cli", "vbert.__main__"),
 ]
 FACE = "vbert"  # the package's __init__: re-exports config and device helpers, so it sits with vbert.core
-LAZY_IMPORTS_ALLOWED = {"vbert.cli"}  # `vbert --help` imports no stage; `vbert info` imports torch only when run
+LAZY_IMPORTS_ALLOWED = {
+    "vbert.cli"
+}  # `vbert --help` imports no stage; `vbert info` imports torch only when run
 
 
 def module_files(root: Path = PACKAGE) -> dict[str, Path]:
@@ -153,8 +155,11 @@ def test_no_import_cycles(imports) -> None:
 
 
 def test_package_imports_sit_at_the_top_of_the_file(imports) -> None:
-    local = [f"{a} (line {line}) imports {b} inside a function" for a, b, top, line in imports
-             if not top and a not in LAZY_IMPORTS_ALLOWED]
+    local = [
+        f"{a} (line {line}) imports {b} inside a function"
+        for a, b, top, line in imports
+        if not top and a not in LAZY_IMPORTS_ALLOWED
+    ]
     assert not local, "\n".join(local)
 
 

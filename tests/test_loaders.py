@@ -16,9 +16,14 @@ from vbert.errors import DataError
 
 def _entry(duration=30.0, segments=((1.0, 5.0), (6.0, 12.5)), subset="training"):
     return {
-        "duration": duration, "subset": subset, "recipe_type": "113", "video_url": "https://example.org/v",
-        "annotations": [{"id": i, "segment": list(seg), "sentence": f"step {i} of the recipe"}
-                        for i, seg in enumerate(segments)],
+        "duration": duration,
+        "subset": subset,
+        "recipe_type": "113",
+        "video_url": "https://example.org/v",
+        "annotations": [
+            {"id": i, "segment": list(seg), "sentence": f"step {i} of the recipe"}
+            for i, seg in enumerate(segments)
+        ],
     }
 
 
@@ -43,30 +48,66 @@ def test_reads_youcook2_format_without_verbs(tmp_path):
     ("entry", "message"),
     [
         ({"annotations": [], "subset": "training"}, "missing field.*duration"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2]}]}, "annotation 0 is missing field.*sentence"),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, 2]}]},
+            "annotation 0 is missing field.*sentence",
+        ),
         (_entry(segments=((1.0, 45.0),)), r"segment \[1.0, 45.0\] is outside the video"),
         (_entry(segments=((-2.0, 3.0),)), "outside the video"),
-        ({**_entry(), "annotations": [{"id": 3, "segment": [1, 2], "sentence": "a"},
-                                      {"id": 3, "segment": [4, 5], "sentence": "b"}]},
-         "annotation 1 repeats the id 3 of an earlier annotation"),
+        (
+            {
+                **_entry(),
+                "annotations": [
+                    {"id": 3, "segment": [1, 2], "sentence": "a"},
+                    {"id": 3, "segment": [4, 5], "sentence": "b"},
+                ],
+            },
+            "annotation 1 repeats the id 3 of an earlier annotation",
+        ),
         (_entry(segments=((5.0, 2.0),)), r"segment \[5.0, 2.0\] has its end before its start"),
         (_entry(segments=((3.0, 3.0),)), r"segment \[3.0, 3.0\] is empty"),
         ({**_entry(), "annotations": [{"id": 0, "segment": [1], "sentence": "x"}]}, r"is not \[start, end\]"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [True, 3], "sentence": "x"}]}, r"is not \[start, end\]"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, float("inf")], "sentence": "x"}]}, "non-finite time"),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [True, 3], "sentence": "x"}]},
+            r"is not \[start, end\]",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, float("inf")], "sentence": "x"}]},
+            "non-finite time",
+        ),
         (_entry(duration=-1), "not positive"),
         (_entry(duration="inf"), "duration 'inf' is not a finite number"),
         (_entry(duration=float("nan")), "is not a finite number"),
         (_entry(duration=True), "duration True is not a number"),
         ({**_entry(), "subset": None}, "subset None is not a string"),
-        ({**_entry(), "annotations": [{"id": "abc", "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id 'abc' is not an integer"),
-        ({**_entry(), "annotations": [{"id": None, "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id None is not an integer"),
-        ({**_entry(), "annotations": [{"id": 1.5, "segment": [1, 2], "sentence": "x"}]}, "annotation 0 id 1.5 is not an integer"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": 5}]}, "annotation 0 sentence 5 is not a string"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "  "}]}, "annotation 0 has an empty sentence"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "verb": 5}]}, "annotation 0 verb 5 is not a string"),
-        ({**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "noun": ["egg"]}]},
-         r"annotation 0 noun \['egg'\] is not a string"),
+        (
+            {**_entry(), "annotations": [{"id": "abc", "segment": [1, 2], "sentence": "x"}]},
+            "annotation 0 id 'abc' is not an integer",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": None, "segment": [1, 2], "sentence": "x"}]},
+            "annotation 0 id None is not an integer",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 1.5, "segment": [1, 2], "sentence": "x"}]},
+            "annotation 0 id 1.5 is not an integer",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": 5}]},
+            "annotation 0 sentence 5 is not a string",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "  "}]},
+            "annotation 0 has an empty sentence",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "verb": 5}]},
+            "annotation 0 verb 5 is not a string",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "noun": ["egg"]}]},
+            r"annotation 0 noun \['egg'\] is not a string",
+        ),
     ],
 )
 def test_bad_entry_alone_raises_and_in_batch_is_recorded(tmp_path, entry, message):
@@ -117,8 +158,10 @@ def test_video_folder_finds_files_and_records_missing_ones(tmp_path):
 
 def test_captions_json_split_into_timed_words(tmp_path):
     path = tmp_path / "raw_caption.json"
-    path.write_text(json.dumps({"v1": {"text": ["Now, ADD the salt!", "ok"], "start": [2.0, 5.0], "end": [4.0, 5.5]}}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"v1": {"text": ["Now, ADD the salt!", "ok"], "start": [2.0, 5.0], "end": [4.0, 5.5]}}),
+        encoding="utf-8",
+    )
     narration = load_captions(path)["v1"]
     assert narration.words == ["now", "add", "the", "salt", "ok"]
     assert narration.starts == [2.0, 2.5, 3.0, 3.5, 5.0] and narration.ends == [2.5, 3.0, 3.5, 4.0, 5.5]
@@ -141,9 +184,17 @@ def test_captions_csv_folder(tmp_path):
     ("name", "body", "message"),
     [
         ("short.csv", b"start,end,text\n0,1\n", r"short.csv: line 2 has no text value"),
-        ("extra.csv", b"start,end,text\n0,1,salt, pepper\n", r"extra.csv: line 2 has more fields than the header"),
+        (
+            "extra.csv",
+            b"start,end,text\n0,1,salt, pepper\n",
+            r"extra.csv: line 2 has more fields than the header",
+        ),
         ("latin.csv", b"start,end,text\n0,1,cr\xe8me\n", r"latin.csv: not a readable UTF-8 CSV file"),
-        ("huge.csv", b"start,end,text\n0,1," + b"x" * 200_000 + b"\n", r"huge.csv: not a readable UTF-8 CSV file"),
+        (
+            "huge.csv",
+            b"start,end,text\n0,1," + b"x" * 200_000 + b"\n",
+            r"huge.csv: not a readable UTF-8 CSV file",
+        ),
         ("inf.csv", b"start,end,text\n0,inf,salt\n", r"inf.csv: video inf: entry 0 has non-finite times"),
     ],
 )
@@ -179,14 +230,19 @@ def test_caption_folder_without_caption_files_is_an_error(tmp_path):
         ({"text": ["a"], "start": [3.0], "end": [1.0]}, "out of order"),
         ({"text": ["a"], "start": ["soon"], "end": [1.0]}, "non-numeric"),
         ({"text": ["a"], "start": [False], "end": [1.0]}, "non-numeric"),
-        ({"text": ["a b"], "start": [0.0], "end": [float("inf")]}, r"entry 0 has non-finite times \[0.0, inf\]"),
+        (
+            {"text": ["a b"], "start": [0.0], "end": [float("inf")]},
+            r"entry 0 has non-finite times \[0.0, inf\]",
+        ),
         ({"text": ["a", None], "start": [0.0, 1.0], "end": [1.0, 2.0]}, "entry 1 text None is not a string"),
         ({"text": [5], "start": [0.0], "end": [1.0]}, "entry 0 text 5 is not a string"),
     ],
 )
 def test_bad_captions_named_or_recorded(tmp_path, entry, message):
     path = tmp_path / "caps.json"
-    path.write_text(json.dumps({"ok": {"text": ["hi"], "start": [0], "end": [1]}, "bad": entry}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"ok": {"text": ["hi"], "start": [0], "end": [1]}, "bad": entry}), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=f"caps.json: video bad: .*{message}"):
         load_captions(path)
     failures: list[Failure] = []
@@ -196,7 +252,9 @@ def test_bad_captions_named_or_recorded(tmp_path, entry, message):
 def test_captions_attach_to_youcook2_records(tmp_path):
     annotations = _write(tmp_path, {"v1": _entry()})
     captions = tmp_path / "caps.json"
-    captions.write_text(json.dumps({"v1": {"text": ["cut it"], "start": [1.0], "end": [2.0]}}), encoding="utf-8")
+    captions.write_text(
+        json.dumps({"v1": {"text": ["cut it"], "start": [1.0], "end": [2.0]}}), encoding="utf-8"
+    )
     dataset = attach_narrations(load_youcook2(annotations), load_captions(captions))
     narration = dataset.videos["v1"].narration
     assert narration is not None and narration.words == ["cut", "it"]

@@ -50,8 +50,16 @@ def test_special_tokens_are_never_chosen() -> None:
 def test_rates_are_arguments() -> None:
     ids = _ids(100, 64)
     special = special_tokens_mask(ids, [CLS, SEP, PAD])
-    masked, labels = mask_tokens(ids, special, MASK, (10, 1000), mask_prob=0.5, mask_frac=0.0, random_frac=1.0,
-                                 generator=torch.Generator().manual_seed(0))
+    masked, labels = mask_tokens(
+        ids,
+        special,
+        MASK,
+        (10, 1000),
+        mask_prob=0.5,
+        mask_frac=0.0,
+        random_frac=1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     chosen = labels != IGNORE_INDEX
     assert abs(chosen.sum().item() / (~special).sum().item() - 0.5) < 0.03
     assert not (masked == MASK).any()
@@ -66,8 +74,16 @@ def test_random_replacements_come_from_the_given_range_per_position() -> None:
     special = special_tokens_mask(ids, [CLS, SEP, PAD])
     low = torch.where(torch.arange(40) < 20, 10, 5000).expand(200, 40)  # [B, L]
     high = torch.where(torch.arange(40) < 20, 1000, 5036).expand(200, 40)
-    masked, labels = mask_tokens(ids, special, MASK, (low, high), mask_prob=1.0, mask_frac=0.0, random_frac=1.0,
-                                 generator=torch.Generator().manual_seed(3))
+    masked, labels = mask_tokens(
+        ids,
+        special,
+        MASK,
+        (low, high),
+        mask_prob=1.0,
+        mask_frac=0.0,
+        random_frac=1.0,
+        generator=torch.Generator().manual_seed(3),
+    )
     chosen = labels != IGNORE_INDEX
     text, video = masked[:, 1:20][chosen[:, 1:20]], masked[:, 20:][chosen[:, 20:]]
     assert text.min() >= 10 and text.max() < 1000
@@ -85,8 +101,11 @@ def test_generator_makes_masking_reproducible() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"mask_prob": 1.5}, "mask_prob"), ({"mask_frac": 0.8, "random_frac": 0.3}, "sum to"),
-     ({"vocab_range": (10, 10)}, "low < high")],
+    [
+        ({"mask_prob": 1.5}, "mask_prob"),
+        ({"mask_frac": 0.8, "random_frac": 0.3}, "sum to"),
+        ({"vocab_range": (10, 10)}, "low < high"),
+    ],
 )
 def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
     ids = _ids(2, 8)

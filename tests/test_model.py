@@ -12,11 +12,14 @@ from vbert.bert.masking import mask_tokens, predicted_positions
 from vbert.bert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM, BertModel, flops_per_token
 from vbert.config import load_config
 
-TINY = BertConfig(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                  max_position_embeddings=24)
+TINY = BertConfig(
+    vocab_size=97, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_position_embeddings=24
+)
 
 
-def _batch(batch: int = 3, length: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch(
+    batch: int = 3, length: int = 12, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, TINY.vocab_size, (batch, length), generator=gen)  # [B, L]
     special = torch.zeros_like(ids, dtype=torch.bool)
@@ -50,7 +53,9 @@ def test_masked_only_loss_equals_loss_over_full_logits() -> None:
     out = model(ids, labels=labels)
     full = model(ids).logits  # [B, L, V]
     assert full.shape == (3, 12, TINY.vocab_size)
-    expected = F.cross_entropy(full.reshape(-1, TINY.vocab_size), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    expected = F.cross_entropy(
+        full.reshape(-1, TINY.vocab_size), labels.reshape(-1), ignore_index=IGNORE_INDEX
+    )
     torch.testing.assert_close(out.loss, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(out.logits, full[labels != IGNORE_INDEX], rtol=0, atol=1e-6)
 
@@ -137,7 +142,11 @@ def test_resize_token_embeddings_appends_rows() -> None:
 def test_config_from_preset_and_head_check() -> None:
     cfg = load_config("tiny")
     bert = BertConfig.from_model_config(cfg.model, vocab_size=123)
-    assert (bert.hidden_size, bert.num_layers, bert.vocab_size) == (cfg.model.hidden_size, cfg.model.num_layers, 123)
+    assert (bert.hidden_size, bert.num_layers, bert.vocab_size) == (
+        cfg.model.hidden_size,
+        cfg.model.num_layers,
+        123,
+    )
     with pytest.raises(ValueError, match="multiple of num_heads"):
         BertConfig(hidden_size=30, num_heads=4)
     with pytest.raises(ValueError, match="exceeds max_position_embeddings 24"):
@@ -147,8 +156,11 @@ def test_config_from_preset_and_head_check() -> None:
 def test_flops_per_token_counts_the_encoder_matmuls() -> None:
     model = BertModel(TINY)
     matmul = sum(p.numel() for n, p in model.layers.named_parameters() if p.dim() == 2)
-    expected = 6 * matmul + 12 * TINY.num_layers * TINY.hidden_size * 16 + 0.9 * TINY.hidden_size * (
-        TINY.hidden_size + TINY.vocab_size)
+    expected = (
+        6 * matmul
+        + 12 * TINY.num_layers * TINY.hidden_size * 16
+        + 0.9 * TINY.hidden_size * (TINY.hidden_size + TINY.vocab_size)
+    )
     assert flops_per_token(TINY, seq_len=16, predicted_fraction=0.15) == pytest.approx(expected)
 
 
@@ -156,8 +168,9 @@ def test_compiles_without_graph_breaks() -> None:
     model = _model()
     ids, labels, _ = _batch()
     positions, targets = predicted_positions(labels, capacity=30)
-    explained = torch._dynamo.explain(model)(ids, attention_mask=torch.ones_like(ids), labels=targets,
-                                             positions=positions)
+    explained = torch._dynamo.explain(model)(
+        ids, attention_mask=torch.ones_like(ids), labels=targets, positions=positions
+    )
     assert explained.graph_break_count == 0 and explained.graph_count == 1
     torch._dynamo.reset()
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -181,7 +194,9 @@ def test_bf16_autocast_runs_and_stays_close() -> None:
 def test_low_precision_residual_keeps_the_stream_in_bf16_under_autocast() -> None:
     plain, fast = _model(), _model(low_precision_residual=True)  # same seed: the same weights
     ids, labels, _ = _batch()
-    assert torch.equal(plain(ids, labels=labels).loss, fast(ids, labels=labels).loss)  # no autocast: no change
+    assert torch.equal(
+        plain(ids, labels=labels).loss, fast(ids, labels=labels).loss
+    )  # no autocast: no change
     with torch.autocast("cpu", dtype=torch.bfloat16):
         slow_out, fast_out = plain(ids, labels=labels), fast(ids, labels=labels)
     assert slow_out.hidden.dtype == torch.float32  # autocast's LayerNorm gives fp32

@@ -68,10 +68,12 @@ def test_notebook_kernel_imports_and_first_cell(path: Path) -> None:
 def test_the_check_catches_a_bad_notebook(tmp_path: Path) -> None:
     (tmp_path / "helpers.py").write_text("X = 1\n", encoding="utf-8")
     (tmp_path / "mine.py").write_text("Y = 2\n", encoding="utf-8")
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import sys\nsys.path.insert(0, '..')\nimport helpers"),
-        nbformat.v4.new_code_cell("from mine import Y\nimport not_a_real_package_xyz"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import sys\nsys.path.insert(0, '..')\nimport helpers"),
+            nbformat.v4.new_code_cell("from mine import Y\nimport not_a_real_package_xyz"),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R"}
     path = tmp_path / "bad.ipynb"
     nbformat.write(nb, path)
@@ -88,6 +90,9 @@ def test_nbval_ignores_stderr_streams() -> None:
     import nbformat.v4 as v4
     import nbval.plugin
 
-    outputs = [v4.new_output("stream", name="stdout", text="42\n"), v4.new_output("stream", name="stderr", text="warn\n")]
+    outputs = [
+        v4.new_output("stream", name="stdout", text="42\n"),
+        v4.new_output("stream", name="stderr", text="warn\n"),
+    ]
     kept = nbval.plugin.transform_streams_for_comparison(outputs)
     assert kept == [{"output_type": "stream", "stdout": "42\n"}]

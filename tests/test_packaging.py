@@ -29,7 +29,9 @@ def test_environment_yml_and_pyproject_name_the_same_dependencies() -> None:
     assert env["name"] == "vbert"
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {_normalise(r) for r in pip_section if not r.startswith("-e")}
-    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    assert listed == wanted, (
+        f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    )
     assert "-e .[dev]" in pip_section  # the package itself, installed the same way
 
 
@@ -41,15 +43,29 @@ def test_dependencies_use_lower_bounds_only() -> None:
 
 
 def test_top_level_layout() -> None:
-    for name in ("notebooks", "vbert", "data_scripts", "tests", "docs", "environment.yml", "README.md",
-                 "pyproject.toml", "Makefile", ".ci/run"):
+    for name in (
+        "notebooks",
+        "vbert",
+        "data_scripts",
+        "tests",
+        "docs",
+        "environment.yml",
+        "README.md",
+        "pyproject.toml",
+        "Makefile",
+        ".ci/run",
+    ):
         assert (ROOT / name).exists(), name
     assert not (ROOT / "src").exists()
 
 
 def test_ci_runs_what_the_readme_tells() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.strip().startswith(("#", "set ", "cd "))]
+    commands = [
+        line.strip()
+        for line in ci.splitlines()
+        if line.strip() and not line.strip().startswith(("#", "set ", "cd "))
+    ]
     assert commands == ["make test"]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make test" in readme and "make demo" in readme

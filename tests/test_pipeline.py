@@ -34,13 +34,17 @@ def test_registered_stage_names_are_unique() -> None:
     assert len(names) == len(set(names))
 
 
-def test_only_takes_stage_names_with_spaces_or_commas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_takes_stage_names_with_spaces_or_commas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vbert.cli import main
 
     calls: list[str] = []
 
     def make(name: str) -> pipeline.Stage:
-        return pipeline.Stage(name, f"the {name} stage", lambda config, inputs, out, force: calls.append(name) or {})
+        return pipeline.Stage(
+            name, f"the {name} stage", lambda config, inputs, out, force: calls.append(name) or {}
+        )
 
     monkeypatch.setattr(pipeline, "STAGES", [make("first"), make("second"), make("third")])
     assert main(["run", "--out", str(tmp_path / "a"), "--only", "first,third"]) == 0

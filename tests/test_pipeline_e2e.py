@@ -107,10 +107,22 @@ def test_every_stage_runs_and_the_report_has_tables_figures_config_and_versions(
     for stage in pipeline.STAGES:
         assert json.loads((out / stage.out / "manifest.json").read_text(encoding="utf-8"))["complete"]
     report = (out / "report.md").read_text(encoding="utf-8")
-    for heading in ("## Stages", "Table 1 analogue", "Table 3 analogue", "retrieval", "## Versions", "## Config"):
+    for heading in (
+        "## Stages",
+        "Table 1 analogue",
+        "Table 3 analogue",
+        "retrieval",
+        "## Versions",
+        "## Config",
+    ):
         assert heading in report
-    for row in ("VideoBERT, cross-modal", "text-only BERT, language prior", "supervised probe",
-                "| VideoBERT + clip features |", "| VideoBERT alignment |"):
+    for row in (
+        "VideoBERT, cross-modal",
+        "text-only BERT, language prior",
+        "supervised probe",
+        "| VideoBERT + clip features |",
+        "| VideoBERT alignment |",
+    ):
         assert row in report
     for name in ("loss-curves.png", "visual-words.png", "text-to-video.png"):
         assert f"]({name})" in report
@@ -143,8 +155,10 @@ def test_broken_items_are_skipped_and_the_report_says_why(run) -> None:
     assert "sc_train_00005" not in section and NON_ASCII not in section  # these were used
     store = FeatureStore(out / "features")
     assert not {"sc_train_00000", "sc_train_00001", "sc_train_00002", "sc_train_00003"} & set(store.videos())
-    tokens = {json.loads(line)["video_id"]: json.loads(line)
-              for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()}
+    tokens = {
+        json.loads(line)["video_id"]: json.loads(line)
+        for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     assert "sc_train_00004" not in tokens
     assert all(s["text"] == "" for s in tokens["sc_train_00006"]["sentences"])  # video-only material
     text = " ".join(s["text"] for s in tokens[NON_ASCII]["sentences"])
@@ -158,7 +172,9 @@ def test_a_second_run_skips_every_stage_and_rewrites_nothing(run) -> None:
     results = pipeline.run_pipeline(config, out)
     assert [r.status for r in results] == ["skipped"] * len(pipeline.STAGES)
     assert _stamps(out) == before
-    assert [r.summary for r in results][1:] == [r.summary for r in first][1:]  # the numbers of the run that made them
+    assert [r.summary for r in results][1:] == [r.summary for r in first][
+        1:
+    ]  # the numbers of the run that made them
     assert "skipped (finished earlier" in (out / "report.md").read_text(encoding="utf-8")
 
 
@@ -179,7 +195,12 @@ def test_a_changed_input_reruns_what_depends_on_it_and_force_reruns(run, tmp_pat
     config = micro_config(tmp_path, "vocab.k=2")
     results = pipeline.run_pipeline(config, copy, only=upto)
     assert {r.name: r.status for r in results} == {
-        "generate": "skipped", "extract": "skipped", "vocab": "ran", "tokenize": "rerun", "pretrain": "rerun"}
+        "generate": "skipped",
+        "extract": "skipped",
+        "vocab": "ran",
+        "tokenize": "rerun",
+        "pretrain": "rerun",
+    }
     assert results[-1].changed == ["tokenize", "vocab"]
     after = _stamps(copy)
     assert after["pretrain"] != before["pretrain"]
@@ -192,7 +213,9 @@ def test_a_changed_input_reruns_what_depends_on_it_and_force_reruns(run, tmp_pat
     assert [r.status for r in forced] == ["ran"] and _stamps(copy)["vocab"] != after["vocab"]
 
 
-def test_a_changed_training_setting_retrains_and_a_setting_that_only_runs_it_does_not(run, tmp_path: Path) -> None:
+def test_a_changed_training_setting_retrains_and_a_setting_that_only_runs_it_does_not(
+    run, tmp_path: Path
+) -> None:
     _, out, _ = run
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
@@ -202,25 +225,43 @@ def test_a_changed_training_setting_retrains_and_a_setting_that_only_runs_it_doe
     # another learning rate: trained again from step 0, not "resumed" from the finished run's last step
     other = micro_config(tmp_path, "pretrain.lr=0.001")
     assert [r.status for r in pipeline.run_pipeline(other, copy, only=["pretrain"])] == ["ran"]
-    steps = [json.loads(line)["step"] for line in (copy / "pretrain" / "metrics.jsonl").read_text(
-        encoding="utf-8").splitlines()]
+    steps = [
+        json.loads(line)["step"]
+        for line in (copy / "pretrain" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert steps == [2, 4, 6, 8]
     assert (copy / "pretrain" / "videobert.safetensors").read_bytes() != weights
     manifest = json.loads((copy / "pretrain" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["config"]["pretrain"]["lr"] == 0.001
 
 
-def test_eval_refuses_a_model_whose_visual_words_are_not_those_of_the_tokens(run, tmp_path: Path, capsys) -> None:
+def test_eval_refuses_a_model_whose_visual_words_are_not_those_of_the_tokens(
+    run, tmp_path: Path, capsys
+) -> None:
     from vbert.cli import main
 
     _, out, _ = run
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    args = ["eval", "retrieval", "--preset", str(out.parent / "micro.yaml"), "--model", str(out / "pretrain"),
-            "--features", str(out / "features"), "--out", str(tmp_path / "eval")]
+    args = [
+        "eval",
+        "retrieval",
+        "--preset",
+        str(out.parent / "micro.yaml"),
+        "--model",
+        str(out / "pretrain"),
+        "--features",
+        str(out / "features"),
+        "--out",
+        str(tmp_path / "eval"),
+    ]
     # another vocabulary of the same size (other clusters): the word ids mean other clips
-    pipeline.run_pipeline(micro_config(tmp_path, "vocab.max_iter=1", "vocab.n_init=1"), copy, only=["vocab", "tokenize"])
-    assert file_sha256(copy / "vocab" / "vocab.safetensors") != file_sha256(out / "vocab" / "vocab.safetensors")
+    pipeline.run_pipeline(
+        micro_config(tmp_path, "vocab.max_iter=1", "vocab.n_init=1"), copy, only=["vocab", "tokenize"]
+    )
+    assert file_sha256(copy / "vocab" / "vocab.safetensors") != file_sha256(
+        out / "vocab" / "vocab.safetensors"
+    )
     capsys.readouterr()
     assert main([*args, "--tokens", str(copy / "tokenize")]) == 2
     assert "another vocabulary file" in capsys.readouterr().err
@@ -260,7 +301,9 @@ def test_artifacts_changed_after_their_stage_or_from_another_config_are_refused(
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     tokens = copy / "tokenize" / "tokens.jsonl"
-    tokens.write_text(tokens.read_text(encoding="utf-8").replace('"sc_val_00000"', '"sc_val_99999"'), encoding="utf-8")
+    tokens.write_text(
+        tokens.read_text(encoding="utf-8").replace('"sc_val_00000"', '"sc_val_99999"'), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"tokens\.jsonl: does not match its manifest"):
         pipeline.run_pipeline(config, copy, only=["pretrain"])
     weights = copy / "pretrain" / "videobert.safetensors"
@@ -291,8 +334,10 @@ def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path,
     namespace: dict = {"__name__": "__readme__"}
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (the README's own code)
-    tokens = {json.loads(line)["video_id"]: json.loads(line)
-              for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()}
+    tokens = {
+        json.loads(line)["video_id"]: json.loads(line)
+        for line in (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     assert namespace["tokens_dir"].resolve() == (out / "tokenize").resolve()
     assert len(namespace["words"]) == len(tokens["sc_val_00000"]["words"])
     assert len(namespace["scores"]) == len(namespace["sentences"])
@@ -304,9 +349,22 @@ def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_p
     from vbert.cli import main
 
     _, out, _ = run
-    args = ["eval", "zero-shot", "--preset", str(out.parent / "micro.yaml"), "--tokens", str(out / "tokenize"),
-            "--features", str(out / "features"), "--model", str(out / "pretrain"),
-            "--text-model", str(out / "eval" / "text-only-bert"), "--out", str(tmp_path)]
+    args = [
+        "eval",
+        "zero-shot",
+        "--preset",
+        str(out.parent / "micro.yaml"),
+        "--tokens",
+        str(out / "tokenize"),
+        "--features",
+        str(out / "features"),
+        "--model",
+        str(out / "pretrain"),
+        "--text-model",
+        str(out / "eval" / "text-only-bert"),
+        "--out",
+        str(tmp_path),
+    ]
     kept = sorted(p.name for p in (out / "pretrain" / "checkpoints").glob("step-*.pt"))
     assert kept == ["step-0000004.pt", "step-0000008.pt"]  # checkpoint_every 4, 8 steps, two kept
     assert main([*args, "--step", "8"]) == 0 and main([*args, "--step", "4"]) == 0
@@ -339,15 +397,26 @@ def test_retrieval_over_more_videos_than_the_cap_ranks_a_seeded_sample(run, tmp_
     _, out, _ = run
     whole = json.loads((out / "eval" / "retrieval.json").read_text(encoding="utf-8"))
     assert whole["num_videos"] == whole["num_validation_videos"] == 4  # under the cap: every video
-    args = ["eval", "retrieval", "--preset", str(out.parent / "micro.yaml"), "--model", str(out / "pretrain"),
-            "--out", str(tmp_path), "--set", "eval.retrieval_max_videos=2"]
+    args = [
+        "eval",
+        "retrieval",
+        "--preset",
+        str(out.parent / "micro.yaml"),
+        "--model",
+        str(out / "pretrain"),
+        "--out",
+        str(tmp_path),
+        "--set",
+        "eval.retrieval_max_videos=2",
+    ]
     assert main(args) == 0
     sampled = json.loads((tmp_path / "retrieval.json").read_text(encoding="utf-8"))
     assert sampled["num_videos"] == 2 and sampled["num_validation_videos"] == 4
     assert 0 < sampled["num_queries"] < whole["num_queries"]  # the sentences of the two sampled videos
     assert sampled["rows"]["chance"]["R@1"] == 50.0
     assert "2 videos (a seeded sample of the 4 validation videos)" in (tmp_path / "retrieval.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
 
 
 # ---------------------------------------------------------------- killed runs resume
@@ -393,8 +462,14 @@ def _run_killed(config_dir: Path, run_dir: Path, stage: str) -> None:
     script = config_dir / "killer.py"
     script.write_text(KILLER, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
-    done = subprocess.run([sys.executable, str(script), str(config_dir / "micro.yaml"), str(run_dir), stage],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(config_dir / "micro.yaml"), str(run_dir), stage],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
 
 
@@ -429,8 +504,11 @@ def test_run_killed_during_extraction_resumes_without_redoing_finished_videos(ru
 
     decoded: list[str] = []
     real = extract.ClipDecoding.__getitem__
-    monkeypatch.setattr(extract.ClipDecoding, "__getitem__",
-                        lambda self, i: decoded.append(self.videos[i][0]) or real(self, i))
+    monkeypatch.setattr(
+        extract.ClipDecoding,
+        "__getitem__",
+        lambda self, i: decoded.append(self.videos[i][0]) or real(self, i),
+    )
     pipeline.run_pipeline(config, work, only=["generate", "extract", "vocab", "tokenize"])
     assert decoded and not finished & set(decoded)  # nothing finished was decoded again
     resumed, reference = FeatureStore(work / "features"), FeatureStore(out / "features")
@@ -447,7 +525,9 @@ def test_run_killed_during_the_vocabulary_fits_again_and_keeps_the_features(run,
     micro_config(tmp_path)
     features = (work / "features" / "manifest.json").stat().st_mtime_ns
     _run_killed(tmp_path, work, "vocab")
-    assert (work / "vocab" / "vocab.safetensors").is_file() and not (work / "vocab" / "manifest.json").exists()
+    assert (work / "vocab" / "vocab.safetensors").is_file() and not (
+        work / "vocab" / "manifest.json"
+    ).exists()
     results = pipeline.run_pipeline(config, work, only=["generate", "extract", "vocab", "tokenize"])
     assert [r.status for r in results] == ["skipped", "skipped", "ran", "ran"]
     assert (work / "features" / "manifest.json").stat().st_mtime_ns == features  # extraction not redone
@@ -503,8 +583,15 @@ def test_run_stopped_by_sigterm_during_pretraining_checkpoints_that_step_and_res
     script = tmp_path / "stopper.py"
     script.write_text(STOPPER, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "micro.yaml"), str(work)], env=env,
-                          capture_output=True, text=True, timeout=600, check=False, start_new_session=True)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "micro.yaml"), str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        start_new_session=True,
+    )
     assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
     assert "stopped by SIGTERM after step 3 of 8: a checkpoint of step 3" in done.stderr
     checkpoints = sorted((work / "pretrain" / "checkpoints").glob("step-*.pt"))
@@ -515,12 +602,22 @@ def test_run_stopped_by_sigterm_during_pretraining_checkpoints_that_step_and_res
     assert (work / weights).read_bytes() == (out / weights).read_bytes()  # as if never stopped
 
 
-def test_pretrain_command_on_a_run_folders_tokens_uses_their_vocabulary_and_refuses_another(run, tmp_path, capsys):
+def test_pretrain_command_on_a_run_folders_tokens_uses_their_vocabulary_and_refuses_another(
+    run, tmp_path, capsys
+):
     from vbert.cli import main
 
     config, out, _ = run
     micro_config(tmp_path)
-    args = ["pretrain", "--preset", str(tmp_path / "micro.yaml"), "--data", str(out / "tokenize"), "--device", "cpu"]
+    args = [
+        "pretrain",
+        "--preset",
+        str(tmp_path / "micro.yaml"),
+        "--data",
+        str(out / "tokenize"),
+        "--device",
+        "cpu",
+    ]
     assert config.pretrain.visual_init == "centroids"
     assert main([*args, "--out", str(tmp_path / "p")]) == 0  # found out/vocab beside out/tokenize
     weights = "videobert.safetensors"

@@ -96,7 +96,10 @@ def test_cached_stage_builds_once_even_when_called_concurrently(tmp_path: Path) 
         (folder / "out.txt").write_text("done", encoding="utf-8")
         manifest.write_manifest(folder, "demo", {"a": 1})
 
-    threads = [threading.Thread(target=manifest.cached_stage, args=("demo", {"a": 1}, build, tmp_path)) for _ in range(4)]
+    threads = [
+        threading.Thread(target=manifest.cached_stage, args=("demo", {"a": 1}, build, tmp_path))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -31,7 +31,9 @@ NOUNS = ["tomato", "egg", "onion", "rice", "carrot", "oil"]
 K, DEPTH = 6, 2  # 36 visual words: word = verb * 6 + noun, as a stand-in for clustered S3D features
 
 
-def write_tokens(path: Path, num_videos: int = 12, seed: int = 0, noise: float = 0.15, subset: str = "training") -> Path:
+def write_tokens(
+    path: Path, num_videos: int = 12, seed: int = 0, noise: float = 0.15, subset: str = "training"
+) -> Path:
     """A small tokens.jsonl in the documented format, whose visual words depend on each step's verb and noun."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,14 +45,27 @@ def write_tokens(path: Path, num_videos: int = 12, seed: int = 0, noise: float =
                 n = int(rng.integers(3, 7))
                 clip = [verb * 6 + noun if rng.random() > noise else int(rng.integers(36)) for _ in range(n)]
                 filler = ["so", "now", "okay", "and then"][int(rng.integers(4))]
-                sentences.append({"text": f"{filler} we {VERBS[verb]} the {NOUNS[noun]}", "start": t,
-                                  "end": t + 1.5 * n, "video_words": clip})
+                sentences.append(
+                    {
+                        "text": f"{filler} we {VERBS[verb]} the {NOUNS[noun]}",
+                        "start": t,
+                        "end": t + 1.5 * n,
+                        "video_words": clip,
+                    }
+                )
                 words += clip
                 starts += [t + 1.5 * i for i in range(n)]
                 t += 1.5 * n
-            record = {"video_id": f"v{v:03d}", "subset": subset, "recipe_type": "salad", "words": words,
-                      "clip_starts": starts, "clip_ends": [s + 1.5 for s in starts], "sentences": sentences,
-                      "segments": []}
+            record = {
+                "video_id": f"v{v:03d}",
+                "subset": subset,
+                "recipe_type": "salad",
+                "words": words,
+                "clip_starts": starts,
+                "clip_ends": [s + 1.5 for s in starts],
+                "sentences": sentences,
+                "segments": [],
+            }
             handle.write(json.dumps(record) + "\n")
     return path
 
@@ -59,8 +74,10 @@ class WordTokenizer:
     """A whitespace tokenizer with BERT's special ids, enough for the data side (no training needed)."""
 
     def __init__(self) -> None:
-        self.vocab = [*SPECIAL_TOKENS, *sorted(
-            set(VERBS + NOUNS + ["so", "now", "okay", "and", "then", "we", "the"]))]
+        self.vocab = [
+            *SPECIAL_TOKENS,
+            *sorted(set(VERBS + NOUNS + ["so", "now", "okay", "and", "then", "we", "the"])),
+        ]
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -109,7 +126,9 @@ def test_sequences_of_each_regime_have_the_papers_layout(corpus):
     joint = builder.video_text(rng)
     split = int(np.flatnonzero(joint.ids == vocab.next_id)[0])  # exactly one [>]
     assert (joint.ids == vocab.next_id).sum() == 1
-    assert (joint.ids[1:split] < vocab.text_size).all() and (joint.ids[split + 1:-1] >= vocab.text_size).all()
+    assert (joint.ids[1:split] < vocab.text_size).all() and (
+        joint.ids[split + 1 : -1] >= vocab.text_size
+    ).all()
     assert joint.types.tolist() == [0] * split + [1] * (len(joint.ids) - split)
     assert joint.aligned in (0, 1, IGNORE_INDEX) and text.aligned == video.aligned == IGNORE_INDEX
 
@@ -162,8 +181,13 @@ def test_alignment_negatives_follow_the_configured_ratio(corpus):
 
 def test_alignment_pairs_are_unmasked_and_masked_pairs_are_aligned(corpus):
     videos, vocab = corpus
-    cfg = config(mask_prob=0.4, alignment_share=0.5, negative_prob=0.5, mask_alignment_pairs=False,
-                 regime_mix=(0, 0, 1))
+    cfg = config(
+        mask_prob=0.4,
+        alignment_share=0.5,
+        negative_prob=0.5,
+        mask_alignment_pairs=False,
+        regime_mix=(0, 0, 1),
+    )
     b = PretrainBatches(ExampleBuilder(videos, vocab, cfg), batch_size=64, seed=5).batch(0)
     align = b["align_labels"]  # [B]: 1 aligned, 0 misaligned, IGNORE_INDEX for the masked-prediction pairs
     real = b["mlm_labels"] != IGNORE_INDEX
@@ -177,8 +201,9 @@ def test_alignment_pairs_are_unmasked_and_masked_pairs_are_aligned(corpus):
 
 def test_the_nsp_style_recipe_masks_every_pair(corpus):
     videos, vocab = corpus
-    cfg = config(mask_prob=0.4, alignment_share=1.0, negative_prob=0.5, mask_alignment_pairs=True,
-                 regime_mix=(0, 0, 1))
+    cfg = config(
+        mask_prob=0.4, alignment_share=1.0, negative_prob=0.5, mask_alignment_pairs=True, regime_mix=(0, 0, 1)
+    )
     b = PretrainBatches(ExampleBuilder(videos, vocab, cfg), batch_size=64, seed=5).batch(0)
     align = b["align_labels"]
     real = b["mlm_labels"] != IGNORE_INDEX
@@ -190,7 +215,9 @@ def test_the_nsp_style_recipe_masks_every_pair(corpus):
 def test_negatives_come_from_other_times_and_other_videos(corpus):
     videos, vocab = corpus
     rng = np.random.default_rng(4)
-    builder = ExampleBuilder(videos, vocab, config(negative_same_video=1.0, max_concat_sentences=1, max_subsample=1))
+    builder = ExampleBuilder(
+        videos, vocab, config(negative_same_video=1.0, max_concat_sentences=1, max_subsample=1)
+    )
     span = range(0, 1)
     same = builder._negative_words(rng, 0, span)
     others = {tuple(w) for s, w in enumerate(videos[0].video_words) if s != 0}
@@ -257,7 +284,9 @@ def test_bad_token_files_are_refused_with_the_file_named(tmp_path):
     with pytest.raises(DataError, match="t.jsonl:2: not valid JSON"):
         read_token_file(truncated, 36)
     with pytest.raises(DataError, match="no videos of subset training"):
-        read_token_file(write_tokens(tmp_path / "val.jsonl", 2, subset="validation"), 36, subsets=("training",))
+        read_token_file(
+            write_tokens(tmp_path / "val.jsonl", 2, subset="validation"), 36, subsets=("training",)
+        )
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="empty"):
         read_token_file(tmp_path / "empty.jsonl", 36)
@@ -267,8 +296,12 @@ def test_bad_token_files_are_refused_with_the_file_named(tmp_path):
 
 def _record(**changes) -> dict:
     """A valid tokens.jsonl record for 36 visual words, with `changes` applied."""
-    record = {"video_id": "v000", "subset": "training", "words": [0, 7, 35],
-              "sentences": [{"text": "we cut the egg", "start": 0.0, "end": 3.0, "video_words": [0, 7]}]}
+    record = {
+        "video_id": "v000",
+        "subset": "training",
+        "words": [0, 7, 35],
+        "sentences": [{"text": "we cut the egg", "start": 0.0, "end": 3.0, "video_words": [0, 7]}],
+    }
     record.update(changes)
     return record
 
@@ -290,9 +323,15 @@ def _record(**changes) -> dict:
         (_record(sentences=[{"text": "x"}]), "sentence 0 lacks 'text' or 'video_words'"),
         (_record(sentences=[{"text": None, "video_words": [1]}]), "sentence 0 text None is not a string"),
         (_record(sentences=[{"text": 5, "video_words": [1]}]), "sentence 0 text 5 is not a string"),
-        (_record(sentences=[{"text": "x", "video_words": [1.5]}]), "sentence 0 video_words: visual word 1.5 is not an integer"),
+        (
+            _record(sentences=[{"text": "x", "video_words": [1.5]}]),
+            "sentence 0 video_words: visual word 1.5 is not an integer",
+        ),
         (_record(sentences=[{"text": "x", "video_words": 3}]), "sentence 0 video_words is not a list"),
-        (_record(sentences=[{"text": "x", "video_words": [-1]}]), "sentence 0 video_words: visual word -1 is outside"),
+        (
+            _record(sentences=[{"text": "x", "video_words": [-1]}]),
+            "sentence 0 video_words: visual word -1 is outside",
+        ),
     ],
 )
 def test_malformed_token_records_name_the_file_and_line(tmp_path, record, message):

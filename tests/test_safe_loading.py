@@ -75,7 +75,8 @@ def test_feature_shards_refuse_object_arrays(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     np.save(tmp_path / "shard-r0-00000.npy", np.array([_Payload(marker)], dtype=object), allow_pickle=True)
     (tmp_path / "shard-r0-00000.json").write_text(
-        json.dumps({"dim": 1, "count": 1, "rows": [["v", 0.0, 1.5]]}), encoding="utf-8")
+        json.dumps({"dim": 1, "count": 1, "rows": [["v", 0.0, 1.5]]}), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"shard-r0-00000\.npy: cannot read feature shard"):
         FeatureStore(tmp_path)
     assert not marker.exists()
@@ -92,7 +93,15 @@ def test_vocabularies_and_models_refuse_pickles_in_disguise(tmp_path: Path) -> N
     model.mkdir()
     _evil_torch_file(model / "videobert.safetensors", marker)
     config = {"vocab_size": 16, "hidden_size": 8, "num_layers": 1, "num_heads": 2, "intermediate_size": 16}
-    vocab = {"text_size": 10, "visual_size": 5, "pad_id": 0, "unk_id": 1, "cls_id": 2, "sep_id": 3, "mask_id": 4}
+    vocab = {
+        "text_size": 10,
+        "visual_size": 5,
+        "pad_id": 0,
+        "unk_id": 1,
+        "cls_id": 2,
+        "sep_id": 3,
+        "mask_id": 4,
+    }
     (model / "bert_config.json").write_text(json.dumps(config), encoding="utf-8")
     (model / "joint_vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     with pytest.raises(DataError, match=r"videobert\.safetensors"):
@@ -105,7 +114,9 @@ def test_configs_are_read_with_safe_load(tmp_path: Path) -> None:
 
     marker = tmp_path / "ran"
     path = tmp_path / "evil.yaml"
-    path.write_text(f"preset: tiny\nname: !!python/object/apply:builtins.open ['{marker}', 'w']\n", encoding="utf-8")
+    path.write_text(
+        f"preset: tiny\nname: !!python/object/apply:builtins.open ['{marker}', 'w']\n", encoding="utf-8"
+    )
     with pytest.raises(ConfigError):
         load_config(path)
     assert not marker.exists()
@@ -115,8 +126,12 @@ def test_manifest_outputs_are_verified_naming_the_changed_file(tmp_path: Path) -
     from vbert.core.manifest import file_sha256, verify_outputs, write_manifest
 
     (tmp_path / "tokens.jsonl").write_text('{"video_id": "a"}\n', encoding="utf-8")
-    write_manifest(tmp_path, "tokenize", {}, outputs={"tokens.jsonl": file_sha256(tmp_path / "tokens.jsonl"),
-                                                      "videos": 1})
+    write_manifest(
+        tmp_path,
+        "tokenize",
+        {},
+        outputs={"tokens.jsonl": file_sha256(tmp_path / "tokens.jsonl"), "videos": 1},
+    )
     verify_outputs(tmp_path)  # untouched: fine
     (tmp_path / "tokens.jsonl").write_text('{"video_id": "b"}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"tokens\.jsonl: does not match its manifest .*'tokenize' stage"):

@@ -31,8 +31,14 @@ from vbert.data.video import probe, read_clips, read_frames
 from vbert.errors import DataError
 
 MICRO = [
-    "data.num_train_videos=3", "data.num_val_videos=2", "data.action_clips_per_class=4", "data.width=48",
-    "data.height=48", "data.min_step_seconds=1.6", "data.max_step_seconds=2.2", "data.max_steps=4",
+    "data.num_train_videos=3",
+    "data.num_val_videos=2",
+    "data.action_clips_per_class=4",
+    "data.width=48",
+    "data.height=48",
+    "data.min_step_seconds=1.6",
+    "data.max_step_seconds=2.2",
+    "data.max_steps=4",
     "data.action_clip_seconds=1.6",
 ]
 ZERO_SHOT = re.compile(r"now let me show you how to \w+ the \w+")
@@ -85,7 +91,9 @@ def test_fast_blending_gives_the_pixels_of_the_plain_formulas():
         x0, y0 = round(cx - w / 2), round(cy - h / 2)
         sx, sy = slice(max(0, x0), min(50, x0 + w)), slice(max(0, y0), min(40, y0 + h))
         a = alpha[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0, None]
-        plain[sy, sx] = plain[sy, sx] * (1 - a) + rgb[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] * a
+        plain[sy, sx] = (
+            plain[sy, sx] * (1 - a) + rgb[sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] * a
+        )
         paste(fast, (rgb, alpha), cx, cy)
         assert np.array_equal(plain, fast)
     view = (canvas * 1.2)[3:35, 4:44]  # a strided window, as the camera crop is
@@ -101,11 +109,16 @@ def test_recipe_steps_keep_order_but_vary():
         recipe = RECIPES[plan.recipe]
         slot = -1
         for step in plan.steps:  # each step must match a later slot of the recipe than the one before
-            later = [k for k, s in enumerate(recipe.steps) if k > slot and (step.verb, step.noun) in s.choices]
+            later = [
+                k for k, s in enumerate(recipe.steps) if k > slot and (step.verb, step.noun) in s.choices
+            ]
             assert later, f"{plan.video_id}: {step.verb} {step.noun} out of recipe order"
             slot = later[0]
         assert 4 <= len(plan.steps) <= data.max_steps
-        assert all(data.min_step_seconds - 0.01 <= s.end - s.start <= data.max_step_seconds + 0.01 for s in plan.steps)
+        assert all(
+            data.min_step_seconds - 0.01 <= s.end - s.start <= data.max_step_seconds + 0.01
+            for s in plan.steps
+        )
         tellings.setdefault(plan.recipe, set()).add(tuple((s.verb, s.noun) for s in plan.steps))
     assert len(tellings) >= 10
     assert sum(len(t) > 1 for t in tellings.values()) >= 5  # the same dish is cooked differently
@@ -150,8 +163,11 @@ def test_narration_mentions_steps_with_noise():
 
 def test_zero_shot_template_never_occurs():
     data = load_config("tiny").data
-    texts = [" ".join(narration_module.narrate(plan_video(s, "training", i, data))["text"])
-             for s in range(3) for i in range(200)]
+    texts = [
+        " ".join(narration_module.narrate(plan_video(s, "training", i, data))["text"])
+        for s in range(3)
+        for i in range(200)
+    ]
     texts += narration_corpus(200, seed=5)
     assert texts and not any(ZERO_SHOT.search(t) for t in texts)
     assert not any("show you how to" in t for t in texts)
@@ -177,8 +193,15 @@ def test_narration_corpus_is_cheap_text():
 def test_generated_folder_matches_its_format(micro_root):
     config = micro_config()
     names = {p.name for p in micro_root.iterdir()}
-    assert {"videos", "annotations.json", "narrations.json", "action_clips", "action_clips.json", "world.json",
-            "manifest.json"} <= names
+    assert {
+        "videos",
+        "annotations.json",
+        "narrations.json",
+        "action_clips",
+        "action_clips.json",
+        "world.json",
+        "manifest.json",
+    } <= names
     database = json.loads((micro_root / "annotations.json").read_text(encoding="utf-8"))["database"]
     assert sorted(v["subset"] for v in database.values()) == ["training"] * 3 + ["validation"] * 2
     for video_id, entry in database.items():
@@ -231,8 +254,9 @@ def test_same_seed_same_data_other_seed_other_data(micro_root, tmp_path):
     b, _ = read_frames(again / "videos" / "sc_val_00001.mp4")
     assert np.array_equal(a, b)
     other = generate_synthcook(tmp_path / "other", micro_config("seed=1"), show_progress=False, workers=1)
-    assert (other / "annotations.json").read_text(encoding="utf-8") != (micro_root / "annotations.json").read_text(
-        encoding="utf-8")
+    assert (other / "annotations.json").read_text(encoding="utf-8") != (
+        micro_root / "annotations.json"
+    ).read_text(encoding="utf-8")
 
 
 def test_resume_keeps_finished_videos_and_records_failures(tmp_path, monkeypatch):
@@ -270,7 +294,9 @@ def test_other_settings_in_the_same_folder_render_every_file_again(tmp_path, cap
     assert probe(video).width == 48 and probe(clip).width == 48
     (root / "videos" / "sc_train_00099.mp4").write_bytes(b"left by the old settings")
     # same frame counts (durations do not depend on the size): only the recorded settings tell them apart
-    generate_synthcook(root, micro_config(*small, "data.width=32", "data.height=32"), show_progress=False, workers=1)
+    generate_synthcook(
+        root, micro_config(*small, "data.width=32", "data.height=32"), show_progress=False, workers=1
+    )
     assert "rendered with other settings" in capsys.readouterr().out
     assert probe(video).width == 32 and probe(clip).width == 32
     assert not (root / "videos" / "sc_train_00099.mp4").exists()
@@ -306,9 +332,15 @@ def test_cli_and_pipeline_stage(tmp_path):
     from vbert.cli import main
     from vbert.data.synthcook.generate import run_stage
 
-    overrides = [a for o in MICRO + ["data.num_train_videos=1", "data.num_val_videos=1",
-                                     "data.action_clips_per_class=1"] for a in ("--set", o)]
-    assert main(["generate", "--preset", "tiny", *overrides, "--out", str(tmp_path / "cli"), "--workers", "1"]) == 0
+    overrides = [
+        a
+        for o in MICRO + ["data.num_train_videos=1", "data.num_val_videos=1", "data.action_clips_per_class=1"]
+        for a in ("--set", o)
+    ]
+    assert (
+        main(["generate", "--preset", "tiny", *overrides, "--out", str(tmp_path / "cli"), "--workers", "1"])
+        == 0
+    )
     assert len(load_synthcook(tmp_path / "cli").videos) == 2
     config = micro_config("data.num_train_videos=1", "data.num_val_videos=1", "data.action_clips_per_class=1")
     summary = run_stage(config, {}, tmp_path / "run" / "synthcook", force=False)

@@ -61,6 +61,7 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
         def run(config, device, artifacts=None):
             calls.append(task)
             return result, f"| {task} |"
+
         return run
 
     def broken(config, device, artifacts=None):
@@ -96,8 +97,13 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
     result = pipeline.run_pipeline(config, run, only=["evaluate"])[-1]
     assert calls == ["captioning", "retrieval"]
-    assert result.summary == {"zero-shot verb top-1": 40.0, "zero-shot noun top-1": 70.5,
-                              "captioning BLEU-4": 1.23, "captioning CIDEr": 0.457, "retrieval R@5": 55.5}
+    assert result.summary == {
+        "zero-shot verb top-1": 40.0,
+        "zero-shot noun top-1": 70.5,
+        "captioning BLEU-4": 1.23,
+        "captioning CIDEr": 0.457,
+        "retrieval R@5": 55.5,
+    }
     manifest = read_manifest(run / "eval")
     assert manifest["complete"] is True and manifest["failures"] == []
     assert "the task failed" not in (run / "report.md").read_text(encoding="utf-8")

@@ -47,9 +47,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from vbert.bert.wordpiece import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
-    (folder / "vocab.txt").write_text(
-        "\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8"
-    )
+    (folder / "vocab.txt").write_text("\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8")
     return load_tokenizer(folder)
 
 
@@ -110,7 +108,9 @@ def test_retrieval_in_chunks_equals_one_pass(model_and_vocab, tokenizer) -> None
             model, tokenizer, vocab, sentences, videos, max_len=32, window=4, pairs_per_chunk=pairs_per_chunk
         )
         assert np.allclose(chunked, whole, atol=1e-6)
-    direct = alignment_scores(model, tokenizer, vocab, [(s, v) for s in sentences for v in videos[1:]], max_len=32)
+    direct = alignment_scores(
+        model, tokenizer, vocab, [(s, v) for s in sentences for v in videos[1:]], max_len=32
+    )
     assert np.allclose(whole[:, 1:].ravel(), direct, atol=1e-6)  # one-window videos score their only window
     assert retrieval_scores(model, tokenizer, vocab, [], videos, max_len=32).shape == (0, 3)
 

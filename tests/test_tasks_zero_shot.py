@@ -49,9 +49,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory):
     from vbert.bert.wordpiece import load_tokenizer
 
     folder = tmp_path_factory.mktemp("vocab")
-    (folder / "vocab.txt").write_text(
-        "\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8"
-    )
+    (folder / "vocab.txt").write_text("\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n", encoding="utf-8")
     return load_tokenizer(folder)
 
 

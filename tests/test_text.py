@@ -88,8 +88,12 @@ def test_build_tokenizer_follows_the_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", "empty"), ("\n\n", "empty"), ("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n", r"lacks \[MASK\]"),
-     ("the\nsoup\n", r"lacks \[CLS\], \[SEP\], \[MASK\]")],
+    [
+        ("", "empty"),
+        ("\n\n", "empty"),
+        ("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n", r"lacks \[MASK\]"),
+        ("the\nsoup\n", r"lacks \[CLS\], \[SEP\], \[MASK\]"),
+    ],
 )
 def test_bad_vocabularies_are_refused(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "vocab.txt").write_text(content, encoding="utf-8")
@@ -117,8 +121,9 @@ def test_tokenizer_json_only_directory(tmp_path: Path) -> None:
     trained = train_wordpiece(CORPUS, vocab_size=100, out_dir=tmp_path / "trained")
     only_json = tmp_path / "json"
     only_json.mkdir()
-    (only_json / "tokenizer.json").write_text((tmp_path / "trained" / "tokenizer.json").read_text(encoding="utf-8"),
-                                              encoding="utf-8")
+    (only_json / "tokenizer.json").write_text(
+        (tmp_path / "trained" / "tokenizer.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     assert load_tokenizer(only_json).tokenize("Stir the soup") == trained.tokenize("Stir the soup")
     text = (only_json / "tokenizer.json").read_text(encoding="utf-8").replace('"[MASK]"', '"[MASQUE]"')
     (only_json / "tokenizer.json").write_text(text, encoding="utf-8")

@@ -76,8 +76,15 @@ class PlainBatches:
 
 
 def tiny_config(**kw) -> PretrainConfig:
-    base = dict(steps=12, lr=0.01, warmup_steps=2, log_every=1, checkpoint_every=4, tensorboard=False,
-                precision="fp32")
+    base = dict(
+        steps=12,
+        lr=0.01,
+        warmup_steps=2,
+        log_every=1,
+        checkpoint_every=4,
+        tensorboard=False,
+        precision="fp32",
+    )
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -105,8 +112,12 @@ class SlowBatches(ToyBatches):
 
 
 def test_data_wait_share_is_logged_and_exposes_a_slow_input_pipeline(tmp_path):
-    fast = Trainer(ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "f", ToyBatches())
-    slow = Trainer(ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "s", SlowBatches())
+    fast = Trainer(
+        ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "f", ToyBatches()
+    )
+    slow = Trainer(
+        ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "s", SlowBatches()
+    )
     fast_wait = fast.fit().history[-1]["data_wait_frac"]
     slow_wait = slow.fit().history[-1]["data_wait_frac"]
     assert slow_wait > 0.5 and slow_wait > 3 * fast_wait, (fast_wait, slow_wait)
@@ -119,7 +130,9 @@ def test_weight_decay_only_on_matrices():
 
 
 def test_fit_lowers_the_loss_and_writes_logs_and_checkpoints(tmp_path):
-    trainer = Trainer(ToyModel(), tiny_config(steps=40, lr=0.05, tensorboard=True, log_every=5), tmp_path, ToyBatches())
+    trainer = Trainer(
+        ToyModel(), tiny_config(steps=40, lr=0.05, tensorboard=True, log_every=5), tmp_path, ToyBatches()
+    )
     result = trainer.fit()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(5, 41, 5))
@@ -156,6 +169,7 @@ def crash_at(step: int):
     def callback(trainer: Trainer) -> None:
         if trainer.step == step:
             raise Crash(f"injected crash at step {step}")
+
     return callback
 
 
@@ -163,7 +177,9 @@ def crash_at(step: int):
 def test_resume_after_crash_matches_the_uninterrupted_run_step_for_step(tmp_path, data_cls):
     Trainer(ToyModel(), tiny_config(), tmp_path / "full", data_cls(length=50)).fit()
     with pytest.raises(Crash):
-        Trainer(ToyModel(), tiny_config(), tmp_path / "cut", data_cls(length=50), callbacks=[crash_at(7)]).fit()
+        Trainer(
+            ToyModel(), tiny_config(), tmp_path / "cut", data_cls(length=50), callbacks=[crash_at(7)]
+        ).fit()
     assert load_checkpoint(latest_checkpoint(tmp_path / "cut"))["step"] == 4
     resumed = Trainer(ToyModel(), tiny_config(), tmp_path / "cut", data_cls(length=50), resume="require")
     result = resumed.fit()
@@ -217,22 +233,35 @@ def test_a_checkpoint_of_another_recipe_is_refused_continued_on_request_or_repla
     recipe = {"pretrain": {"lr": 0.01}, "tokens": "abc"}
     Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches(), recipe=recipe).fit()
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*.pt")) == [
-        "step-0000004.pt", "step-0000008.pt"]
+        "step-0000004.pt",
+        "step-0000008.pt",
+    ]
     other = {"pretrain": {"lr": 0.02}, "tokens": "abc"}
-    with pytest.raises(DataError, match=r"step-0000008\.pt: checkpoint of step 8 .*differs in: pretrain\.lr.*--fresh"):
+    with pytest.raises(
+        DataError, match=r"step-0000008\.pt: checkpoint of step 8 .*differs in: pretrain\.lr.*--fresh"
+    ):
         Trainer(ToyModel(), tiny_config(steps=10, lr=0.02), tmp_path, ToyBatches(), recipe=other).fit()
     # the same recipe continues silently; settings that only run it (logging, checkpoints) are not in it
-    same = Trainer(ToyModel(), tiny_config(steps=10, log_every=5), tmp_path, ToyBatches(), recipe=recipe).fit()
+    same = Trainer(
+        ToyModel(), tiny_config(steps=10, log_every=5), tmp_path, ToyBatches(), recipe=recipe
+    ).fit()
     assert same.step == 10 and "differs" not in capsys.readouterr().out
     # --resume ("require") continues under the new recipe and says what changed
-    continued = Trainer(ToyModel(), tiny_config(steps=12, lr=0.02), tmp_path, ToyBatches(), recipe=other,
-                        resume="require")
+    continued = Trainer(
+        ToyModel(), tiny_config(steps=12, lr=0.02), tmp_path, ToyBatches(), recipe=other, resume="require"
+    )
     assert continued.fit().step == 12 and continued.history[0]["step"] == 1  # earlier rows kept
     assert "continuing under changed settings (differs in: pretrain.lr)" in capsys.readouterr().out
     # "if-same" (a pipeline stage whose settings changed): another recipe starts over, and the old
     # checkpoints go, so the folder never mixes two runs
-    fresh = Trainer(ToyModel(), tiny_config(steps=2, checkpoint_every=2), tmp_path, ToyBatches(),
-                    recipe={"pretrain": {"lr": 0.03}, "tokens": "abc"}, resume="if-same")
+    fresh = Trainer(
+        ToyModel(),
+        tiny_config(steps=2, checkpoint_every=2),
+        tmp_path,
+        ToyBatches(),
+        recipe={"pretrain": {"lr": 0.03}, "tokens": "abc"},
+        resume="if-same",
+    )
     assert fresh.fit().step == 2
     assert "starting over" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "checkpoints").glob("step-*.pt")] == ["step-0000002.pt"]
@@ -244,15 +273,20 @@ def test_a_checkpoint_that_records_no_recipe_is_continued_only_on_request(tmp_pa
     recipe = {"pretrain": {"lr": 0.01}}
     with pytest.raises(DataError, match="differs in: unknown: the checkpoint does not record its settings"):
         Trainer(ToyModel(), tiny_config(steps=6), tmp_path, ToyBatches(), recipe=recipe).fit()
-    assert Trainer(ToyModel(), tiny_config(steps=6), tmp_path, ToyBatches(), recipe=recipe,
-                   resume="require").fit().step == 6
+    assert (
+        Trainer(ToyModel(), tiny_config(steps=6), tmp_path, ToyBatches(), recipe=recipe, resume="require")
+        .fit()
+        .step
+        == 6
+    )
 
 
 def test_starting_over_removes_the_checkpoints_of_the_earlier_run(tmp_path):
     Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches()).fit()
     with pytest.raises(Crash):  # killed before its first checkpoint
-        Trainer(ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches(), resume="never",
-                callbacks=[crash_at(1)]).fit()
+        Trainer(
+            ToyModel(), tiny_config(steps=8), tmp_path, ToyBatches(), resume="never", callbacks=[crash_at(1)]
+        ).fit()
     assert latest_checkpoint(tmp_path) is None  # nothing of the earlier run is left to resume by mistake
     assert not list((tmp_path / "checkpoints").glob("step-*.pt"))
 
@@ -266,8 +300,11 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     assert "weights_only" not in str(caught.value)  # never advise loading it with code execution
     state = {"step": 2, "model": {}}  # a checkpoint written by something else, or cut down by hand
     torch.save(state, path)
-    with pytest.raises(DataError, match=r"step-0000002\.pt: not a complete vbert training checkpoint \(no "
-                                        r"batches_seen, optimizer, scheduler, data, rng\)"):
+    with pytest.raises(
+        DataError,
+        match=r"step-0000002\.pt: not a complete vbert training checkpoint \(no "
+        r"batches_seen, optimizer, scheduler, data, rng\)",
+    ):
         Trainer(ToyModel(), tiny_config(steps=4), tmp_path, ToyBatches()).fit()
 
 
@@ -276,10 +313,12 @@ def signal_at(step: int, signum: int = signal.SIGTERM, times: int = 1):
 
     `raise_signal` runs the handler before it returns: each signal is one handler call, at a known point.
     """
+
     def callback(trainer: Trainer) -> None:
         if trainer.step == step:
             for _ in range(times):
                 signal.raise_signal(signum)
+
     return callback
 
 
@@ -294,18 +333,24 @@ def default_ctrl_c():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_checkpoints_the_finished_step_and_the_run_resumes_exactly(tmp_path, signum,
-                                                                                 default_ctrl_c):
+def test_a_stop_signal_checkpoints_the_finished_step_and_the_run_resumes_exactly(
+    tmp_path, signum, default_ctrl_c
+):
     before = signal.getsignal(signum)
     Trainer(ToyModel(), tiny_config(), tmp_path / "full", ToyBatches()).fit()
     cut = Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), callbacks=[signal_at(6, signum)])
-    with pytest.raises(TrainingStopped, match=f"stopped by {signal.Signals(signum).name} after step 6 of 12: "
-                                              "a checkpoint of step 6 is in .*step-0000006.pt") as stopped:
+    with pytest.raises(
+        TrainingStopped,
+        match=f"stopped by {signal.Signals(signum).name} after step 6 of 12: "
+        "a checkpoint of step 6 is in .*step-0000006.pt",
+    ) as stopped:
         cut.fit()
     assert stopped.value.exit_code == 128 + signum
     assert signal.getsignal(signum) is before  # the handlers are given back
     assert load_checkpoint(latest_checkpoint(tmp_path / "cut"))["step"] == 6  # not 4: no step is lost
-    assert Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), resume="require").fit().step == 12
+    assert (
+        Trainer(ToyModel(), tiny_config(), tmp_path / "cut", ToyBatches(), resume="require").fit().step == 12
+    )
     assert losses(tmp_path / "cut" / "metrics.jsonl") == losses(tmp_path / "full" / "metrics.jsonl")
 
 
@@ -320,14 +365,23 @@ def test_a_stop_signal_on_a_checkpoint_step_does_not_write_it_twice(tmp_path, mo
 
 
 def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect(tmp_path, default_ctrl_c):
-    trainer = Trainer(ToyModel(), tiny_config(), tmp_path / "a", ToyBatches(),
-                      callbacks=[signal_at(5, signal.SIGINT, times=2)])
+    trainer = Trainer(
+        ToyModel(),
+        tiny_config(),
+        tmp_path / "a",
+        ToyBatches(),
+        callbacks=[signal_at(5, signal.SIGINT, times=2)],
+    )
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
-    assert load_checkpoint(latest_checkpoint(tmp_path / "a"))["step"] == 4  # no checkpoint at 5: stopped at once
+    assert (
+        load_checkpoint(latest_checkpoint(tmp_path / "a"))["step"] == 4
+    )  # no checkpoint at 5: stopped at once
     # A signal during the last step: training finishes and saves, then the signal is delivered again
     # to the handler there was before training (here the default one, which raises KeyboardInterrupt).
-    last = Trainer(ToyModel(), tiny_config(), tmp_path / "b", ToyBatches(), callbacks=[signal_at(12, signal.SIGINT)])
+    last = Trainer(
+        ToyModel(), tiny_config(), tmp_path / "b", ToyBatches(), callbacks=[signal_at(12, signal.SIGINT)]
+    )
     with pytest.raises(KeyboardInterrupt):
         last.fit()
     assert load_checkpoint(latest_checkpoint(tmp_path / "b"))["step"] == 12
@@ -336,8 +390,9 @@ def test_a_second_ctrl_c_interrupts_at_once_and_a_late_signal_still_takes_effect
 def test_an_ignored_ctrl_c_stays_ignored(tmp_path):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a script starts with `&`
     try:
-        result = Trainer(ToyModel(), tiny_config(), tmp_path, ToyBatches(),
-                         callbacks=[signal_at(3, signal.SIGINT)]).fit()
+        result = Trainer(
+            ToyModel(), tiny_config(), tmp_path, ToyBatches(), callbacks=[signal_at(3, signal.SIGINT)]
+        ).fit()
         assert result.step == 12 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -362,8 +417,9 @@ class SessionIds(torch.utils.data.Dataset):
 def test_data_workers_leave_the_process_group_so_a_group_signal_reaches_only_the_trainer():
     from vbert.core.graceful_stop import detach_worker_from_signals
 
-    loader = torch.utils.data.DataLoader(SessionIds(), batch_size=None, num_workers=1,
-                                         worker_init_fn=detach_worker_from_signals)
+    loader = torch.utils.data.DataLoader(
+        SessionIds(), batch_size=None, num_workers=1, worker_init_fn=detach_worker_from_signals
+    )
     assert all(int(sid) != os.getsid(0) for sid in loader)
     plain = torch.utils.data.DataLoader(SessionIds(), batch_size=None, num_workers=1)
     assert all(int(sid) == os.getsid(0) for sid in plain)  # without it, workers share the session

@@ -36,7 +36,9 @@ def _lit_cell(frame: np.ndarray) -> int:
     """Which grid cell of a decoded frame is brightest."""
     height, width = frame.shape[:2]
     ch, cw = height // CELLS, width // CELLS
-    means = [frame[r * ch : (r + 1) * ch, c * cw : (c + 1) * cw].mean() for r in range(CELLS) for c in range(CELLS)]
+    means = [
+        frame[r * ch : (r + 1) * ch, c * cw : (c + 1) * cw].mean() for r in range(CELLS) for c in range(CELLS)
+    ]
     return int(np.argmax(means))
 
 

@@ -23,12 +23,25 @@ TEXT_V, VISUAL_V = 50, 36
 
 
 def small_config(**overrides):
-    sets = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
-            "model.max_position_embeddings=64", "model.hidden_dropout=0.0", "model.attention_dropout=0.0",
-            "vocab.k=6", "vocab.depth=2", "pretrain.max_seq_len=32", "pretrain.max_text_len=12",
-            # the three regimes with next-sentence-style alignment (the library's defaults, not tiny's recipe)
-            "pretrain.regime_mix=[0.25,0.25,0.5]", "pretrain.alignment_share=1", "pretrain.mask_prob=0.15",
-            "pretrain.visual_init=random", "pretrain.max_subsample=5"]
+    sets = [
+        "model.hidden_size=32",
+        "model.num_layers=2",
+        "model.num_heads=2",
+        "model.intermediate_size=64",
+        "model.max_position_embeddings=64",
+        "model.hidden_dropout=0.0",
+        "model.attention_dropout=0.0",
+        "vocab.k=6",
+        "vocab.depth=2",
+        "pretrain.max_seq_len=32",
+        "pretrain.max_text_len=12",
+        # the three regimes with next-sentence-style alignment (the library's defaults, not tiny's recipe)
+        "pretrain.regime_mix=[0.25,0.25,0.5]",
+        "pretrain.alignment_share=1",
+        "pretrain.mask_prob=0.15",
+        "pretrain.visual_init=random",
+        "pretrain.max_subsample=5",
+    ]
     sets += [f"{k}={v}" for k, v in overrides.items()]
     return load_config("tiny", sets)
 
@@ -40,13 +53,17 @@ def test_losses_per_regime_match_a_direct_computation():
     model = build_videobert(cfg, vocab).eval()
     batch = synthetic_batch(8, 32, TEXT_V, VISUAL_V, config=cfg.pretrain)
     out = model(**batch)
-    logits, aligned = model.predict(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])  # [B, L, V]
+    logits, aligned = model.predict(
+        batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+    )  # [B, L, V]
     flat = logits.reshape(-1, vocab.size)
     pos, lab = batch["mlm_positions"], batch["mlm_labels"]
     slot_regime = batch["regime"][pos // 32]
     for regime, name in ((TEXT, "text_mlm"), (VIDEO, "video_mlm"), (JOINT, "joint_mlm")):
         keep = (lab != IGNORE_INDEX) & (slot_regime == regime)
-        torch.testing.assert_close(out[name], F.cross_entropy(flat[pos[keep]], lab[keep]), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            out[name], F.cross_entropy(flat[pos[keep]], lab[keep]), rtol=1e-4, atol=1e-5
+        )
     joint = batch["regime"] == JOINT
     p = aligned[joint]
     y = batch["align_labels"][joint].float()
@@ -67,8 +84,14 @@ def save_tiny_bert(directory, vocab_size: int = TEXT_V) -> None:
     """A random transformers BertForMaskedLM and a matching vocab.txt, as save_pretrained writes them."""
     import transformers
 
-    hf_config = transformers.BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
-                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    hf_config = transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(1)
     transformers.BertForMaskedLM(hf_config).save_pretrained(directory)
     words = [f"w{i}" for i in range(vocab_size - 5)]
@@ -103,8 +126,10 @@ def test_centroid_initialisation_projects_to_the_hidden_size(tmp_path):
     cfg = small_config(**{"pretrain.visual_init": "centroids"})
     vocab = JointVocab(TEXT_V, VISUAL_V)
     model = build_videobert(cfg, vocab, centroids)
-    torch.testing.assert_close(model.bert.embeddings.word_embeddings.weight[TEXT_V:vocab.next_id],
-                               project_centroids(centroids, 32, 0.02, cfg.seed))
+    torch.testing.assert_close(
+        model.bert.embeddings.word_embeddings.weight[TEXT_V : vocab.next_id],
+        project_centroids(centroids, 32, 0.02, cfg.seed),
+    )
     with pytest.raises(DataError, match="no visual-word centroids"):
         build_videobert(cfg, vocab)
 
@@ -125,14 +150,25 @@ def test_frozen_input_embeddings_do_not_move():
 
 def test_vocab_size_mismatch_is_refused():
     with pytest.raises(ValueError, match="joint vocabulary size"):
-        VideoBertForPretraining(BertConfig(vocab_size=10, hidden_size=32, num_heads=2), JointVocab(TEXT_V, VISUAL_V))
+        VideoBertForPretraining(
+            BertConfig(vocab_size=10, hidden_size=32, num_heads=2), JointVocab(TEXT_V, VISUAL_V)
+        )
 
 
 def train_config(**overrides):
-    sets = {"pretrain.steps": 40, "pretrain.batch_size": 16, "pretrain.lr": 0.002, "pretrain.warmup_steps": 4,
-            "pretrain.log_every": 10, "pretrain.checkpoint_every": 20, "pretrain.tensorboard": False,
-            "text.vocab_size": 60, "model.hidden_size": 64, "model.intermediate_size": 128,
-            "model.num_heads": 2}
+    sets = {
+        "pretrain.steps": 40,
+        "pretrain.batch_size": 16,
+        "pretrain.lr": 0.002,
+        "pretrain.warmup_steps": 4,
+        "pretrain.log_every": 10,
+        "pretrain.checkpoint_every": 20,
+        "pretrain.tensorboard": False,
+        "text.vocab_size": 60,
+        "model.hidden_size": 64,
+        "model.intermediate_size": 128,
+        "model.num_heads": 2,
+    }
     sets.update(overrides)
     return small_config(**sets)
 
@@ -148,8 +184,17 @@ def test_tiny_videobert_loss_falls_on_narrated_toy_videos_and_reloads(tmp_path):
     assert manifest["complete"] and manifest["steps"] == 40
     model, vocab, tokenizer = load_pretrained(tmp_path / "run")
     assert vocab.visual_size == 36 and vocab.text_size == len(tokenizer)
-    ids = torch.tensor([[vocab.cls_id, *tokenizer("we cut the tomato", add_special_tokens=False)["input_ids"],
-                         vocab.next_id, vocab.text_size + 0, vocab.sep_id]])
+    ids = torch.tensor(
+        [
+            [
+                vocab.cls_id,
+                *tokenizer("we cut the tomato", add_special_tokens=False)["input_ids"],
+                vocab.next_id,
+                vocab.text_size + 0,
+                vocab.sep_id,
+            ]
+        ]
+    )
     logits, aligned = model.predict(ids, (ids >= vocab.text_size).long())
     assert logits.shape == (1, ids.shape[1], vocab.size) and 0 <= float(aligned) <= 1
 
@@ -159,8 +204,19 @@ def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
 
     tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=8)
     run = tmp_path / "run"
-    run_pretraining(train_config(**{"pretrain.steps": 6, "pretrain.checkpoint_every": 2,
-                                    "pretrain.keep_checkpoints": 3, "pretrain.log_every": 2}), tokens, run, device="cpu")
+    run_pretraining(
+        train_config(
+            **{
+                "pretrain.steps": 6,
+                "pretrain.checkpoint_every": 2,
+                "pretrain.keep_checkpoints": 3,
+                "pretrain.log_every": 2,
+            }
+        ),
+        tokens,
+        run,
+        device="cpu",
+    )
     final, _, _ = load_pretrained(run)
     at6, _, _ = load_pretrained(run, step=6)
     at2, vocab, tokenizer = load_pretrained(run, step=2)
@@ -168,8 +224,10 @@ def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
         torch.testing.assert_close(at6.state_dict()[name], value, rtol=0, atol=0)
     saved = load_checkpoint(run / "checkpoints" / "step-0000002.pt")["model"]
     assert all(torch.equal(at2.state_dict()[k], v) for k, v in saved.items())
-    assert not torch.equal(at2.state_dict()["mlm.bert.embeddings.word_embeddings.weight"],
-                           final.state_dict()["mlm.bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        at2.state_dict()["mlm.bert.embeddings.word_embeddings.weight"],
+        final.state_dict()["mlm.bert.embeddings.word_embeddings.weight"],
+    )
     assert not at2.training and vocab.text_size == len(tokenizer)
     with pytest.raises(DataError, match=r"no checkpoint of step 3; kept: 2, 4, 6"):
         load_pretrained(run, step=3)
@@ -184,9 +242,11 @@ def test_load_pretrained_at_a_step_gives_that_checkpoints_weights(tmp_path):
     with pytest.raises(DataError, match=r"bert_config\.json: does not match its manifest"):
         load_pretrained(run)
     (run / "manifest.json").unlink()
-    for broken, message in [({**fields, "colour": "red"}, r"bert_config\.json: not a valid BertConfig"),
-                            ({**fields, "num_heads": 3}, r"bert_config\.json: not a valid BertConfig"),
-                            ({**fields, "vocab_size": fields["vocab_size"] + 1}, r"do not fit together")]:
+    for broken, message in [
+        ({**fields, "colour": "red"}, r"bert_config\.json: not a valid BertConfig"),
+        ({**fields, "num_heads": 3}, r"bert_config\.json: not a valid BertConfig"),
+        ({**fields, "vocab_size": fields["vocab_size"] + 1}, r"do not fit together"),
+    ]:
         config_file.write_text(json.dumps(broken), encoding="utf-8")
         with pytest.raises(DataError, match=message):
             load_pretrained(run)
@@ -199,11 +259,19 @@ def test_bad_pretraining_inputs_are_refused_before_training(tmp_path):
     tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=4)
     with pytest.raises(VbertError, match="nothing to resume"):
         run_pretraining(train_config(), tokens, tmp_path / "fresh", resume="require", device="cpu")
-    run_pretraining(train_config(**{"pretrain.steps": 2, "pretrain.checkpoint_every": 2}), tokens, tmp_path / "run",
-                    device="cpu")
+    run_pretraining(
+        train_config(**{"pretrain.steps": 2, "pretrain.checkpoint_every": 2}),
+        tokens,
+        tmp_path / "run",
+        device="cpu",
+    )
     with pytest.raises(DataError, match="another configuration.*model"):
-        run_pretraining(train_config(**{"pretrain.steps": 4, "model.num_layers": 1}), tokens, tmp_path / "run",
-                        device="cpu")
+        run_pretraining(
+            train_config(**{"pretrain.steps": 4, "model.num_layers": 1}),
+            tokens,
+            tmp_path / "run",
+            device="cpu",
+        )
     with pytest.raises(DataError, match="another vocabulary"):
         run_pretraining(train_config(**{"vocab.k": 4}), tokens, tmp_path / "other", device="cpu")
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
@@ -237,10 +305,23 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
     from vbert.cli import main
 
     tokens = write_tokens(tmp_path / "tokens.jsonl", num_videos=4)
-    sets = [f"--set={k}={v}" for k, v in {
-        "model.hidden_size": 32, "model.num_layers": 1, "model.num_heads": 2, "model.intermediate_size": 64,
-        "vocab.k": 6, "vocab.depth": 2, "text.vocab_size": 60, "pretrain.steps": 3, "pretrain.batch_size": 8,
-        "pretrain.max_seq_len": 32, "pretrain.max_text_len": 12, "pretrain.tensorboard": "false"}.items()]
+    sets = [
+        f"--set={k}={v}"
+        for k, v in {
+            "model.hidden_size": 32,
+            "model.num_layers": 1,
+            "model.num_heads": 2,
+            "model.intermediate_size": 64,
+            "vocab.k": 6,
+            "vocab.depth": 2,
+            "text.vocab_size": 60,
+            "pretrain.steps": 3,
+            "pretrain.batch_size": 8,
+            "pretrain.max_seq_len": 32,
+            "pretrain.max_text_len": 12,
+            "pretrain.tensorboard": "false",
+        }.items()
+    ]
     out = tmp_path / "run"
     # tiny starts the visual rows from centroids: hand-made tokens carry no record of their vocabulary
     assert main(["pretrain", *sets, "--data", str(tokens), "--out", str(out), "--device", "cpu"]) == 2
@@ -251,7 +332,10 @@ def test_pretrain_command_trains_resumes_and_reports_bad_input_in_one_line(tmp_p
     assert "pretrained 3 steps" in capsys.readouterr().out
     assert (out / "videobert.safetensors").is_file() and (out / "hf" / "config.json").is_file()
     more = [s.replace("pretrain.steps=3", "pretrain.steps=5") for s in sets]
-    assert main(["pretrain", *more, "--data", str(tokens), "--out", str(out), "--resume", "--device", "cpu"]) == 0
+    assert (
+        main(["pretrain", *more, "--data", str(tokens), "--out", str(out), "--resume", "--device", "cpu"])
+        == 0
+    )
     assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [3, 5]
     assert main(["pretrain", *sets, "--data", str(tmp_path / "none.jsonl"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -264,7 +348,10 @@ def test_cached_pretraining_builds_once_and_the_pipeline_stage_skips_when_comple
     from vbert.pretraining.stage import run_stage
 
     tokens = write_tokens(tmp_path / "run" / "tokenize" / "tokens.jsonl", num_videos=4)
-    given = {"tokenize": tokens.parent, "vocab": tmp_path / "run" / "vocab"}  # visual_init random: no vocabulary read
+    given = {
+        "tokenize": tokens.parent,
+        "vocab": tmp_path / "run" / "vocab",
+    }  # visual_init random: no vocabulary read
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     cfg = train_config(**{"pretrain.steps": 2})
     first = resolve(PRETRAIN, cfg, given=given)

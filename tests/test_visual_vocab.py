@@ -412,7 +412,11 @@ def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tm
     from vbert.visual_words.tokenize import run_stage
 
     def run_tokenize_stage(config, run_dir, force):
-        inputs = {"generate": run_dir / "synthcook", "extract": run_dir / "features", "vocab": run_dir / "vocab"}
+        inputs = {
+            "generate": run_dir / "synthcook",
+            "extract": run_dir / "features",
+            "vocab": run_dir / "vocab",
+        }
         return run_stage(config, inputs, run_dir / "tokenize", force)
 
     run_dir = tmp_path / "run"
@@ -437,12 +441,16 @@ def test_tokenize_stage_of_vbert_run_redoes_tokens_only_when_an_input_changes(tm
     assert read_manifest(run_dir / "tokenize")["inputs"]["vocab_file"] == vocab_hash
 
 
-def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets(tmp_path, capsys, monkeypatch):
+def test_tokenize_with_data_takes_features_and_vocab_beside_it_never_the_presets(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "ann.json").write_text(json.dumps({"database": {}}), encoding="utf-8")
     features = make_features(tmp_path / "features", {"v1": 30})
     for extra, missing in (([], "--features"), (["--features", str(features)], "--vocab")):
-        code = cli_main(["tokenize", "--data", str(tmp_path / "ann.json"), *extra, "--out", str(tmp_path / "t")])
+        code = cli_main(
+            ["tokenize", "--data", str(tmp_path / "ann.json"), *extra, "--out", str(tmp_path / "t")]
+        )
         err = capsys.readouterr().err
         assert code == 2 and f"give {missing} too" in err and "\n" not in err.strip()
     assert not (tmp_path / "cache").exists()  # the preset's SynthCook was not built
@@ -482,9 +490,25 @@ def test_tokenize_records_what_the_dataset_loader_could_not_read(tmp_path):
 
 def _tokenize_youcook2(tmp_path, captions, capsys) -> str:
     """`vbert tokenize` on tmp_path/ann.json with `captions`; its printed line."""
-    args = ["tokenize", "--features", str(tmp_path / "features"), "--vocab", str(tmp_path / "vocab"),
-            "--data", str(tmp_path / "ann.json"), "--captions", str(captions), "--out", str(tmp_path / "tokens"),
-            "--set", "vocab.k=3", "--set", "vocab.depth=2", "--device", "cpu"]
+    args = [
+        "tokenize",
+        "--features",
+        str(tmp_path / "features"),
+        "--vocab",
+        str(tmp_path / "vocab"),
+        "--data",
+        str(tmp_path / "ann.json"),
+        "--captions",
+        str(captions),
+        "--out",
+        str(tmp_path / "tokens"),
+        "--set",
+        "vocab.k=3",
+        "--set",
+        "vocab.depth=2",
+        "--device",
+        "cpu",
+    ]
     capsys.readouterr()
     assert cli_main(args) == 0
     return capsys.readouterr().out
@@ -495,12 +519,17 @@ def test_tokenize_records_bad_captions_and_redoes_tokens_when_the_captions_chang
     fit_vocab(features, tmp_path / "vocab", tiny_config())
     entry = {"duration": 45.0, "subset": "training", "annotations": []}
     (tmp_path / "ann.json").write_text(json.dumps({"database": {"v1": entry, "v2": entry}}), encoding="utf-8")
-    good = {"v1": {"text": ["stir the soup"], "start": [1.0], "end": [4.0]},
-            "v2": {"text": ["add salt", "done"], "start": [1.0, 5.0], "end": [3.0]}}  # v2: one end short
+    good = {
+        "v1": {"text": ["stir the soup"], "start": [1.0], "end": [4.0]},
+        "v2": {"text": ["add salt", "done"], "start": [1.0, 5.0], "end": [3.0]},
+    }  # v2: one end short
     (tmp_path / "good.json").write_text(json.dumps(good), encoding="utf-8")
     assert "1 failures" in _tokenize_youcook2(tmp_path, tmp_path / "good.json", capsys)
     (failure,) = read_manifest(tmp_path / "tokens")["failures"]
-    assert failure["item"] == "v2" and "good.json: video v2: 2 texts but 2 starts and 1 ends" in failure["reason"]
+    assert (
+        failure["item"] == "v2"
+        and "good.json: video v2: 2 texts but 2 starts and 1 ends" in failure["reason"]
+    )
     assert "up to date" in _tokenize_youcook2(tmp_path, tmp_path / "good.json", capsys)
     other = {"v1": {"text": ["chop the onion"], "start": [1.0], "end": [4.0]}}
     (tmp_path / "other.json").write_text(json.dumps(other), encoding="utf-8")
@@ -523,8 +552,16 @@ def test_captions_where_they_are_not_used_are_refused(tmp_path, capsys, monkeypa
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "captions.json").write_text("{}", encoding="utf-8")
     (tmp_path / "synthcook").mkdir()
-    common = ["--features", str(tmp_path / "features"), "--vocab", str(tmp_path / "vocab"),
-              "--captions", str(tmp_path / "captions.json"), "--out", str(tmp_path / "tokens")]
+    common = [
+        "--features",
+        str(tmp_path / "features"),
+        "--vocab",
+        str(tmp_path / "vocab"),
+        "--captions",
+        str(tmp_path / "captions.json"),
+        "--out",
+        str(tmp_path / "tokens"),
+    ]
     for data in (["--data", str(tmp_path / "synthcook")], []):
         assert cli_main(["tokenize", *data, *common]) == 2
         err = capsys.readouterr().err

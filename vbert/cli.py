@@ -23,16 +23,51 @@ from vbert.errors import VbertError
 COMMANDS: list[tuple[str, str, str]] = [
     ("info", "vbert.cli", "versions, device and presets of this installation"),
     ("config", "vbert.cli", "print a preset (or YAML file) fully resolved, with overrides applied"),
-    ("generate", "vbert.data.synthcook.generate", "render SynthCook: cooking videos, narration, annotations, action clips"),
-    ("extract", "vbert.features.extract", "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards"),
-    ("train-extractor", "vbert.features.course_training", "train the course's S3D-style network on SynthCook's labelled action clips"),
-    ("vocab", "vbert.visual_words.vocab", "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features"),
-    ("tokenize", "vbert.visual_words.tokenize", "every clip -> its visual word, grouped into sentences aligned to the narration"),
-    ("pretrain", "vbert.pretraining.stage", "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP"),
-    ("eval", "vbert.tasks.cli",
-     "downstream tasks: zero-shot, zero-shot-steps, data-size, captioning, retrieval, forecasting, classification"),
-    ("run", "vbert.pipeline.runner", "the whole pipeline, stage by stage, with a report (what `make demo` runs)"),
-    ("bench", "vbert.pretraining.bench", "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop"),
+    (
+        "generate",
+        "vbert.data.synthcook.generate",
+        "render SynthCook: cooking videos, narration, annotations, action clips",
+    ),
+    (
+        "extract",
+        "vbert.features.extract",
+        "clips -> 1024-d features (S3D, per-frame ResNet or the course network), in shards",
+    ),
+    (
+        "train-extractor",
+        "vbert.features.course_training",
+        "train the course's S3D-style network on SynthCook's labelled action clips",
+    ),
+    (
+        "vocab",
+        "vbert.visual_words.vocab",
+        "fit the visual vocabulary: hierarchical k-means (k, depth) on a sample of features",
+    ),
+    (
+        "tokenize",
+        "vbert.visual_words.tokenize",
+        "every clip -> its visual word, grouped into sentences aligned to the narration",
+    ),
+    (
+        "pretrain",
+        "vbert.pretraining.stage",
+        "joint VideoBERT pretraining (text-only, video-only, video-text), resumable, DDP",
+    ),
+    (
+        "eval",
+        "vbert.tasks.cli",
+        "downstream tasks: zero-shot, zero-shot-steps, data-size, captioning, retrieval, forecasting, classification",
+    ),
+    (
+        "run",
+        "vbert.pipeline.runner",
+        "the whole pipeline, stage by stage, with a report (what `make demo` runs)",
+    ),
+    (
+        "bench",
+        "vbert.pretraining.bench",
+        "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop",
+    ),
 ]
 
 

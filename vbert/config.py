@@ -74,7 +74,9 @@ class VocabConfig:
     sample_size: int = 1_000_000  # features sampled to fit the tree
     n_init: int = 1  # k-means restarts per node
     max_iter: int = 50
-    tol: float = 1e-4  # Lloyd stops when centroids move less than tol x the node's feature variance (sklearn's rule)
+    tol: float = (
+        1e-4  # Lloyd stops when centroids move less than tol x the node's feature variance (sklearn's rule)
+    )
     # "tree": descend the tree, as the paper's hierarchical k-means does; "nearest": nearest of all
     # leaves (slightly lower distortion, k**(depth-1) / depth times more distance computations)
     assignment: Literal["tree", "nearest"] = "tree"
@@ -268,7 +270,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, (str, float)) and not isinstance(value, bool) and _NUMBER.match(str(value).strip()):
+        if (
+            isinstance(value, (str, float))
+            and not isinstance(value, bool)
+            and _NUMBER.match(str(value).strip())
+        ):
             number = float(value)  # 1e5 or 100000.0 for a count
             if number.is_integer():
                 return int(number)
@@ -390,9 +396,15 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The --preset and --set options every stage shares."""
-    parser.add_argument("--preset", default="tiny", help="tiny, small, base, paper, or a YAML file (default: tiny)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--preset", default="tiny", help="tiny, small, base, paper, or a YAML file (default: tiny)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one setting, e.g. --set model.num_layers=4 (repeatable)",
     )
 

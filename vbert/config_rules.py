@@ -103,17 +103,24 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{dotted}: must be {must}, got {value!r}")
     model, pretrain = data["model"], data["pretrain"]
     if model["hidden_size"] % model["num_heads"]:
-        raise ConfigError(f"model.num_heads: {model['num_heads']} does not divide model.hidden_size "
-                          f"{model['hidden_size']}")
+        raise ConfigError(
+            f"model.num_heads: {model['num_heads']} does not divide model.hidden_size {model['hidden_size']}"
+        )
     if pretrain["mask_frac"] + pretrain["random_frac"] > 1.0:
-        raise ConfigError(f"pretrain.random_frac: mask_frac {pretrain['mask_frac']} + random_frac "
-                          f"{pretrain['random_frac']} exceed 1")
+        raise ConfigError(
+            f"pretrain.random_frac: mask_frac {pretrain['mask_frac']} + random_frac "
+            f"{pretrain['random_frac']} exceed 1"
+        )
     mix = pretrain["regime_mix"]
     if len(mix) != 3 or any(share < 0 for share in mix) or sum(mix) <= 0:
-        raise ConfigError(f"pretrain.regime_mix: must be three shares (text-only, video-only, video-text), "
-                          f"none negative, not all 0; got {list(mix)}")
+        raise ConfigError(
+            f"pretrain.regime_mix: must be three shares (text-only, video-only, video-text), "
+            f"none negative, not all 0; got {list(mix)}"
+        )
     if data["data"]["min_step_seconds"] > data["data"]["max_step_seconds"]:
-        raise ConfigError(f"data.max_step_seconds: {data['data']['max_step_seconds']} is below "
-                          f"data.min_step_seconds {data['data']['min_step_seconds']}")
+        raise ConfigError(
+            f"data.max_step_seconds: {data['data']['max_step_seconds']} is below "
+            f"data.min_step_seconds {data['data']['min_step_seconds']}"
+        )
     if any(k < 1 for k in data["eval"]["top_k"]):
         raise ConfigError(f"eval.top_k: every k must be at least 1, got {list(data['eval']['top_k'])}")

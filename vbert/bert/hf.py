@@ -46,8 +46,12 @@ _HEAD = {
     "cls.predictions.bias": "mlm.bias",
 }
 _QKV = ("query", "key", "value")
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def _name_map(num_layers: int) -> dict[str, str]:
@@ -79,17 +83,22 @@ def read_hf_config(directory: str | Path) -> BertConfig:
     if raw.get("model_type", "bert") != "bert":
         raise DataError(f"{path}: model_type is {raw['model_type']!r}, expected 'bert'")
     if raw.get("hidden_act", "gelu") != "gelu":
-        raise DataError(f"{path}: hidden_act {raw['hidden_act']!r} is not supported "
-                        "(vbert uses the exact 'gelu')")
+        raise DataError(
+            f"{path}: hidden_act {raw['hidden_act']!r} is not supported (vbert uses the exact 'gelu')"
+        )
     if raw.get("position_embedding_type", "absolute") != "absolute":
         kind = raw["position_embedding_type"]
         raise DataError(f"{path}: position_embedding_type {kind!r} is not supported (only 'absolute')")
     if raw.get("tie_word_embeddings", True) is False:
-        raise DataError(f"{path}: tie_word_embeddings is false, but vbert's MLM decoder is tied "
-                        "to the word embeddings")
+        raise DataError(
+            f"{path}: tie_word_embeddings is false, but vbert's MLM decoder is tied to the word embeddings"
+        )
     fields = {
-        "vocab_size": "vocab_size", "hidden_size": "hidden_size", "num_layers": "num_hidden_layers",
-        "num_heads": "num_attention_heads", "intermediate_size": "intermediate_size",
+        "vocab_size": "vocab_size",
+        "hidden_size": "hidden_size",
+        "num_layers": "num_hidden_layers",
+        "num_heads": "num_attention_heads",
+        "intermediate_size": "intermediate_size",
         "max_position_embeddings": "max_position_embeddings",
     }
     missing = [theirs for theirs in fields.values() if theirs not in raw]
@@ -161,14 +170,19 @@ def hf_to_vbert_state(
             keys = [f"encoder.layer.{i}.attention.self.{w}.{part}" for w in _QKV]
             absent = [k for k in keys if k not in state]
             if absent:
-                raise DataError(f"{source}: missing {', '.join(absent)} "
-                                f"(config.json says {config.num_layers} layers)")
+                raise DataError(
+                    f"{source}: missing {', '.join(absent)} (config.json says {config.num_layers} layers)"
+                )
             ours[f"bert.layers.{i}.attention.qkv.{part}"] = torch.cat([state[k] for k in keys], dim=0)
-    extra_layers = sorted({k.split(".")[2] for k in state if k.startswith("encoder.layer.")} -
-                          {str(i) for i in range(config.num_layers)})
+    extra_layers = sorted(
+        {k.split(".")[2] for k in state if k.startswith("encoder.layer.")}
+        - {str(i) for i in range(config.num_layers)}
+    )
     if extra_layers:
-        raise DataError(f"{source}: has encoder layers {', '.join(extra_layers)} beyond the "
-                        f"{config.num_layers} that config.json declares")
+        raise DataError(
+            f"{source}: has encoder layers {', '.join(extra_layers)} beyond the "
+            f"{config.num_layers} that config.json declares"
+        )
     return ours
 
 
@@ -194,12 +208,16 @@ def load_hf_bert(directory: str | Path, **config_overrides: Any) -> BertForMaske
     optional = ("bert.pooler.", "mlm.")
     missing = [k for k in expected if k not in mapped and not k.startswith(optional)]
     if missing:
-        raise DataError(f"{source}: missing tensors for {', '.join(missing[:5])}"
-                        + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        raise DataError(
+            f"{source}: missing tensors for {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
     for key, value in mapped.items():
         if tuple(value.shape) != tuple(expected[key].shape):
-            raise DataError(f"{source}: tensor for {key} has shape {tuple(value.shape)}, but "
-                            f"{Path(directory) / 'config.json'} implies {tuple(expected[key].shape)}")
+            raise DataError(
+                f"{source}: tensor for {key} has shape {tuple(value.shape)}, but "
+                f"{Path(directory) / 'config.json'} implies {tuple(expected[key].shape)}"
+            )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in mapped.items()}, strict=False)
     return model
 
@@ -226,14 +244,22 @@ def vbert_to_hf_state(model: BertForMaskedLM) -> dict[str, torch.Tensor]:
 def hf_config_dict(config: BertConfig) -> dict[str, Any]:
     """The transformers config.json content for a vbert BertConfig (architecture BertForMaskedLM)."""
     return {
-        "architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": config.vocab_size,
-        "hidden_size": config.hidden_size, "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads, "intermediate_size": config.intermediate_size,
-        "hidden_act": "gelu", "hidden_dropout_prob": config.hidden_dropout,
+        "architectures": ["BertForMaskedLM"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": config.hidden_dropout,
         "attention_probs_dropout_prob": config.attention_dropout,
-        "max_position_embeddings": config.max_position_embeddings, "type_vocab_size": config.type_vocab_size,
-        "layer_norm_eps": config.layer_norm_eps, "pad_token_id": config.pad_token_id,
-        "initializer_range": config.initializer_range, "position_embedding_type": "absolute",
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "layer_norm_eps": config.layer_norm_eps,
+        "pad_token_id": config.pad_token_id,
+        "initializer_range": config.initializer_range,
+        "position_embedding_type": "absolute",
         "tie_word_embeddings": True,
     }
 

@@ -42,11 +42,13 @@ def mask_tokens(
     if not 0.0 <= mask_prob <= 1.0:
         raise ValueError(f"mask_prob must be in [0, 1], got {mask_prob}")
     if mask_frac < 0 or random_frac < 0 or mask_frac + random_frac > 1.0 + 1e-9:
-        raise ValueError(f"mask_frac ({mask_frac}) and random_frac ({random_frac}) "
-                         "must be >= 0 and sum to <= 1")
+        raise ValueError(
+            f"mask_frac ({mask_frac}) and random_frac ({random_frac}) must be >= 0 and sum to <= 1"
+        )
     if special_mask.shape != input_ids.shape:
-        raise ValueError(f"special_mask {tuple(special_mask.shape)} does not match "
-                         f"input_ids {tuple(input_ids.shape)}")
+        raise ValueError(
+            f"special_mask {tuple(special_mask.shape)} does not match input_ids {tuple(input_ids.shape)}"
+        )
     low, high = vocab_range
     low_t = torch.as_tensor(low, device=input_ids.device)
     high_t = torch.as_tensor(high, device=input_ids.device)

@@ -42,7 +42,9 @@ class BertConfig(EncoderSizes):
     @classmethod
     def from_model_config(cls, model_cfg: EncoderSizes, vocab_size: int) -> BertConfig:
         """Build from the config's `model` section (its `EncoderSizes` fields) and the vocabulary size."""
-        return cls(vocab_size=vocab_size, **{f.name: getattr(model_cfg, f.name) for f in fields(EncoderSizes)})
+        return cls(
+            vocab_size=vocab_size, **{f.name: getattr(model_cfg, f.name) for f in fields(EncoderSizes)}
+        )
 
     @property
     def head_dim(self) -> int:
@@ -75,8 +77,10 @@ class Embeddings(nn.Module):
         """[B, L] ids -> [B, L, H] embeddings."""
         length = input_ids.shape[1]
         if length > self.position_embeddings.num_embeddings:
-            raise ValueError(f"sequence length {length} exceeds max_position_embeddings "
-                             f"{self.position_embeddings.num_embeddings}")
+            raise ValueError(
+                f"sequence length {length} exceeds max_position_embeddings "
+                f"{self.position_embeddings.num_embeddings}"
+            )
         positions = torch.arange(length, device=input_ids.device)  # [L]
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # [B, L, H]
         if token_type_ids is None:
@@ -126,7 +130,9 @@ class EncoderLayer(nn.Module):
         x = self.attention_norm(x + self.dropout(self.attention(x, key_mask)))
         x = to_autocast_dtype(x, self.low_precision_residual)
         h = F.gelu(self.ffn_in(x))  # exact (erf) GELU, as BERT's "gelu"; [B, L, I]
-        return to_autocast_dtype(self.ffn_norm(x + self.dropout(self.ffn_out(h))), self.low_precision_residual)
+        return to_autocast_dtype(
+            self.ffn_norm(x + self.dropout(self.ffn_out(h))), self.low_precision_residual
+        )
 
 
 def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -273,8 +279,9 @@ class BertForMaskedLM(nn.Module):
             init_rows = torch.randn(extra, hidden) * self.config.initializer_range
         if tuple(init_rows.shape) != (extra, hidden):
             raise ValueError(f"init_rows has shape {tuple(init_rows.shape)}, expected {(extra, hidden)}")
-        table = nn.Embedding(new_size, hidden, padding_idx=old.padding_idx, device=old.weight.device,
-                             dtype=old.weight.dtype)
+        table = nn.Embedding(
+            new_size, hidden, padding_idx=old.padding_idx, device=old.weight.device, dtype=old.weight.dtype
+        )
         table.weight.copy_(torch.cat([old.weight, init_rows.to(old.weight)]))
         self.bert.embeddings.word_embeddings = table
         bias = torch.cat([self.mlm.bias, self.mlm.bias.new_zeros(extra)])
@@ -290,4 +297,3 @@ def flops_per_token(config: BertConfig, seq_len: int, predicted_fraction: float 
     attention = 12 * layers * h * seq_len
     head = 6 * predicted_fraction * (h * h + h * config.vocab_size)
     return 6 * matmul_params + attention + head
-

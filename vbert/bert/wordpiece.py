@@ -34,11 +34,14 @@ def train_wordpiece(
     if not texts:
         raise DataError(f"{out_dir}: no text to train a WordPiece vocabulary on (the corpus is empty)")
     if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size {vocab_size} leaves no room beyond the "
-                         f"{len(SPECIAL_TOKENS)} special tokens")
+        raise ValueError(
+            f"vocab_size {vocab_size} leaves no room beyond the {len(SPECIAL_TOKENS)} special tokens"
+        )
     normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
     splitter = pre_tokenizers.BertPreTokenizer()  # BERT's split: whitespace, and punctuation on its own
-    counts = Counter(word for text in texts for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    counts = Counter(
+        word for text in texts for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text))
+    )
     vocab = [*SPECIAL_TOKENS, *learn_wordpiece_vocab(counts, vocab_size - len(SPECIAL_TOKENS))]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +80,7 @@ def learn_wordpiece_vocab(word_counts: dict[str, int], size: int, prefix: str = 
         if pair_count.get(pair, 0) != -negative or negative == 0:
             continue  # a stale entry: this pair's count changed since it was pushed
         a, b = pair
-        merged = a + (b[len(prefix):] if b.startswith(prefix) else b)
+        merged = a + (b[len(prefix) :] if b.startswith(prefix) else b)
         if merged not in known:
             known.add(merged)
             vocab.append(merged)

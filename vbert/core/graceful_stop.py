@@ -49,8 +49,12 @@ class GracefulStop:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         self.signal = signal.Signals(signum)
-        print(f"\n{self.signal.name}: finishing the current step of {self.what}, writing a checkpoint, then "
-              "stopping (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        print(
+            f"\n{self.signal.name}: finishing the current step of {self.what}, writing a checkpoint, then "
+            "stopping (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():

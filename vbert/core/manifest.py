@@ -66,7 +66,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages whose behaviour shapes an artifact."""
     out = {"python": platform.python_version()}
-    for name in ("vbert", "torch", "torchvision", "transformers", "tokenizers", "numpy", "opencv-python-headless"):
+    for name in (
+        "vbert",
+        "torch",
+        "torchvision",
+        "transformers",
+        "tokenizers",
+        "numpy",
+        "opencv-python-headless",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     with contextlib.suppress(ImportError):
@@ -133,12 +141,18 @@ def verify_outputs(folder: str | Path) -> None:
     folder = Path(folder)
     manifest = read_manifest(folder)
     for name, recorded in manifest.get("outputs", {}).items():
-        if not (isinstance(recorded, str) and len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded)):
+        if not (
+            isinstance(recorded, str)
+            and len(recorded) == 64
+            and all(c in "0123456789abcdef" for c in recorded)
+        ):
             continue  # a count or a note, not a file hash
         path = folder / name
         stage = manifest.get("stage", "?")
         if not path.is_file():
-            raise DataError(f"{path}: listed in {folder / MANIFEST} but missing; run the '{stage}' stage again")
+            raise DataError(
+                f"{path}: listed in {folder / MANIFEST} but missing; run the '{stage}' stage again"
+            )
         found = file_sha256(path)
         if found != recorded:
             raise DataError(
@@ -147,7 +161,9 @@ def verify_outputs(folder: str | Path) -> None:
             )
 
 
-def is_complete(folder: str | Path, config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None) -> bool:
+def is_complete(
+    folder: str | Path, config: dict[str, Any] | None = None, inputs: dict[str, str] | None = None
+) -> bool:
     """True when `folder` holds a complete manifest matching `config` and `inputs` (when given)."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
@@ -182,7 +198,9 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "vbert"
 
 
-def cached_stage(name: str, key: dict[str, Any], build: Callable[[Path], None], root: str | Path | None = None) -> Path:
+def cached_stage(
+    name: str, key: dict[str, Any], build: Callable[[Path], None], root: str | Path | None = None
+) -> Path:
     """Return the folder for stage `name` under `key`, calling `build(folder)` unless it is complete.
 
     `build` must finish by writing a complete manifest into the folder. A file lock makes

@@ -85,11 +85,19 @@ def code_digest(names: tuple[str, ...]) -> str:
 class Resolver:
     """Builds stages and what they need, each once, in the stage cache or in one run folder."""
 
-    def __init__(self, config: Config, run_dir: str | Path | None = None, force: bool = False,
-                 only: Collection[str] | None = None, root: str | Path | None = None,
-                 given: dict[str, str | Path] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path | None = None,
+        force: bool = False,
+        only: Collection[str] | None = None,
+        root: str | Path | None = None,
+        given: dict[str, str | Path] | None = None,
+    ) -> None:
         self.config = config
-        self.given = {name: Path(folder) for name, folder in (given or {}).items()}  # stage name -> folder to use
+        self.given = {
+            name: Path(folder) for name, folder in (given or {}).items()
+        }  # stage name -> folder to use
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.force = force  # run folder: run the stages asked for again, even when finished
         self.only = set(only) if only is not None else None  # run folder: the stages that may run
@@ -120,13 +128,19 @@ class Resolver:
             elif need.name not in self._keys:
                 self._keys[need.name] = json_hash(self.cache_key(need))
             inputs[need.name] = self._keys[need.name]
-        return {"stage": stage.name, "config": stage.key(self.config), "code": code_digest(stage.code),
-                "inputs": inputs}
+        return {
+            "stage": stage.name,
+            "config": stage.key(self.config),
+            "code": code_digest(stage.code),
+            "inputs": inputs,
+        }
 
     def _cached(self, stage: Stage, inputs: dict[str, Path]) -> Path:
         key = self.cache_key(stage)
         self._keys[stage.name] = json_hash(key)
-        return cached_stage(stage.name, key, lambda out: stage.run(self.config, inputs, out, False), self.root)
+        return cached_stage(
+            stage.name, key, lambda out: stage.run(self.config, inputs, out, False), self.root
+        )
 
     def _in_run_folder(self, stage: Stage, inputs: dict[str, Path]) -> Path:
         assert self.run_dir is not None
@@ -140,14 +154,20 @@ class Resolver:
                 verify_outputs(folder)
         identities = input_identities(stage, inputs)
         record = self._state.get(stage.name)
-        changed = sorted(k for k in identities
-                         if record is not None and record.get("inputs", {}).get(k) != identities[k])
+        changed = sorted(
+            k for k in identities if record is not None and record.get("inputs", {}).get(k) != identities[k]
+        )
         if changed:
-            print(f"[vbert run] {stage.name}: input(s) {', '.join(changed)} changed since it last ran; running "
-                  "again", flush=True)
+            print(
+                f"[vbert run] {stage.name}: input(s) {', '.join(changed)} changed since it last ran; running "
+                "again",
+                flush=True,
+            )
         before = artifact_identity(out)
         start = time.perf_counter()
-        summary = stage.run(self.config, inputs, out, self.force or (bool(changed) and not stage.checks_inputs))
+        summary = stage.run(
+            self.config, inputs, out, self.force or (bool(changed) and not stage.checks_inputs)
+        )
         seconds = time.perf_counter() - start
         after = artifact_identity(out)
         skipped = before != "" and after == before  # its manifest was not rewritten: nothing ran
@@ -179,8 +199,12 @@ def input_identities(stage: Stage, inputs: dict[str, Path]) -> dict[str, str]:
     return {need.out: artifact_identity(inputs[need.name]) for need in stage.needs}
 
 
-def resolve(stage: Stage, config: Config, run_dir: str | Path | None = None,
-            given: dict[str, str | Path] | None = None) -> Path:
+def resolve(
+    stage: Stage,
+    config: Config,
+    run_dir: str | Path | None = None,
+    given: dict[str, str | Path] | None = None,
+) -> Path:
     """The folder of `stage`'s artifact for `config`, in the stage cache or in `run_dir`, built when missing.
 
     `given` names folders made elsewhere for some of the stages it needs (stage name -> folder).

@@ -17,17 +17,30 @@ from torch import nn
 from vbert.errors import DataError
 
 
-def read_torch_file(path: str | Path, what: str = "weight file", map_location: str | torch.device = "cpu") -> Any:
+def read_torch_file(
+    path: str | Path, what: str = "weight file", map_location: str | torch.device = "cpu"
+) -> Any:
     """The contents of a PyTorch file (tensors and plain containers only); a broken file is a DataError."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
         # torch's own message suggests weights_only=False, which would run code from the file: keep its cause only
         detail = str(err).strip().splitlines()
-        cause = next((line for line in reversed(detail) if line.strip() and "weights_only" not in line
-                      and "torch.load" not in line and "documentation" not in line), "")
-        raise DataError(f"{path}: corrupt, truncated or not a {what} ({type(err).__name__}"
-                        f"{': ' + cause.strip() if cause else ''})") from None
+        cause = next(
+            (
+                line
+                for line in reversed(detail)
+                if line.strip()
+                and "weights_only" not in line
+                and "torch.load" not in line
+                and "documentation" not in line
+            ),
+            "",
+        )
+        raise DataError(
+            f"{path}: corrupt, truncated or not a {what} ({type(err).__name__}"
+            f"{': ' + cause.strip() if cause else ''})"
+        ) from None
 
 
 def load_state_dict(path: str | Path, unwrap: bool = False) -> dict[str, torch.Tensor]:
@@ -43,7 +56,9 @@ def load_state_dict(path: str | Path, unwrap: bool = False) -> dict[str, torch.T
         try:
             state: Any = load_file(str(path), device="cpu")
         except Exception as err:  # noqa: BLE001 - corrupt or foreign files raise many different types
-            raise DataError(f"{path}: corrupt, truncated or not a weight file ({type(err).__name__}: {err})") from None
+            raise DataError(
+                f"{path}: corrupt, truncated or not a weight file ({type(err).__name__}: {err})"
+            ) from None
     else:
         state = read_torch_file(path)
     if unwrap:
@@ -51,7 +66,9 @@ def load_state_dict(path: str | Path, unwrap: bool = False) -> dict[str, torch.T
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
     if not isinstance(state, dict):
-        raise DataError(f"{path}: expected a state dict (parameter name -> tensor), got {type(state).__name__}")
+        raise DataError(
+            f"{path}: expected a state dict (parameter name -> tensor), got {type(state).__name__}"
+        )
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise DataError(f"{path}: {name} is a {type(value).__name__}, not a tensor")
@@ -60,7 +77,9 @@ def load_state_dict(path: str | Path, unwrap: bool = False) -> dict[str, torch.T
     return {k.removeprefix("module."): v for k, v in state.items()} if unwrap else state
 
 
-def load_matching(network: nn.Module, state: dict[str, torch.Tensor], source: str, prefixes: tuple[str, ...]) -> None:
+def load_matching(
+    network: nn.Module, state: dict[str, torch.Tensor], source: str, prefixes: tuple[str, ...]
+) -> None:
     """Copy every parameter under `prefixes` from `state` into `network`; anything missing is a DataError."""
     own = {k: v for k, v in network.state_dict().items() if k.startswith(prefixes)}
     missing = [k for k in own if k not in state]

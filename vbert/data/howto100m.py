@@ -72,8 +72,10 @@ def _read_csv(path: Path) -> dict[str, list]:
                 raise DataError(f"{path}: expected a CSV header with start, end and text")
             for row in reader:
                 if None in row:
-                    raise DataError(f"{path}: line {reader.line_num} has more fields than the header "
-                                    "(quote text that holds commas)")
+                    raise DataError(
+                        f"{path}: line {reader.line_num} has more fields than the header "
+                        "(quote text that holds commas)"
+                    )
                 for key, column in out.items():
                     if row[key] is None:
                         raise DataError(f"{path}: line {reader.line_num} has no {key} value")

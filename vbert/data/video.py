@@ -68,8 +68,12 @@ def _open(path: str | Path) -> tuple[Path, cv2.VideoCapture]:
         with open(path, "rb") as handle:
             head = handle.read(12)
         if head[4:8] == b"ftyp":
-            raise DataError(f"{path}: an MP4 file that cannot be opened: truncated or corrupt (no usable index)")
-        raise DataError(f"{path}: not a video OpenCV can read (wrong format, e.g. a text file named like a video)")
+            raise DataError(
+                f"{path}: an MP4 file that cannot be opened: truncated or corrupt (no usable index)"
+            )
+        raise DataError(
+            f"{path}: not a video OpenCV can read (wrong format, e.g. a text file named like a video)"
+        )
     return path, capture
 
 
@@ -100,7 +104,9 @@ def resize_and_crop(frame: np.ndarray, size: int) -> np.ndarray:
     return frame[top : top + size, left : left + size]  # [size, size, 3]
 
 
-def iter_frames(path: str | Path, fps: float = 20.0, size: int | None = None) -> Iterator[tuple[np.ndarray, float]]:
+def iter_frames(
+    path: str | Path, fps: float = 20.0, size: int | None = None
+) -> Iterator[tuple[np.ndarray, float]]:
     """Yield (RGB frame uint8 [H, W, 3], time in seconds) resampled to `fps` by timestamps.
 
     Source frame i is on screen during [i / source_fps, (i + 1) / source_fps); target frame k
@@ -137,12 +143,16 @@ def iter_frames(path: str | Path, fps: float = 20.0, size: int | None = None) ->
         if decoded == 0:
             raise DataError(f"{path}: no frame could be decoded (corrupt or truncated video)")
         if expected > 0 and decoded < expected - max(2, int(0.02 * expected)):
-            raise DataError(f"{path}: truncated video: decoded {decoded} of the {expected} frames its header announces")
+            raise DataError(
+                f"{path}: truncated video: decoded {decoded} of the {expected} frames its header announces"
+            )
     finally:
         capture.release()
 
 
-def read_frames(path: str | Path, fps: float = 20.0, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_frames(
+    path: str | Path, fps: float = 20.0, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Decode a whole video at `fps`: (frames uint8 [T, H, W, 3] RGB, times float64 [T] seconds)."""
     frames, times = [], []
     for frame, time in iter_frames(path, fps=fps, size=size):
@@ -193,7 +203,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float) -> Path:
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise DataError(f"{path}: expected uint8 frames [T, H, W, 3] with T > 0, got {frames.dtype} {frames.shape}")
+        raise DataError(
+            f"{path}: expected uint8 frames [T, H, W, 3] with T > 0, got {frames.dtype} {frames.shape}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames.shape[1:3]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))

@@ -66,7 +66,9 @@ def _annotation_id(value: Any, where: str) -> int:
     raise DataError(f"{where} id {value!r} is not an integer")
 
 
-def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str, Path] | None = None) -> VideoRecord:
+def parse_entry(
+    video_id: str, entry: Any, source: str | Path, videos: dict[str, Path] | None = None
+) -> VideoRecord:
     """One database entry as a VideoRecord; a problem is a DataError naming the file and the video."""
     where = f"{source}: video {video_id}"
     if not isinstance(entry, dict):
@@ -109,7 +111,9 @@ def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str,
         if end == start:
             raise DataError(f"{where}: annotation {k} segment [{start}, {end}] is empty (end equals start)")
         if not (0 <= start and end <= duration + SEGMENT_SLACK):
-            raise DataError(f"{where}: annotation {k} segment [{start}, {end}] is outside the video (0 to {duration} s)")
+            raise DataError(
+                f"{where}: annotation {k} segment [{start}, {end}] is outside the video (0 to {duration} s)"
+            )
         if not isinstance(ann["sentence"], str):
             raise DataError(f"{where}: annotation {k} sentence {ann['sentence']!r} is not a string")
         if not ann["sentence"].strip():
@@ -117,17 +121,30 @@ def parse_entry(video_id: str, entry: Any, source: str | Path, videos: dict[str,
         for field in ("verb", "noun"):
             if ann.get(field) is not None and not isinstance(ann[field], str):
                 raise DataError(f"{where}: annotation {k} {field} {ann[field]!r} is not a string")
-        segments.append(Segment(seg_id, start, min(end, duration), ann["sentence"].strip(),
-                                ann.get("verb"), ann.get("noun")))
+        segments.append(
+            Segment(
+                seg_id, start, min(end, duration), ann["sentence"].strip(), ann.get("verb"), ann.get("noun")
+            )
+        )
     path = videos.get(video_id) if videos is not None else None
     if videos is not None and path is None:
         raise DataError(f"{where}: no video file for it in the video folder")
-    return VideoRecord(video_id, path, duration, str(entry["subset"]), str(entry.get("recipe_type", "")),
-                       sorted(segments, key=lambda s: s.start))
+    return VideoRecord(
+        video_id,
+        path,
+        duration,
+        str(entry["subset"]),
+        str(entry.get("recipe_type", "")),
+        sorted(segments, key=lambda s: s.start),
+    )
 
 
-def load_youcook2(annotation_file: str | Path, video_dir: str | Path | None = None,
-                  subsets: list[str] | tuple[str, ...] | None = None, strict: bool = False) -> VideoDataset:
+def load_youcook2(
+    annotation_file: str | Path,
+    video_dir: str | Path | None = None,
+    subsets: list[str] | tuple[str, ...] | None = None,
+    strict: bool = False,
+) -> VideoDataset:
     """Load a YouCook2-format file; bad entries (and missing videos, when `video_dir` is given) become failures.
 
     With `strict`, the first bad entry raises its DataError instead.

@@ -124,7 +124,9 @@ def default_checkpoint() -> Path:
     """The committed checkpoint shipped in vbert/assets (a DataError if it is missing)."""
     path = Path(str(resources.files("vbert").joinpath("assets", CHECKPOINT_NAME)))
     if not path.is_file():
-        raise DataError(f"{path}: the committed course checkpoint is missing; make one with `vbert train-extractor`")
+        raise DataError(
+            f"{path}: the committed course checkpoint is missing; make one with `vbert train-extractor`"
+        )
     return path
 
 

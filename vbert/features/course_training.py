@@ -42,7 +42,9 @@ from vbert.features.probe import linear_probe
 # ---------------------------------------------------------------- training data
 
 
-def load_labelled_clips(root: str | Path, size: int, fps: float = 20.0, clip_frames: int = 30) -> dict[str, Any]:
+def load_labelled_clips(
+    root: str | Path, size: int, fps: float = 20.0, clip_frames: int = 30
+) -> dict[str, Any]:
     """Decode SynthCook's action clips: {'train'/'val': (clips uint8 [N, T, S, S, 3], verb ids, noun ids)}."""
     items = load_action_clips(root)
     verbs = sorted({c.verb for c in items})
@@ -71,7 +73,11 @@ def load_labelled_clips(root: str | Path, size: int, fps: float = 20.0, clip_fra
 
 
 def augment(
-    clips: torch.Tensor, size: int, generator: torch.Generator, min_crop: float = 0.6, frames: int | None = None
+    clips: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    min_crop: float = 0.6,
+    frames: int | None = None,
 ) -> torch.Tensor:
     """Random crop (`min_crop`-100% of the side) and time window resized to `size`: uint8 [N, T, S, S, 3] -> float [N, 3, T', size, size]."""
     n, t, s = clips.shape[:3]
@@ -101,14 +107,18 @@ def resize_clips(clips: np.ndarray, size: int) -> torch.Tensor:
     return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(n, t, size, size, 3)
 
 
-def action_clip_probe(extractor: Any, root: str | Path, size: int, max_per_split: int | None = None) -> dict[str, float]:
+def action_clip_probe(
+    extractor: Any, root: str | Path, size: int, max_per_split: int | None = None
+) -> dict[str, float]:
     """Linear-probe accuracy (verb, noun) of `extractor`'s features: fit on training clips, score on validation."""
     data = load_labelled_clips(root, size)
     out: dict[str, float] = {}
     feats = {}
     for split in ("train", "val"):
         clips, verbs, nouns = data[split]
-        keep = np.random.default_rng(0).permutation(len(clips))[:max_per_split]  # a random subset, all classes
+        keep = np.random.default_rng(0).permutation(len(clips))[
+            :max_per_split
+        ]  # a random subset, all classes
         feats[split] = (extractor(clips[keep]), verbs[keep], nouns[keep])  # [N, 1024]
     (tx, tv, tn), (vx, vv, vn) = feats["train"], feats["val"]
     out["verb"] = linear_probe(tx, tv, vx, vv)
@@ -140,7 +150,9 @@ class TrainSettings:
     device: str = "cpu"  # "cuda" trains on a GPU: the decoded clips are copied there once
 
 
-def evaluate(model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.ndarray, size: int) -> dict[str, float]:
+def evaluate(
+    model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.ndarray, size: int
+) -> dict[str, float]:
     """Head accuracies of `model` on uint8 clips resized to `size` (on the model's device)."""
     model.eval()
     device = next(model.parameters()).device
@@ -155,7 +167,11 @@ def evaluate(model: CourseS3D, clips: np.ndarray, verbs: np.ndarray, nouns: np.n
 
 
 def train_course_extractor(
-    root: str | Path, out_path: str | Path, settings: TrainSettings, command: str = "", show_progress: bool = True
+    root: str | Path,
+    out_path: str | Path,
+    settings: TrainSettings,
+    command: str = "",
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Train CourseS3D on the action clips under SynthCook folder `root`; save to `out_path`; return metrics."""
     seed_everything(settings.seed)
@@ -181,12 +197,16 @@ def train_course_extractor(
     clips_t = torch.from_numpy(train_clips).to(device)  # [N, T, S, S, 3] uint8
     verbs_t, nouns_t = torch.from_numpy(train_v).to(device), torch.from_numpy(train_n).to(device)
     history, start = [], time.perf_counter()
-    bar = progress(range(settings.steps), desc="train-extractor", **({} if show_progress else {"disable": True}))
+    bar = progress(
+        range(settings.steps), desc="train-extractor", **({} if show_progress else {"disable": True})
+    )
     for step in bar:
         model.train()
         idx = torch.randint(0, len(clips_t), (settings.batch_size,), generator=generator).to(device)
         size = settings.sizes[step % len(settings.sizes)]
-        x = augment(clips_t[idx], size, generator, settings.min_crop, settings.train_frames)  # [B, 3, T', S, S]
+        x = augment(
+            clips_t[idx], size, generator, settings.min_crop, settings.train_frames
+        )  # [B, 3, T', S, S]
         verb_logits, noun_logits = model(x)
         loss = F.cross_entropy(verb_logits, verbs_t[idx], label_smoothing=settings.label_smoothing)
         loss = loss + F.cross_entropy(noun_logits, nouns_t[idx], label_smoothing=settings.label_smoothing)
@@ -205,7 +225,9 @@ def train_course_extractor(
         "val": {str(s): evaluate(model, val_clips, val_v, val_n, s) for s in (64, 96, 112)},
         "history": history,
     }
-    save_checkpoint(model.cpu(), out_path, settings=_jsonable(asdict(settings)), metrics=metrics, command=command)
+    save_checkpoint(
+        model.cpu(), out_path, settings=_jsonable(asdict(settings)), metrics=metrics, command=command
+    )
     return metrics
 
 
@@ -220,19 +242,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert train-extractor`."""
     add_config_arguments(parser)
     defaults = TrainSettings()
-    parser.add_argument("--data", default=None, help="SynthCook folder (default: generate/reuse the preset's)")
-    parser.add_argument("--out", default="runs/extractor/" + CHECKPOINT_NAME,
-                        help=f"checkpoint to write (default: runs/extractor/{CHECKPOINT_NAME})")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"training steps (default: {defaults.steps})")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help=f"clips per step (default: {defaults.batch_size})")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"learning rate (default: {defaults.lr})")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes), help="training crop sizes")
-    parser.add_argument("--min-crop", type=float, default=defaults.min_crop, help="smallest random crop (fraction)")
-    parser.add_argument("--train-frames", type=int, default=defaults.train_frames, help="frames per training window")
+    parser.add_argument(
+        "--data", default=None, help="SynthCook folder (default: generate/reuse the preset's)"
+    )
+    parser.add_argument(
+        "--out",
+        default="runs/extractor/" + CHECKPOINT_NAME,
+        help=f"checkpoint to write (default: runs/extractor/{CHECKPOINT_NAME})",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=defaults.steps, help=f"training steps (default: {defaults.steps})"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"clips per step (default: {defaults.batch_size})",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help=f"learning rate (default: {defaults.lr})"
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=list(defaults.sizes), help="training crop sizes"
+    )
+    parser.add_argument(
+        "--min-crop", type=float, default=defaults.min_crop, help="smallest random crop (fraction)"
+    )
+    parser.add_argument(
+        "--train-frames", type=int, default=defaults.train_frames, help="frames per training window"
+    )
     parser.add_argument("--init", default="", help="continue from this checkpoint")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda (a GPU trains the same network much faster)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu (default) or cuda (a GPU trains the same network much faster)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -242,8 +287,15 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     root = Path(args.data) if args.data else resolve(GENERATE, config)
     settings = TrainSettings(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, sizes=tuple(args.sizes), seed=config.seed,
-        min_crop=args.min_crop, train_frames=args.train_frames, init=args.init, device=args.device,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        sizes=tuple(args.sizes),
+        seed=config.seed,
+        min_crop=args.min_crop,
+        train_frames=args.train_frames,
+        init=args.init,
+        device=args.device,
     )
     command = ["vbert", "train-extractor", "--preset", args.preset]
     command += [f"--set={o}" for o in args.overrides]

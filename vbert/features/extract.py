@@ -65,7 +65,13 @@ class ClipDecoding(Dataset):
             clips = read_clips(path, fps=self.fps, clip_frames=self.clip_frames, size=self.size)
         except DataError as err:
             return {"video_id": video_id, "error": str(err)}
-        return {"video_id": video_id, "frames": clips.frames, "starts": clips.starts, "ends": clips.ends, "error": None}
+        return {
+            "video_id": video_id,
+            "frames": clips.frames,
+            "starts": clips.starts,
+            "ends": clips.ends,
+            "error": None,
+        }
 
 
 def _single_thread_worker(_: int) -> None:
@@ -85,7 +91,11 @@ def default_video_dir(annotation_file: str | Path) -> Path:
 def _video_files(folder: Path, recursive: bool) -> list[Path]:
     """The video files in `folder` (and its subfolders when `recursive`), hidden files left out."""
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return [p for p in sorted(found) if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.name.startswith(".")]
+    return [
+        p
+        for p in sorted(found)
+        if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    ]
 
 
 def _same_stem(files: list[Path]) -> dict[str, list[Path]]:
@@ -102,7 +112,9 @@ def _same_stem_failure(video_id: str, files: list[Path]) -> dict[str, str]:
     return Failure(video_id, f"{names}: {len(files)} video files for one video id (keep one)").to_dict()
 
 
-def list_videos(source: VideoDataset | str | Path, video_dir: str | Path | None = None) -> tuple[list[tuple[str, Path]], list[dict]]:
+def list_videos(
+    source: VideoDataset | str | Path, video_dir: str | Path | None = None
+) -> tuple[list[tuple[str, Path]], list[dict]]:
     """(video id, path) pairs of a dataset, a video folder (or SynthCook folder), or a YouCook2 annotation file.
 
     The failures found while listing come with them: the dataset's own (entries it could not
@@ -112,7 +124,9 @@ def list_videos(source: VideoDataset | str | Path, video_dir: str | Path | None 
     failures: list[dict] = []
     if isinstance(source, VideoDataset):
         if video_dir is not None:
-            raise DataError(f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not a dataset")
+            raise DataError(
+                f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not a dataset"
+            )
         failures += [f.to_dict() for f in source.failures]
         pairs = []
         for video_id, record in sorted(source.videos.items()):
@@ -130,13 +144,19 @@ def list_videos(source: VideoDataset | str | Path, video_dir: str | Path | None 
         pairs = [(v, p) for v, p in pairs if v not in clashes]
         if not pairs:
             first = f"; first: {failures[0]['reason']}" if failures else ""
-            raise DataError(f"{path}: no video to extract: none of its {len(failures)} videos has a usable file "
-                            f"in {video_dir} (--video-dir names another folder){first}")
+            raise DataError(
+                f"{path}: no video to extract: none of its {len(failures)} videos has a usable file "
+                f"in {video_dir} (--video-dir names another folder){first}"
+            )
         return pairs, failures
     if video_dir is not None:
-        raise DataError(f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not with {path}")
+        raise DataError(
+            f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not with {path}"
+        )
     if not path.is_dir():
-        raise DataError(f"{path}: expected a folder of videos, a SynthCook folder or a YouCook2 annotation file")
+        raise DataError(
+            f"{path}: expected a folder of videos, a SynthCook folder or a YouCook2 annotation file"
+        )
     folder = path / "videos" if (path / "videos").is_dir() else path
     files = _video_files(folder, recursive=False)
     if not files:
@@ -232,13 +252,18 @@ def extract_features(
     if device is None:
         local = int(os.environ.get("LOCAL_RANK", 0))
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    extractor = build_extractor(config.features.extractor, config.features.weights, select_device(str(device)), config.seed)
+    extractor = build_extractor(
+        config.features.extractor, config.features.weights, select_device(str(device)), config.seed
+    )
     writer = FeatureWriter(out_dir, extractor.dim, rank=rank, shard_size=shard_size)
     workers = config.features.num_workers
     loader = DataLoader(
         ClipDecoding(todo, config.video.fps, config.video.clip_frames, config.video.crop_size),
-        batch_size=None, num_workers=workers, worker_init_fn=_single_thread_worker if workers else None,
-        prefetch_factor=4 if workers else None, persistent_workers=False,
+        batch_size=None,
+        num_workers=workers,
+        worker_init_fn=_single_thread_worker if workers else None,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
     )
     my_failures: list[dict] = []  # decoding failures of this rank's videos (listing failures: see _finalize)
     pending: list[dict[str, Any]] = []  # decoded videos waiting for a full network batch
@@ -249,12 +274,16 @@ def extract_features(
         offset = 0
         for item in pending:
             n = len(item["frames"])
-            writer.add(item["video_id"], vectors[offset : offset + n], list(item["starts"]), list(item["ends"]))
+            writer.add(
+                item["video_id"], vectors[offset : offset + n], list(item["starts"]), list(item["ends"])
+            )
             offset += n
         pending.clear()
 
     desc = f"extract (rank {rank})" if world_size > 1 else "extract"
-    for item in progress(loader, total=len(todo), desc=desc, unit="video", **({} if show_progress else {"disable": True})):
+    for item in progress(
+        loader, total=len(todo), desc=desc, unit="video", **({} if show_progress else {"disable": True})
+    ):
         if item["error"] is not None:
             my_failures.append({"item": item["video_id"], "reason": item["error"]})
             atomic_write_json(out_dir / f"failures-r{rank}.json", my_failures)
@@ -278,8 +307,15 @@ def extract_features(
     return out_dir
 
 
-def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, Path]], listed: list[dict],
-              world_size: int, name: str) -> None:
+def _finalize(
+    out_dir: Path,
+    spec: dict,
+    inputs: dict,
+    videos: list[tuple[str, Path]],
+    listed: list[dict],
+    world_size: int,
+    name: str,
+) -> None:
     """When every rank is done: check the shards cover every video (or its failure), write the manifest.
 
     `listed` are the failures found while listing the videos (the same on every rank): recorded
@@ -287,7 +323,6 @@ def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, P
     is written incomplete (with the failures) and a DataError names the input `name`.
     """
     import json
-
 
     with file_lock(out_dir / ".finalize.lock"):
         done_files = [out_dir / f"done-r{r}.json" for r in range(world_size)]
@@ -299,32 +334,53 @@ def _finalize(out_dir: Path, spec: dict, inputs: dict, videos: list[tuple[str, P
         covered = set(store.videos()) | {f["item"] for f in failures}
         missing = [v for v, _ in videos if v not in covered]
         if missing:
-            raise DataError(f"{out_dir}: {len(missing)} videos have neither features nor a recorded failure (first: {missing[0]})")
+            raise DataError(
+                f"{out_dir}: {len(missing)} videos have neither features nor a recorded failure (first: {missing[0]})"
+            )
         outputs = {"videos": len(store.videos()), "clips": len(store), "dim": store.dim}
         complete = bool(store.videos())
-        write_manifest(out_dir, "extract", spec, inputs=inputs, outputs=outputs, failures=failures,
-                       complete=complete, world_size=world_size)
+        write_manifest(
+            out_dir,
+            "extract",
+            spec,
+            inputs=inputs,
+            outputs=outputs,
+            failures=failures,
+            complete=complete,
+            world_size=world_size,
+        )
         if not complete:
             first = failures[0]
-            raise DataError(f"{name}: no video could be extracted ({len(failures)} failures, listed in "
-                            f"{out_dir / 'manifest.json'}; first: {first['item']}: {first['reason']})")
+            raise DataError(
+                f"{name}: no video could be extracted ({len(failures)} failures, listed in "
+                f"{out_dir / 'manifest.json'}; first: {first['item']}: {first['reason']})"
+            )
 
 
 def summarize(out_dir: str | Path) -> dict[str, Any]:
     """A short summary of a finished features folder (for `vbert run`'s report)."""
     manifest = read_manifest(out_dir)
-    return {**manifest["outputs"], "failures": len(manifest["failures"]), "extractor": manifest["config"]["features"]}
+    return {
+        **manifest["outputs"],
+        "failures": len(manifest["failures"]),
+        "extractor": manifest["config"]["features"],
+    }
 
 
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
     """The "extract" stage: the features of the videos of the "generate" stage's folder, into `out`."""
     if not force and (out / SPEC_FILE).is_file():
         try:
-            force = read_json(out / SPEC_FILE) != extraction_spec(config)  # other decoding or extractor settings
+            force = read_json(out / SPEC_FILE) != extraction_spec(
+                config
+            )  # other decoding or extractor settings
         except DataError:
             force = True  # unreadable: the run's own folder is made again
         if force:
-            print(f"[vbert run] extract: {out} holds features made with other settings; extracting again", flush=True)
+            print(
+                f"[vbert run] extract: {out} holds features made with other settings; extracting again",
+                flush=True,
+            )
     extract_features(inputs["generate"], out, config, force=force, rank=0, world_size=1)
     return summarize(out)
 
@@ -334,8 +390,15 @@ def extract_key(config: Config) -> dict[str, Any]:
     return {"seed": config.seed, **extraction_spec(config)}
 
 
-STAGE = Stage("extract", "clips -> 1024-d features (vbert.features)", run_stage, folder="features",
-              needs=(GENERATE,), key=extract_key, code=("vbert.features", "vbert.data.video"))
+STAGE = Stage(
+    "extract",
+    "clips -> 1024-d features (vbert.features)",
+    run_stage,
+    folder="features",
+    needs=(GENERATE,),
+    key=extract_key,
+    code=("vbert.features", "vbert.data.video"),
+)
 
 
 # ---------------------------------------------------------------- `vbert extract`
@@ -344,15 +407,26 @@ STAGE = Stage("extract", "clips -> 1024-d features (vbert.features)", run_stage,
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert extract`."""
     add_config_arguments(parser)
-    parser.add_argument("source", nargs="?", default=None,
-                        help="video folder, SynthCook folder or YouCook2 annotation file (default: the preset's SynthCook)")
-    parser.add_argument("--video-dir", default=None,
-                        help="videos of an annotation file, subfolders included "
-                             "(default: the videos/ folder next to it, else the folder it is in)")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="video folder, SynthCook folder or YouCook2 annotation file (default: the preset's SynthCook)",
+    )
+    parser.add_argument(
+        "--video-dir",
+        default=None,
+        help="videos of an annotation file, subfolders included "
+        "(default: the videos/ folder next to it, else the folder it is in)",
+    )
     parser.add_argument("--out", default="runs/features", help="features folder (default: runs/features)")
     parser.add_argument("--extractor", default=None, help="course, s3d or resnet (default: the preset's)")
-    parser.add_argument("--weights", default=None, help="default, kinetics400, imagenet1k, none, or a weight file")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK when present)")
+    parser.add_argument(
+        "--weights", default=None, help="default, kinetics400, imagenet1k, none, or a weight file"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK when present)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="clips per network batch")
     parser.add_argument("--num-workers", type=int, default=None, help="decoding worker processes")
     parser.add_argument("--shard-size", type=int, default=512, help="clips per shard file")
@@ -362,8 +436,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Extract features from the command line (also under torchrun)."""
     config = config_from_args(args)
-    for field, value in (("extractor", args.extractor), ("weights", args.weights),
-                         ("batch_size", args.batch_size), ("num_workers", args.num_workers)):
+    for field, value in (
+        ("extractor", args.extractor),
+        ("weights", args.weights),
+        ("batch_size", args.batch_size),
+        ("num_workers", args.num_workers),
+    ):
         if value is not None:
             setattr(config.features, field, value)
     started_group = False
@@ -375,8 +453,15 @@ def main(args: argparse.Namespace) -> int:
             source: Any = resolve(GENERATE, config)
         else:
             source = args.source
-        out = extract_features(source, args.out, config, device=args.device, video_dir=args.video_dir,
-                               shard_size=args.shard_size, force=args.force)
+        out = extract_features(
+            source,
+            args.out,
+            config,
+            device=args.device,
+            video_dir=args.video_dir,
+            shard_size=args.shard_size,
+            force=args.force,
+        )
     finally:
         if started_group:
             torch.distributed.destroy_process_group()
@@ -384,5 +469,7 @@ def main(args: argparse.Namespace) -> int:
     if rank == 0 or not started_group:
         if is_complete(out):
             summary = summarize(out)
-            print(f"{out}: {summary['clips']} clips from {summary['videos']} videos, {summary['failures']} failures")
+            print(
+                f"{out}: {summary['clips']} clips from {summary['videos']} videos, {summary['failures']} failures"
+            )
     return 0

@@ -64,13 +64,17 @@ class Extractor:
         self._std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1, 1)
 
     def __repr__(self) -> str:
-        return f"Extractor(name={self.name!r}, weights={self.weights!r}, dim={self.dim}, device={self.device})"
+        return (
+            f"Extractor(name={self.name!r}, weights={self.weights!r}, dim={self.dim}, device={self.device})"
+        )
 
     def preprocess(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 [N, T, H, W, 3] -> normalised float32 [N, 3, T, H, W] on the extractor's device."""
         x = torch.as_tensor(clips)
         if x.ndim != 5 or x.shape[-1] != 3:
-            raise DataError(f"{self.name} extractor: expected clips [N, T, H, W, 3], got shape {list(x.shape)}")
+            raise DataError(
+                f"{self.name} extractor: expected clips [N, T, H, W, 3], got shape {list(x.shape)}"
+            )
         if x.dtype != torch.uint8:
             raise DataError(f"{self.name} extractor: expected uint8 RGB clips, got {x.dtype}")
         x = x.to(self.device, non_blocking=True).permute(0, 4, 1, 2, 3).float() / 255.0  # [N, 3, T, H, W]
@@ -131,7 +135,12 @@ def build_s3d(weights: str = "kinetics400", device: str | torch.device = "cpu", 
     choice = _weight_choice("s3d", "kinetics400" if weights == "default" else weights, ("kinetics400",))
     network = _seeded(lambda: s3d(weights=None, num_classes=400), seed)
     if choice == "kinetics400":
-        load_matching(network, _download_weights(S3D_Weights.KINETICS400_V1, "S3D Kinetics-400"), "S3D Kinetics-400", ("features.",))
+        load_matching(
+            network,
+            _download_weights(S3D_Weights.KINETICS400_V1, "S3D Kinetics-400"),
+            "S3D Kinetics-400",
+            ("features.",),
+        )
     elif choice == "none":
         warnings.warn(f"s3d extractor: {RANDOM_WEIGHTS_WARNING}", UserWarning, stacklevel=2)
     else:
@@ -153,7 +162,12 @@ def build_resnet(
     choice = _weight_choice("resnet", "imagenet1k" if weights == "default" else weights, ("imagenet1k",))
     network = _seeded(lambda: resnet50(weights=None), seed)
     if choice == "imagenet1k":
-        load_matching(network, _download_weights(ResNet50_Weights.IMAGENET1K_V2, "ResNet-50 ImageNet"), "ResNet-50 ImageNet", ("conv1.", "bn1.", "layer"))
+        load_matching(
+            network,
+            _download_weights(ResNet50_Weights.IMAGENET1K_V2, "ResNet-50 ImageNet"),
+            "ResNet-50 ImageNet",
+            ("conv1.", "bn1.", "layer"),
+        )
     elif choice == "none":
         warnings.warn(f"resnet extractor: {RANDOM_WEIGHTS_WARNING}", UserWarning, stacklevel=2)
     else:
@@ -182,20 +196,34 @@ def build_course(weights: str = "default", device: str | torch.device = "cpu", s
     else:
         network = course_s3d.load_checkpoint(choice)
     return Extractor(
-        "course", network, network.features, course_s3d.INPUT_MEAN, course_s3d.INPUT_STD, torch.device(device), choice
+        "course",
+        network,
+        network.features,
+        course_s3d.INPUT_MEAN,
+        course_s3d.INPUT_STD,
+        torch.device(device),
+        choice,
     )
 
 
-EXTRACTORS: dict[str, Callable[..., Extractor]] = {"s3d": build_s3d, "resnet": build_resnet, "course": build_course}
+EXTRACTORS: dict[str, Callable[..., Extractor]] = {
+    "s3d": build_s3d,
+    "resnet": build_resnet,
+    "course": build_course,
+}
 
 
-def build_extractor(name: str, weights: str = "default", device: str | torch.device = "cpu", seed: int = 0) -> Extractor:
+def build_extractor(
+    name: str, weights: str = "default", device: str | torch.device = "cpu", seed: int = 0
+) -> Extractor:
     """The extractor called `name` ("s3d", "resnet" or "course") with `weights` on `device`.
 
     `seed` fixes the random initialisation of weights 'none' (the same network in every run and rank).
     """
     if name not in EXTRACTORS:
-        raise ConfigError(f"features.extractor: unknown extractor '{name}'; choose one of {', '.join(EXTRACTORS)}")
+        raise ConfigError(
+            f"features.extractor: unknown extractor '{name}'; choose one of {', '.join(EXTRACTORS)}"
+        )
     return EXTRACTORS[name](weights=weights, device=device, seed=seed)
 
 

@@ -53,7 +53,9 @@ class FeatureWriter:
     def add(self, video_id: str, vectors: np.ndarray, starts: list[float], ends: list[float]) -> None:
         """Queue one video's clips: `vectors` is [n, D]; a video is never split across shards."""
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise DataError(f"features for {video_id}: expected shape [n, {self.dim}], got {list(vectors.shape)}")
+            raise DataError(
+                f"features for {video_id}: expected shape [n, {self.dim}], got {list(vectors.shape)}"
+            )
         if not (len(vectors) == len(starts) == len(ends)):
             raise DataError(f"features for {video_id}: {len(vectors)} vectors but {len(starts)} clip times")
         self._vectors.append(vectors.astype(np.float16))
@@ -70,7 +72,9 @@ class FeatureWriter:
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         atomic_write_bytes(stem.with_suffix(".npy"), buffer.getvalue())
-        atomic_write_json(stem.with_suffix(".json"), {"dim": self.dim, "count": len(self._rows), "rows": self._rows})
+        atomic_write_json(
+            stem.with_suffix(".json"), {"dim": self.dim, "count": len(self._rows), "rows": self._rows}
+        )
         self.next_shard += 1
         self._vectors, self._rows = [], []
 
@@ -91,17 +95,25 @@ class FeatureStore:
                 array = np.load(array_path, allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise DataError(f"{array_path}: cannot read feature shard ({err})") from None
-            if array.ndim != 2 or array.shape != (index["count"], index["dim"]) or len(index["rows"]) != index["count"]:
+            if (
+                array.ndim != 2
+                or array.shape != (index["count"], index["dim"])
+                or len(index["rows"]) != index["count"]
+            ):
                 raise DataError(
                     f"{array_path}: shape {list(array.shape)} does not match its index {index_path.name} "
                     f"({index['count']} rows of dimension {index['dim']}, {len(index['rows'])} listed)"
                 )
             if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-                raise DataError(f"{array_path}: feature values must be finite floats (got {array.dtype}, or NaN/inf)")
+                raise DataError(
+                    f"{array_path}: feature values must be finite floats (got {array.dtype}, or NaN/inf)"
+                )
             _check_rows(index_path, index["rows"])
             for video_id in dict.fromkeys(r[0] for r in index["rows"]):
                 if video_id in owner:
-                    raise DataError(f"{index_path}: video '{video_id}' is also in {owner[video_id]} (shards from two runs?)")
+                    raise DataError(
+                        f"{index_path}: video '{video_id}' is also in {owner[video_id]} (shards from two runs?)"
+                    )
                 owner[video_id] = index_path.name
             dims.add(index["dim"])
             arrays.append(array)
@@ -139,7 +151,9 @@ def _check_rows(path: Path, rows: list) -> None:
         ok = isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
         ok = ok and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in row[1:])
         if not ok or row[1] > row[2]:
-            raise DataError(f"{path}: row {i} is {row!r}, expected [video_id, start_s, end_s] with start <= end")
+            raise DataError(
+                f"{path}: row {i} is {row!r}, expected [video_id, start_s, end_s] with start <= end"
+            )
 
 
 def _read_index(path: Path) -> dict:

@@ -68,7 +68,10 @@ def collect_failures(run_dir: Path) -> list[dict[str, str]]:
     def add(stage: str, failures: list[dict]) -> None:
         for f in failures:
             item, reason = str(f.get("item", "?")), str(f.get("reason", "?"))
-            if (item, reason) not in seen:  # a loader failure is met again by extract and tokenize: listed once
+            if (
+                item,
+                reason,
+            ) not in seen:  # a loader failure is met again by extract and tokenize: listed once
                 seen.add((item, reason))
                 rows.append({"item": item, "stage": stage, "reason": reason})
 
@@ -84,8 +87,13 @@ def collect_failures(run_dir: Path) -> list[dict[str, str]]:
     if tokens.is_file():
         for record in read_token_file(tokens):
             if not any(s.get("text") for s in record.get("sentences", [])):
-                rows.append({"item": record["video_id"], "stage": "tokenize",
-                             "reason": "no usable narration: its clips are used as video-only material"})
+                rows.append(
+                    {
+                        "item": record["video_id"],
+                        "stage": "tokenize",
+                        "reason": "no usable narration: its clips are used as video-only material",
+                    }
+                )
     return rows
 
 
@@ -93,13 +101,19 @@ def _failure_lines(rows: list[dict[str, str]]) -> list[str]:
     if not rows:
         return ["Nothing was left out: every video, annotation and narration was used.", ""]
     items = len({r["item"] for r in rows})
-    lines = [f"{items} item(s) were left out or used only in part:", "",
-             "| item | stage | reason |", "|---|---|---|"]
+    lines = [
+        f"{items} item(s) were left out or used only in part:",
+        "",
+        "| item | stage | reason |",
+        "|---|---|---|",
+    ]
     for r in rows[:MAX_FAILURE_ROWS]:
         reason = r["reason"].replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {r['item']} | {r['stage']} | {reason} |")
     if len(rows) > MAX_FAILURE_ROWS:
-        lines.append(f"| ... | | {len(rows) - MAX_FAILURE_ROWS} more rows in the stages' manifest.json files |")
+        lines.append(
+            f"| ... | | {len(rows) - MAX_FAILURE_ROWS} more rows in the stages' manifest.json files |"
+        )
     return lines + [""]
 
 
@@ -143,8 +157,11 @@ def loss_figure(run_dir: Path, path: Path) -> Path:
     right.plot(steps, [r.get("text_mlm", np.nan) for r in rows], label="VideoBERT, text MLM")
     text_only = _metrics(run_dir / "eval" / "text-only-bert")
     if text_only:
-        right.plot([r["step"] for r in text_only], [r.get("text_mlm", np.nan) for r in text_only],
-                   label="text-only BERT (Table 1), text MLM")
+        right.plot(
+            [r["step"] for r in text_only],
+            [r.get("text_mlm", np.nan) for r in text_only],
+            label="text-only BERT (Table 1), text MLM",
+        )
     right.plot(steps, [r.get("align_acc", np.nan) for r in rows], "--", label="VideoBERT alignment accuracy")
     right.set(title="Text MLM and alignment accuracy", xlabel="step")
     right.legend(fontsize=8)
@@ -162,17 +179,17 @@ def _words_of_store(config: Config, run_dir: Path):
     """(tree, feature store, clip vectors [N, D], word of each clip [N]) of a run."""
     import torch
 
-
     tree = load_vocab(run_dir / "vocab", run_dir / "features")
     store = FeatureStore(run_dir / "features")
     vectors = torch.from_numpy(np.asarray(store.features, dtype=np.float32))  # [N, D]
     return tree, store, vectors, assign_words(tree, vectors, config.vocab.assignment)
 
 
-def visual_words_figure(config: Config, run_dir: Path, path: Path, n_words: int = 4, n_clips: int = 5) -> Path:
+def visual_words_figure(
+    config: Config, run_dir: Path, path: Path, n_words: int = 4, n_clips: int = 5
+) -> Path:
     """The most frequent visual words, each shown as the middle frames of its clips nearest the centroid."""
     from matplotlib.figure import Figure
-
 
     tree, store, vectors, words = _words_of_store(config, run_dir)
     labels = word_purities(*labelled_clips(read_token_file(run_dir / "tokenize"), "verb"))
@@ -187,8 +204,10 @@ def visual_words_figure(config: Config, run_dir: Path, path: Path, n_words: int 
         frames = middle_frames(clips, config.video.fps, config.video.clip_frames, size=96)  # [n, 96, 96, 3]
         ax.imshow(mosaic(frames, cols=n_clips))
         _, label, share = labels.get(word, (0, "-", 0.0))
-        ax.set_title(f"word {word}: {counts[word]} clips; {100 * share:.0f}% of its labelled clips "
-                     f"are '{label}'", fontsize=8)
+        ax.set_title(
+            f"word {word}: {counts[word]} clips; {100 * share:.0f}% of its labelled clips are '{label}'",
+            fontsize=8,
+        )
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -199,23 +218,28 @@ def text_to_video_figure(config: Config, run_dir: Path, path: Path, num_words: i
     """VideoBERT's visual words for a validation sentence (as exemplar clips) above the segment's own clips."""
     from matplotlib.figure import Figure
 
-
     records = read_token_file(run_dir / "tokenize")
-    val = [r for r in records if r.get("subset") == "validation" and r.get("segments")] or \
-        [r for r in records if r.get("segments")]
+    val = [r for r in records if r.get("subset") == "validation" and r.get("segments")] or [
+        r for r in records if r.get("segments")
+    ]
     if not val:
         raise VbertError(f"{run_dir / 'tokenize'}: no video with annotated segments")
     record, segment = val[0], val[0]["segments"][0]
     tree, store, _, _ = _words_of_store(config, run_dir)
     model, vocab, tokenizer = load_pretrained(run_dir / "pretrain")
-    generated = text_to_video(model, tokenizer, vocab, segment["sentence"], num_words=num_words, seed=config.seed)
+    generated = text_to_video(
+        model, tokenizer, vocab, segment["sentence"], num_words=num_words, seed=config.seed
+    )
     exemplars = exemplar_clips(records, store, tree.leaf_centroids.float().cpu().numpy())
     paths = _video_paths(run_dir)
     made = [(paths[exemplars[w][0]], exemplars[w][1]) for w in generated if w in exemplars]
     _, starts, ends = store.clips_of(record["video_id"])
     centres = (np.asarray(starts) + np.asarray(ends)) / 2
-    own = [(paths[record["video_id"]], float(s)) for s, c in zip(starts, centres)
-           if segment["start"] <= c <= segment["end"]][:num_words]
+    own = [
+        (paths[record["video_id"]], float(s))
+        for s, c in zip(starts, centres)
+        if segment["start"] <= c <= segment["end"]
+    ][:num_words]
     fig = Figure(figsize=(1.6 * num_words, 3.9))
     axes = fig.subplots(2, num_words, squeeze=False)
     for row, (clips, title) in enumerate(((made, "generated"), (own, "ground truth"))):
@@ -227,9 +251,17 @@ def text_to_video_figure(config: Config, run_dir: Path, path: Path, num_words: i
                 ax.imshow(frames[col])
                 word = generated[col] if row == 0 else None
                 ax.set_title(f"word {word}" if word is not None else f"clip {col + 1}", fontsize=8)
-        axes[row, 0].text(-0.15, 0.5, title, transform=axes[row, 0].transAxes, rotation=90,
-                          va="center", ha="right", fontsize=9)
-    fig.suptitle(f"text to video: \"{segment['sentence']}\" ({record['video_id']})", fontsize=9)
+        axes[row, 0].text(
+            -0.15,
+            0.5,
+            title,
+            transform=axes[row, 0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=9,
+        )
+    fig.suptitle(f'text to video: "{segment["sentence"]}" ({record["video_id"]})', fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
@@ -249,9 +281,13 @@ def _figure(lines: list[str], title: str, make: Callable[[], Path], caption: str
 def write_report(config: Config, run_dir: Path, results: list) -> Path:
     """Write `run_dir/report.md` (and its PNG figures) for the stages just run (`StageResult`s)."""
     run_dir = Path(run_dir)
-    lines = [f"# vbert run: preset `{config.name}`", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; the exact config is at the end "
-             + "(also `config.yaml` in this folder).", ""]
+    lines = [
+        f"# vbert run: preset `{config.name}`",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; the exact config is at the end "
+        + "(also `config.yaml` in this folder).",
+        "",
+    ]
     lines += ["## Stages", "", "| stage | status | seconds | summary |", "|---|---|---:|---|"]
     for r in results:
         text = ", ".join(f"{k}: {v}" for k, v in r.summary.items() if not isinstance(v, (dict, list)))
@@ -273,28 +309,49 @@ def write_report(config: Config, run_dir: Path, results: list) -> Path:
 
     lines += ["## Results", ""]
     for task, title, note in (
-        ("zero-shot", "Table 1 analogue: zero-shot verb and noun classification",
-         f"The paper (YouCook II validation, {PAPER_TABLE1}). SynthCook is a different, much smaller world: "
-         + "compare rows with each other and with chance, not with the paper."),
-        ("captioning", "Table 3 analogue: captioning on ground-truth segments",
-         f"The paper (YouCook II, {PAPER_TABLE3}). BLEU, METEOR and ROUGE-L in percent, CIDEr as is."),
+        (
+            "zero-shot",
+            "Table 1 analogue: zero-shot verb and noun classification",
+            f"The paper (YouCook II validation, {PAPER_TABLE1}). SynthCook is a different, much smaller world: "
+            + "compare rows with each other and with chance, not with the paper.",
+        ),
+        (
+            "captioning",
+            "Table 3 analogue: captioning on ground-truth segments",
+            f"The paper (YouCook II, {PAPER_TABLE3}). BLEU, METEOR and ROUGE-L in percent, CIDEr as is.",
+        ),
         ("retrieval", "Text-to-video retrieval by the alignment score", ""),
     ):
         lines += [f"### {title}", ""]
         table = _eval_table(run_dir, task)
-        lines += ([table, ""] + ([note, ""] if note else [])) if table else [
-            f"Not available: {_eval_missing_reason(run_dir, task)}.", ""]
+        lines += (
+            ([table, ""] + ([note, ""] if note else []))
+            if table
+            else [f"Not available: {_eval_missing_reason(run_dir, task)}.", ""]
+        )
 
     lines += ["## Figures", ""]
-    _figure(lines, "Loss curves", lambda: loss_figure(run_dir, run_dir / LOSS_FIGURE),
-            "Left: each pretraining objective (masked prediction of text, video and both, alignment). "
-            "Right: the text MLM loss of VideoBERT and of the text-only BERT of Table 1.")
-    _figure(lines, "Visual words", lambda: visual_words_figure(config, run_dir, run_dir / WORDS_FIGURE),
-            "The most frequent visual words; each row shows the middle frames of the clips nearest the "
-            "word's centroid, and how many of its clips inside annotated segments share one verb.")
-    _figure(lines, "Text to video", lambda: text_to_video_figure(config, run_dir, run_dir / TEXT_TO_VIDEO_FIGURE),
-            "Top: the visual words VideoBERT writes after `[CLS] sentence [>]`, each shown as its exemplar "
-            "clip (nearest the word's centroid). Bottom: the clips of the segment the sentence describes.")
+    _figure(
+        lines,
+        "Loss curves",
+        lambda: loss_figure(run_dir, run_dir / LOSS_FIGURE),
+        "Left: each pretraining objective (masked prediction of text, video and both, alignment). "
+        "Right: the text MLM loss of VideoBERT and of the text-only BERT of Table 1.",
+    )
+    _figure(
+        lines,
+        "Visual words",
+        lambda: visual_words_figure(config, run_dir, run_dir / WORDS_FIGURE),
+        "The most frequent visual words; each row shows the middle frames of the clips nearest the "
+        "word's centroid, and how many of its clips inside annotated segments share one verb.",
+    )
+    _figure(
+        lines,
+        "Text to video",
+        lambda: text_to_video_figure(config, run_dir, run_dir / TEXT_TO_VIDEO_FIGURE),
+        "Top: the visual words VideoBERT writes after `[CLS] sentence [>]`, each shown as its exemplar "
+        "clip (nearest the word's centroid). Bottom: the clips of the segment the sentence describes.",
+    )
 
     lines += ["## Versions", ""]
     lines += [f"- {name}: {version}" for name, version in package_versions().items()]

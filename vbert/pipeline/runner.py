@@ -43,13 +43,16 @@ def stage_named(name: str) -> Stage:
     raise KeyError(f"no stage {name!r}; the stages are {', '.join(s.name for s in STAGES)}")
 
 
-def run_pipeline(config: Config, run_dir: str | Path, force: bool = False,
-                 only: list[str] | None = None) -> list[StageResult]:
+def run_pipeline(
+    config: Config, run_dir: str | Path, force: bool = False, only: list[str] | None = None
+) -> list[StageResult]:
     """Run the stages (all, or those named in `only`) and write `run_dir/report.md`."""
     run_dir = Path(run_dir)
     unknown = sorted(set(only or ()) - {s.name for s in STAGES})
     if unknown:
-        raise DataError(f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(s.name for s in STAGES)}")
+        raise DataError(
+            f"unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(s.name for s in STAGES)}"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     resolver = Resolver(config, run_dir, force=force, only=only if only else [s.name for s in STAGES])
@@ -71,8 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     parser.add_argument("--force", action="store_true", help="re-run stages even when finished")
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="run only these stages (space- or comma-separated, e.g. --only generate,extract)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="run only these stages (space- or comma-separated, e.g. --only generate,extract)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

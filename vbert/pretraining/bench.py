@@ -88,9 +88,14 @@ class BenchSetup:
     def bert_config(self) -> BertConfig:
         """The vbert encoder config of this setup."""
         return BertConfig(
-            vocab_size=self.vocab_size, hidden_size=self.hidden, num_layers=self.layers, num_heads=self.heads,
-            intermediate_size=self.intermediate, max_position_embeddings=max(512, self.seq_len),
-            hidden_dropout=self.dropout, attention_dropout=self.dropout,
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden,
+            num_layers=self.layers,
+            num_heads=self.heads,
+            intermediate_size=self.intermediate,
+            max_position_embeddings=max(512, self.seq_len),
+            hidden_dropout=self.dropout,
+            attention_dropout=self.dropout,
         )
 
 
@@ -122,13 +127,21 @@ def make_batch(setup: BenchSetup, generator: torch.Generator) -> dict[str, torch
     random_text = torch.randint(text_low, setup.text_vocab, (b, p), generator=generator)
     random_video = torch.randint(video_low, video_high, (b, p), generator=generator)
     chosen_is_text = is_text.gather(1, chosen)
-    replacement = torch.where(action < 0.8, torch.full_like(targets, vocab.mask_id),
-                              torch.where(action < 0.9, torch.where(chosen_is_text, random_text, random_video), targets))
+    replacement = torch.where(
+        action < 0.8,
+        torch.full_like(targets, vocab.mask_id),
+        torch.where(action < 0.9, torch.where(chosen_is_text, random_text, random_video), targets),
+    )
     masked = ids.scatter(1, chosen, replacement)
     labels = torch.full_like(ids, IGNORE_INDEX).scatter(1, chosen, targets)
     flat_positions = (chosen + torch.arange(b)[:, None] * length).reshape(-1)
-    return {"input_ids": masked, "token_type_ids": token_types, "labels": labels,
-            "positions": flat_positions, "targets": targets.reshape(-1)}
+    return {
+        "input_ids": masked,
+        "token_type_ids": token_types,
+        "labels": labels,
+        "positions": flat_positions,
+        "targets": targets.reshape(-1),
+    }
 
 
 class VbertMLM(nn.Module):
@@ -140,8 +153,14 @@ class VbertMLM(nn.Module):
         self.full_vocab_head = full_vocab_head  # ablation: logits at every position, like the plain loop
         self.padding_mask = padding_mask  # ablation: pass an all-ones mask (disables the flash kernel)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, labels: torch.Tensor,
-                positions: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        labels: torch.Tensor,
+        positions: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         """Masked-LM loss of one batch."""
         mask = torch.ones_like(input_ids) if self.padding_mask else None
         if self.full_vocab_head:
@@ -156,7 +175,6 @@ def hf_model_from_vbert(model: BertForMaskedLM) -> nn.Module:
     """A transformers BertForMaskedLM (SDPA attention) holding exactly `model`'s weights."""
     import transformers
 
-
     with tempfile.TemporaryDirectory() as tmp:
         export_hf(model, tmp)
         return transformers.BertForMaskedLM.from_pretrained(tmp, attn_implementation="sdpa")
@@ -164,21 +182,28 @@ def hf_model_from_vbert(model: BertForMaskedLM) -> nn.Module:
 
 def _decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 class PlainHFLoop:
     """The reference: transformers BertForMaskedLM, bf16 autocast, fused AdamW, optional compile."""
 
-    def __init__(self, model: nn.Module, config: PretrainConfig, device: torch.device, compile_model: bool) -> None:
+    def __init__(
+        self, model: nn.Module, config: PretrainConfig, device: torch.device, compile_model: bool
+    ) -> None:
         self.model = model.to(device).train()
         self.device, self.config = device, config
         fused = {"fused": True} if device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(_decay_groups(model, config.weight_decay), lr=config.lr,
-                                           betas=(0.9, 0.999), eps=1e-6, **fused)
+        self.optimizer = torch.optim.AdamW(
+            _decay_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.999), eps=1e-6, **fused
+        )
 
-        schedule = partial(lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule)
+        schedule = partial(
+            lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.amp = device.type == "cuda" and config.precision != "fp32"
@@ -188,8 +213,9 @@ class PlainHFLoop:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
         with amp:
-            out = self.forward(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
-                               labels=batch["labels"])
+            out = self.forward(
+                input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"], labels=batch["labels"]
+            )
         out.loss.backward()
         if self.config.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad, foreach=True)
@@ -199,10 +225,14 @@ class PlainHFLoop:
         return {"loss": out.loss.detach().float()}
 
 
-def vbert_trainer(setup: BenchSetup, config: PretrainConfig, device: torch.device, **variant: bool) -> Trainer:
+def vbert_trainer(
+    setup: BenchSetup, config: PretrainConfig, device: torch.device, **variant: bool
+) -> Trainer:
     """vbert's Trainer around VbertMLM, ready for `train_step` (no data, no output folder)."""
     torch.manual_seed(0)
-    bert_config = replace(setup.bert_config(), low_precision_residual=variant.get("low_precision_residual", False))
+    bert_config = replace(
+        setup.bert_config(), low_precision_residual=variant.get("low_precision_residual", False)
+    )
     model = VbertMLM(bert_config, variant.get("full_vocab_head", False), variant.get("padding_mask", False))
     return Trainer(model, config, out_dir=None, device=device)
 
@@ -233,11 +263,16 @@ def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, devic
 def variant_flags(variant: str) -> dict[str, bool]:
     """The model switches a vbert variant name asks for (`fullhead`, `padmask`, `bf16res`)."""
     words = variant.split("-")
-    return {"full_vocab_head": "fullhead" in words, "padding_mask": "padmask" in words,
-            "low_precision_residual": "bf16res" in words}
+    return {
+        "full_vocab_head": "fullhead" in words,
+        "padding_mask": "padmask" in words,
+        "low_precision_residual": "bf16res" in words,
+    }
 
 
-def profile_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5) -> str:
+def profile_steps(
+    step_fn: StepFn, batches: list[dict[str, torch.Tensor]], device: torch.device, steps: int = 5
+) -> str:
     """Where one step's time goes: the profiler's top kernels by device time (after warm steps)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -263,8 +298,9 @@ def peak_tflops(device: torch.device, override: float | None = None) -> float | 
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
-def time_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int,
-               device: torch.device) -> tuple[float, list[float]]:
+def time_steps(
+    step_fn: StepFn, batches: list[dict[str, torch.Tensor]], warmup: int, steps: int, device: torch.device
+) -> tuple[float, list[float]]:
     """Seconds for `steps` timed steps after `warmup` untimed ones; also every loss seen."""
     losses = []
     for i in range(warmup):
@@ -280,23 +316,44 @@ def time_steps(step_fn: StepFn, batches: list[dict[str, torch.Tensor]], warmup: 
     return time.perf_counter() - start, [float(x) for x in losses]
 
 
-def measure(name: str, step_fn: StepFn, setup: BenchSetup, batches: list[dict[str, torch.Tensor]], warmup: int,
-            steps: int, device: torch.device, peak: float | None) -> dict[str, Any]:
+def measure(
+    name: str,
+    step_fn: StepFn,
+    setup: BenchSetup,
+    batches: list[dict[str, torch.Tensor]],
+    warmup: int,
+    steps: int,
+    device: torch.device,
+    peak: float | None,
+) -> dict[str, Any]:
     """Throughput, memory and useful MFU of one training-step function."""
     seconds, losses = time_steps(step_fn, batches, warmup, steps, device)
     seq_s = setup.batch * steps / seconds
     tokens_s = seq_s * setup.seq_len
     useful = flops_per_token(setup.bert_config(), setup.seq_len, setup.mask_prob) * tokens_s / 1e12
-    row = {"name": name, "seq_per_s": round(seq_s, 1), "tokens_per_s": round(tokens_s),
-           "useful_tflops": round(useful, 1), "mfu": round(useful / peak, 4) if peak else None,
-           "peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
-           "last_loss": round(losses[-1], 4)}
+    row = {
+        "name": name,
+        "seq_per_s": round(seq_s, 1),
+        "tokens_per_s": round(tokens_s),
+        "useful_tflops": round(useful, 1),
+        "mfu": round(useful / peak, 4) if peak else None,
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        if device.type == "cuda"
+        else None,
+        "last_loss": round(losses[-1], 4),
+    }
     print(json.dumps(row), flush=True)
     return row
 
 
-def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, steps: int, compile_both: bool,
-              vbert_variant: str = "vbert") -> dict:
+def agreement(
+    setup: BenchSetup,
+    config: PretrainConfig,
+    device: torch.device,
+    steps: int,
+    compile_both: bool,
+    vbert_variant: str = "vbert",
+) -> dict:
     """Train vbert and the plain loop from the same weights on the same batches (dropout off).
 
     On CUDA both run in bf16, and each side also runs once in fp32: the gap between a side's bf16
@@ -325,9 +382,15 @@ def agreement(setup: BenchSetup, config: PretrainConfig, device: torch.device, s
         diffs = [abs(x - y) for x, y in zip(curves[a], curves[b])]
         return {"max_abs_diff": max(diffs), "mean_abs_diff": sum(diffs) / len(diffs)}
 
-    result = {"steps": steps, "step0_vbert": curves["vbert"][0], "step0_plain": curves["plain"][0],
-              "final_vbert": curves["vbert"][-1], "final_plain": curves["plain"][-1],
-              **gap("vbert", "plain"), "curves": curves}
+    result = {
+        "steps": steps,
+        "step0_vbert": curves["vbert"][0],
+        "step0_plain": curves["plain"][0],
+        "final_vbert": curves["vbert"][-1],
+        "final_plain": curves["plain"][-1],
+        **gap("vbert", "plain"),
+        "curves": curves,
+    }
     if "plain_fp32" in curves:
         result["bf16_noise"] = gap("plain", "plain_fp32")
         result["bf16_noise_vbert"] = gap("vbert", "vbert_fp32")
@@ -341,19 +404,33 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.fp32_matmul_reduction:  # cuBLAS may otherwise reduce split-K partial sums in bf16
         torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     layers, hidden, heads, inter = SIZES[args.size]
-    setup = BenchSetup(layers, hidden, heads, inter, seq_len=args.seq_len, batch=args.batch,
-                       text_vocab=args.text_vocab, visual_words=args.visual_words)
+    setup = BenchSetup(
+        layers,
+        hidden,
+        heads,
+        inter,
+        seq_len=args.seq_len,
+        batch=args.batch,
+        text_vocab=args.text_vocab,
+        visual_words=args.visual_words,
+    )
     config = PretrainConfig(steps=10**6, lr=1e-4, warmup_steps=0, precision="auto", compile=False)
     peak = peak_tflops(device, args.peak_tflops)
     generator = torch.Generator().manual_seed(0)
     batches = [make_batch(setup, generator) for _ in range(4)]
     if device.type == "cuda":
         batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
-    results: dict[str, Any] = {"setup": asdict(setup), "device": str(torch.cuda.get_device_name(device))
-                               if device.type == "cuda" else "cpu", "peak_tflops": peak, "rows": []}
+    results: dict[str, Any] = {
+        "setup": asdict(setup),
+        "device": str(torch.cuda.get_device_name(device)) if device.type == "cuda" else "cpu",
+        "peak_tflops": peak,
+        "rows": [],
+    }
     for variant in args.variants.split(","):
         step_fn = build_variant(variant, setup, config, device)
-        results["rows"].append(measure(variant, step_fn, setup, batches, args.warmup, args.steps, device, peak))
+        results["rows"].append(
+            measure(variant, step_fn, setup, batches, args.warmup, args.steps, device, peak)
+        )
         if args.profile and variant == args.profile:
             results["profile"] = profile_steps(step_fn, batches, device)
         del step_fn
@@ -361,50 +438,90 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             torch.cuda.empty_cache()
     if args.check_agreement:
         agree_cfg = PretrainConfig(**{**asdict(config), "precision": args.agreement_precision})
-        results["agreement"] = agreement(setup, agree_cfg, device, args.check_agreement, args.agreement_compile,
-                                         args.agreement_vbert)
+        results["agreement"] = agreement(
+            setup, agree_cfg, device, args.check_agreement, args.agreement_compile, args.agreement_vbert
+        )
         a = results["agreement"]
-        print(f"agreement over {a['steps']} steps: step0 {a['step0_vbert']:.4f} vs {a['step0_plain']:.4f}, "
-              f"max |diff| {a['max_abs_diff']:.4f} (mean {a['mean_abs_diff']:.4f}), "
-              f"final {a['final_vbert']:.4f} vs {a['final_plain']:.4f}")
+        print(
+            f"agreement over {a['steps']} steps: step0 {a['step0_vbert']:.4f} vs {a['step0_plain']:.4f}, "
+            f"max |diff| {a['max_abs_diff']:.4f} (mean {a['mean_abs_diff']:.4f}), "
+            f"final {a['final_vbert']:.4f} vs {a['final_plain']:.4f}"
+        )
         if "bf16_noise" in a:
             n = a["bf16_noise"]
-            print(f"bf16 noise (plain bf16 vs plain fp32): max |diff| {n['max_abs_diff']:.4f} "
-                  f"(mean {n['mean_abs_diff']:.4f})")
+            print(
+                f"bf16 noise (plain bf16 vs plain fp32): max |diff| {n['max_abs_diff']:.4f} "
+                f"(mean {n['mean_abs_diff']:.4f})"
+            )
             n = a["bf16_noise_vbert"]
-            print(f"bf16 noise (vbert bf16 vs vbert fp32): max |diff| {n['max_abs_diff']:.4f} "
-                  f"(mean {n['mean_abs_diff']:.4f})")
+            print(
+                f"bf16 noise (vbert bf16 vs vbert fp32): max |diff| {n['max_abs_diff']:.4f} "
+                f"(mean {n['mean_abs_diff']:.4f})"
+            )
             n = a["fp32_gap"]
-            print(f"fp32 (vbert fp32 vs plain fp32): max |diff| {n['max_abs_diff']:.6f} "
-                  f"(mean {n['mean_abs_diff']:.6f})")
+            print(
+                f"fp32 (vbert fp32 vs plain fp32): max |diff| {n['max_abs_diff']:.6f} "
+                f"(mean {n['mean_abs_diff']:.6f})"
+            )
     return results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert bench`."""
     parser.add_argument("what", choices=["pretrain"], help="what to benchmark")
-    parser.add_argument("--size", choices=sorted(SIZES), default="base",
-                        help="encoder size: base (12 x 768), paper (24 x 1024), tiny (2 x 64, for tests); default base")
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="base",
+        help="encoder size: base (12 x 768), paper (24 x 1024), tiny (2 x 64, for tests); default base",
+    )
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when there is one)")
     parser.add_argument("--batch", type=int, default=128, help="sequences per step (default: 128)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default: 128)")
-    parser.add_argument("--text-vocab", type=int, default=30522, help="WordPiece ids (default: BERT's 30,522)")
-    parser.add_argument("--visual-words", type=int, default=20736, help="visual words (default: 12^4 = 20,736)")
+    parser.add_argument(
+        "--text-vocab", type=int, default=30522, help="WordPiece ids (default: BERT's 30,522)"
+    )
+    parser.add_argument(
+        "--visual-words", type=int, default=20736, help="visual words (default: 12^4 = 20,736)"
+    )
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps (compilation happens here)")
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
-    parser.add_argument("--variants", default="plain-eager,plain-compiled,vbert-eager,vbert-compiled",
-                        help="comma list of plain-{eager,compiled} and vbert-{eager,compiled,cudagraphs,autotune}, "
-                             "with optional vbert ablations, e.g. vbert-fullhead-eager, vbert-padmask-compiled")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
-    parser.add_argument("--check-agreement", type=int, default=0, metavar="STEPS",
-                        help="also train both from the same weights for STEPS steps and compare losses")
-    parser.add_argument("--agreement-compile", action="store_true", help="compile both sides in the agreement run")
-    parser.add_argument("--agreement-precision", choices=["auto", "fp32"], default="auto",
-                        help="auto: bf16 on CUDA (with an fp32 plain run as the noise reference)")
-    parser.add_argument("--agreement-vbert", default="vbert", metavar="VARIANT",
-                        help="the vbert side of the agreement run, e.g. vbert-bf16res (its model switches only)")
-    parser.add_argument("--fp32-matmul-reduction", action="store_true",
-                        help="forbid reduced-precision (bf16) reductions inside bf16 matrix multiplications")
+    parser.add_argument(
+        "--variants",
+        default="plain-eager,plain-compiled,vbert-eager,vbert-compiled",
+        help="comma list of plain-{eager,compiled} and vbert-{eager,compiled,cudagraphs,autotune}, "
+        "with optional vbert ablations, e.g. vbert-fullhead-eager, vbert-padmask-compiled",
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)"
+    )
+    parser.add_argument(
+        "--check-agreement",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also train both from the same weights for STEPS steps and compare losses",
+    )
+    parser.add_argument(
+        "--agreement-compile", action="store_true", help="compile both sides in the agreement run"
+    )
+    parser.add_argument(
+        "--agreement-precision",
+        choices=["auto", "fp32"],
+        default="auto",
+        help="auto: bf16 on CUDA (with an fp32 plain run as the noise reference)",
+    )
+    parser.add_argument(
+        "--agreement-vbert",
+        default="vbert",
+        metavar="VARIANT",
+        help="the vbert side of the agreement run, e.g. vbert-bf16res (its model switches only)",
+    )
+    parser.add_argument(
+        "--fp32-matmul-reduction",
+        action="store_true",
+        help="forbid reduced-precision (bf16) reductions inside bf16 matrix multiplications",
+    )
     parser.add_argument("--profile", default=None, metavar="VARIANT", help="profile this variant's steps")
     parser.add_argument("--json", default=None, help="write the results here")
 
@@ -416,10 +533,14 @@ def main(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     rows = results["rows"]
     reference = next((r for r in rows if r["name"] == "plain-compiled"), None)
-    print(f"\n{'variant':<24} {'seq/s':>9} {'tokens/s':>11} {'useful MFU':>11} {'peak GiB':>9} {'vs plain-compiled':>18}")
+    print(
+        f"\n{'variant':<24} {'seq/s':>9} {'tokens/s':>11} {'useful MFU':>11} {'peak GiB':>9} {'vs plain-compiled':>18}"
+    )
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
         ratio = f"{r['seq_per_s'] / reference['seq_per_s']:.2f}x" if reference else ""
-        print(f"{r['name']:<24} {r['seq_per_s']:>9.1f} {r['tokens_per_s']:>11,} {mfu:>11} "
-              f"{r['peak_mem_gib']!s:>9} {ratio:>18}")
+        print(
+            f"{r['name']:<24} {r['seq_per_s']:>9.1f} {r['tokens_per_s']:>11,} {mfu:>11} "
+            f"{r['peak_mem_gib']!s:>9} {ratio:>18}"
+        )
     return 0 if all(math.isfinite(r["last_loss"]) for r in rows) else 1

@@ -60,12 +60,14 @@ def tokenize_records(records: list[dict], tokenizer: Any) -> list[VideoTokens]:
     out, k = [], 0
     for r in records:
         n = len(r["sentences"])
-        out.append(VideoTokens(
-            video_id=str(r["video_id"]),
-            words=np.asarray(r["words"], dtype=np.int64),
-            texts=[np.asarray(ids, dtype=np.int64) for ids in encoded[k:k + n]],
-            video_words=[np.asarray(s["video_words"], dtype=np.int64) for s in r["sentences"]],
-        ))
+        out.append(
+            VideoTokens(
+                video_id=str(r["video_id"]),
+                words=np.asarray(r["words"], dtype=np.int64),
+                texts=[np.asarray(ids, dtype=np.int64) for ids in encoded[k : k + n]],
+                video_words=[np.asarray(s["video_words"], dtype=np.int64) for s in r["sentences"]],
+            )
+        )
         k += n
     return out
 
@@ -98,21 +100,31 @@ def regime_counts(batch_size: int, mix: tuple[float, ...]) -> list[int]:
 class ExampleBuilder:
     """Draws examples of the three regimes from a corpus, with the paper's noise and our negatives."""
 
-    def __init__(self, videos: list[VideoTokens], vocab: JointVocab, config: PretrainConfig, source: str = "corpus") -> None:
+    def __init__(
+        self, videos: list[VideoTokens], vocab: JointVocab, config: PretrainConfig, source: str = "corpus"
+    ) -> None:
         self.videos, self.vocab, self.config = videos, vocab, config
-        self.sentences = [(v, s) for v, video in enumerate(videos) for s in range(len(video.texts))
-                          if len(video.texts[s]) > 0]
+        self.sentences = [
+            (v, s)
+            for v, video in enumerate(videos)
+            for s in range(len(video.texts))
+            if len(video.texts[s]) > 0
+        ]
         self.paired = [(v, s) for v, s in self.sentences if len(videos[v].video_words[s]) > 0]
         self.with_words = [v for v, video in enumerate(videos) if len(video.words) > 0]
         self.paired_videos = {v for v, _ in self.paired}
         need = dict(zip(REGIMES, (self.sentences, self.with_words, self.paired)))
         for (name, pool), share in zip(need.items(), config.regime_mix):
             if share > 0 and not pool:
-                raise DataError(f"{source}: no material for the {name} regime (no narrated sentences "
-                                "or no visual words): the dataset is empty for it")
+                raise DataError(
+                    f"{source}: no material for the {name} regime (no narrated sentences "
+                    "or no visual words): the dataset is empty for it"
+                )
         if config.max_seq_len < 8 or config.max_text_len >= config.max_seq_len - 3:
-            raise DataError(f"pretrain.max_text_len ({config.max_text_len}) must leave room for video "
-                            f"in max_seq_len ({config.max_seq_len})")
+            raise DataError(
+                f"pretrain.max_text_len ({config.max_text_len}) must leave room for video "
+                f"in max_seq_len ({config.max_seq_len})"
+            )
 
     def _span(self, rng: np.random.Generator, video: int, start: int) -> range:
         """Neighbouring sentences [start, start + n) with n drawn from 1..max_concat_sentences."""
@@ -139,14 +151,17 @@ class ExampleBuilder:
         length = min(self.config.video_only_len, self.config.max_seq_len - 2)
         window = length * self.config.max_subsample
         start = int(rng.integers(0, max(1, len(video.words) - window + 1)))
-        words = self._subsample(rng, video.words[start:start + window], length)
+        words = self._subsample(rng, video.words[start : start + window], length)
         ids, types = self.vocab.sequence(video=self.vocab.visual_ids(words))
         return Example(ids, types, VIDEO)
 
     def _negative_words(self, rng: np.random.Generator, v: int, span: range) -> np.ndarray | None:
         """Video words misaligned with sentences `span` of video `v`: another time, or another video."""
-        same = [s for s in range(len(self.videos[v].video_words))
-                if (s < span.start or s >= span.stop) and len(self.videos[v].video_words[s]) > 0]
+        same = [
+            s
+            for s in range(len(self.videos[v].video_words))
+            if (s < span.start or s >= span.stop) and len(self.videos[v].video_words[s]) > 0
+        ]
         others = len(self.paired_videos - {v}) > 0
         if same and (not others or rng.random() < self.config.negative_same_video):
             s = same[int(rng.integers(len(same)))]
@@ -187,7 +202,9 @@ class ExampleBuilder:
 # ---------------------------------------------------------------- collate and masking
 
 
-def collate(examples: list[Example], vocab: JointVocab, config: PretrainConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def collate(
+    examples: list[Example], vocab: JointVocab, config: PretrainConfig, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Pad to [B, max_seq_len], mask within each modality, gather a fixed number of prediction slots."""
     batch, length = len(examples), config.max_seq_len
     ids = torch.full((batch, length), vocab.pad_id, dtype=torch.long)  # [B, L]
@@ -201,8 +218,16 @@ def collate(examples: list[Example], vocab: JointVocab, config: PretrainConfig, 
     is_video = (ids >= vocab.text_size) & (ids < vocab.next_id)  # [B, L]
     low = torch.where(is_video, vocab.text_size, vocab.text_low)  # same-modality replacements
     high = torch.where(is_video, vocab.next_id, vocab.text_size)
-    masked, labels = mask_tokens(ids, special, vocab.mask_id, (low, high), config.mask_prob,
-                                 config.mask_frac, config.random_frac, generator)
+    masked, labels = mask_tokens(
+        ids,
+        special,
+        vocab.mask_id,
+        (low, high),
+        config.mask_prob,
+        config.mask_frac,
+        config.random_frac,
+        generator,
+    )
     positions, targets = predicted_positions(labels, prediction_capacity(batch * length, config.mask_prob))
     return {
         "input_ids": masked,  # [B, L]
@@ -222,8 +247,15 @@ class PretrainBatches:
     With `num_workers > 0` a DataLoader builds batches in worker processes, pinned for the GPU.
     """
 
-    def __init__(self, builder: ExampleBuilder, batch_size: int, seed: int = 0, rank: int = 0,
-                 num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        builder: ExampleBuilder,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         if batch_size <= 0:
             raise DataError(f"batch size must be positive, got {batch_size}")
         self.builder, self.batch_size, self.seed, self.rank = builder, batch_size, seed, rank
@@ -234,7 +266,9 @@ class PretrainBatches:
         """Batch number `index` of this rank (deterministic)."""
         rng = np.random.default_rng([self.seed, index, self.rank])
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        return collate(self.builder.examples(rng, self.batch_size), self.builder.vocab, self.builder.config, generator)
+        return collate(
+            self.builder.examples(rng, self.batch_size), self.builder.vocab, self.builder.config, generator
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.batch(index)
@@ -245,9 +279,14 @@ class PretrainBatches:
                 batch = self.batch(self.position)
                 self.position += 1
                 yield {k: v.pin_memory() for k, v in batch.items()} if self.pin_memory else batch
-        loader = torch.utils.data.DataLoader(self, batch_size=None, sampler=itertools.count(self.position),
-                                             num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                             worker_init_fn=detach_worker_from_signals)
+        loader = torch.utils.data.DataLoader(
+            self,
+            batch_size=None,
+            sampler=itertools.count(self.position),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            worker_init_fn=detach_worker_from_signals,
+        )
         for batch in loader:
             self.position += 1
             yield batch
@@ -264,9 +303,16 @@ class PretrainBatches:
 # ---------------------------------------------------------------- synthetic batches (benchmarks)
 
 
-def synthetic_batch(batch_size: int, seq_len: int, text_vocab: int, visual_vocab: int,
-                    device: torch.device | str = "cpu", mask_prob: float = 0.15, seed: int = 0,
-                    config: PretrainConfig | None = None) -> dict[str, torch.Tensor]:
+def synthetic_batch(
+    batch_size: int,
+    seq_len: int,
+    text_vocab: int,
+    visual_vocab: int,
+    device: torch.device | str = "cpu",
+    mask_prob: float = 0.15,
+    seed: int = 0,
+    config: PretrainConfig | None = None,
+) -> dict[str, torch.Tensor]:
     """A realistic video-text batch of the given sizes (random ids, real layout and masking), on `device`.
 
     Every sequence fills `seq_len` exactly, as long narrated videos do; the regime mix and the

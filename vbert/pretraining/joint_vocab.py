@@ -60,16 +60,25 @@ class JointVocab:
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, visual_size: int) -> JointVocab:
         """Read the special ids of a BertTokenizerFast; append `visual_size` visual words and [>]."""
-        ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in
-               (("pad_id", "[PAD]"), ("unk_id", "[UNK]"), ("cls_id", "[CLS]"), ("sep_id", "[SEP]"), ("mask_id", "[MASK]"))}
+        ids = {
+            name: tokenizer.convert_tokens_to_ids(tok)
+            for name, tok in (
+                ("pad_id", "[PAD]"),
+                ("unk_id", "[UNK]"),
+                ("cls_id", "[CLS]"),
+                ("sep_id", "[SEP]"),
+                ("mask_id", "[MASK]"),
+            )
+        }
         return cls(text_size=len(tokenizer), visual_size=visual_size, **ids)
 
     def to_dict(self) -> dict[str, int]:
         """Plain dict (stored in checkpoints and manifests)."""
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
-    def sequence(self, text: Sequence[int] | np.ndarray | None = None,
-                 video: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sequence(
+        self, text: Sequence[int] | np.ndarray | None = None, video: Sequence[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids [L], token types [L]) of `[CLS] text [>] video [SEP]`, or of text or video alone.
 
         `text` holds WordPiece ids, `video` joint ids (`visual_ids(words)`, or [MASK] ids to fill in).
@@ -86,7 +95,10 @@ class JointVocab:
             types = np.ones(len(ids), dtype=np.int64)
             types[0] = 0
             return ids, types
-        ids = np.concatenate([[self.cls_id], text_ids, [self.next_id], video_ids, [self.sep_id]]).astype(np.int64)
-        types = np.concatenate([np.zeros(1 + len(text_ids), dtype=np.int64),
-                                np.ones(len(video_ids) + 2, dtype=np.int64)])
+        ids = np.concatenate([[self.cls_id], text_ids, [self.next_id], video_ids, [self.sep_id]]).astype(
+            np.int64
+        )
+        types = np.concatenate(
+            [np.zeros(1 + len(text_ids), dtype=np.int64), np.ones(len(video_ids) + 2, dtype=np.int64)]
+        )
         return ids, types

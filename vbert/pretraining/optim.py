@@ -18,7 +18,9 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
     return 1.0 - progress_frac
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.AdamW:
     """AdamW with decay on weight matrices only (not biases, LayerNorms); fused kernels on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [

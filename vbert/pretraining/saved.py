@@ -35,8 +35,9 @@ def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer
     export_hf(model.mlm, out_dir / "hf", tokenizer)
 
 
-def load_pretrained(folder: str | Path, device: str | torch.device = "cpu",
-                    step: int | None = None) -> tuple[VideoBertForPretraining, JointVocab, Any]:
+def load_pretrained(
+    folder: str | Path, device: str | torch.device = "cpu", step: int | None = None
+) -> tuple[VideoBertForPretraining, JointVocab, Any]:
     """A finished pretraining folder -> (model in eval mode, joint vocabulary, text tokenizer).
 
     With `step`, the weights are those of the folder's training checkpoint of that step (to follow a
@@ -53,7 +54,9 @@ def load_pretrained(folder: str | Path, device: str | torch.device = "cpu",
     try:
         model = VideoBertForPretraining(config, vocab)
     except (TypeError, ValueError) as err:
-        raise DataError(f"{folder}: bert_config.json and joint_vocab.json do not fit together ({err})") from None
+        raise DataError(
+            f"{folder}: bert_config.json and joint_vocab.json do not fit together ({err})"
+        ) from None
     source = folder / WEIGHTS if step is None else checkpoint_at(folder, step)
     try:
         if step is None:

@@ -55,8 +55,15 @@ from vbert.visual_words.vocab import vocab_file as vocab_file_of
 
 # Settings that decide how a run logs, saves and feeds the GPU, not what it learns: changing them
 # neither makes a finished model stale nor stops a checkpoint from being continued.
-RUN_ONLY_SETTINGS = ("keep_checkpoints", "log_every", "checkpoint_every", "num_workers", "tensorboard",
-                     "compile", "compile_mode")
+RUN_ONLY_SETTINGS = (
+    "keep_checkpoints",
+    "log_every",
+    "checkpoint_every",
+    "num_workers",
+    "tensorboard",
+    "compile",
+    "compile_mode",
+)
 TOKENIZER_SOURCE = "vbert-source.json"  # beside a trained tokenizer: the settings and text it was trained on
 
 
@@ -70,15 +77,25 @@ def result_config(config: Config) -> dict[str, Any]:
 def training_recipe(config: Config, tokens_sha: str, centroids_sha: str | None = None) -> dict[str, Any]:
     """What decides the trained weights: seed, text, model and training settings, the tokens (and centroids)."""
     data = result_config(config)
-    recipe = {"seed": data["seed"], "text": data["text"], "model": data["model"], "pretrain": data["pretrain"],
-              "tokens": tokens_sha}
+    recipe = {
+        "seed": data["seed"],
+        "text": data["text"],
+        "model": data["model"],
+        "pretrain": data["pretrain"],
+        "tokens": tokens_sha,
+    }
     if centroids_sha is not None:
         recipe["centroids"] = centroids_sha
     return recipe
 
 
-def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse: bool = True,
-                      source: dict[str, Any] | None = None) -> Any:
+def prepare_tokenizer(
+    config: Config,
+    records: list[dict],
+    out_dir: Path,
+    reuse: bool = True,
+    source: dict[str, Any] | None = None,
+) -> Any:
     """The text tokenizer: the BERT checkpoint's own, one saved in `out_dir` (when `reuse` and it was
     trained from the same `source`: text settings and token file), or a new one."""
     if config.model.init_from:
@@ -88,7 +105,9 @@ def prepare_tokenizer(config: Config, records: list[dict], out_dir: Path, reuse:
     if reuse and config.text.tokenizer == "train" and (saved / "vocab.txt").is_file():
         with contextlib.suppress(OSError, json.JSONDecodeError):
             if json.loads((saved / TOKENIZER_SOURCE).read_text(encoding="utf-8")) == source:
-                return load_tokenizer(saved, lowercase=config.text.lowercase)  # a resumed run keeps its vocabulary
+                return load_tokenizer(
+                    saved, lowercase=config.text.lowercase
+                )  # a resumed run keeps its vocabulary
     texts = [s["text"] for r in records for s in r["sentences"]]
     tokenizer = build_tokenizer(config.text, texts, saved)
     if config.text.tokenizer == "train":
@@ -110,17 +129,21 @@ def vocab_for_tokens(data: str | Path) -> Path:
     beside = vocab_file_of(token_file(data).parent.parent / "vocab")
     if recorded and beside.is_file() and file_sha256(beside) == recorded:
         return beside
-    raise DataError(f"{data}: pretrain.visual_init is 'centroids', which starts the visual rows from the "
-                    "vocabulary these tokens were made with, and it was not found beside them; give it with "
-                    "--vocab-file (or --set pretrain.visual_init=random)")
+    raise DataError(
+        f"{data}: pretrain.visual_init is 'centroids', which starts the visual rows from the "
+        "vocabulary these tokens were made with, and it was not found beside them; give it with "
+        "--vocab-file (or --set pretrain.visual_init=random)"
+    )
 
 
 def check_vocab_matches_tokens(vocab_file: str | Path, data: str | Path) -> None:
     """Refuse centroids from a vocabulary other than the one the tokens' manifest records."""
     recorded = tokens_vocab_hash(data)
     if recorded and file_sha256(vocab_file) != recorded:
-        raise DataError(f"{vocab_file}: not the visual vocabulary the tokens in {token_file(data)} were made "
-                        "with (their manifest records another file); its centroids would describe other words")
+        raise DataError(
+            f"{vocab_file}: not the visual vocabulary the tokens in {token_file(data)} were made "
+            "with (their manifest records another file); its centroids would describe other words"
+        )
 
 
 def load_centroids(vocab_file: str | Path | None) -> torch.Tensor | None:
@@ -130,28 +153,43 @@ def load_centroids(vocab_file: str | Path | None) -> torch.Tensor | None:
     return HierarchicalKMeans.load(vocab_file, device="cpu").leaf_centroids.float()
 
 
-def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, resume: str = "auto",
-                    device: str | None = None, vocab_file: str | Path | None = None,
-                    callbacks: tuple = ()) -> TrainResult:
+def run_pretraining(
+    config: Config,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    resume: str = "auto",
+    device: str | None = None,
+    vocab_file: str | Path | None = None,
+    callbacks: tuple = (),
+) -> TrainResult:
     """Check the inputs, build model and batches, train (resuming when possible), save the final model."""
     pcfg, out_dir = config.pretrain, Path(out_dir)
     tokens = token_file(data)
-    visual_size = config.vocab.k ** config.vocab.depth
-    records = read_token_file(tokens, visual_size, ("training",))  # refuses missing, empty, foreign-vocabulary files
+    visual_size = config.vocab.k**config.vocab.depth
+    records = read_token_file(
+        tokens, visual_size, ("training",)
+    )  # refuses missing, empty, foreign-vocabulary files
     if pcfg.visual_init == "centroids" and vocab_file is not None:
         check_vocab_matches_tokens(vocab_file, tokens)
     dist, dev = init_distributed(select_device(device))
     per_rank = dist.world_size * pcfg.grad_accum
     if pcfg.batch_size % per_rank:
-        raise ConfigError(f"pretrain.batch_size {pcfg.batch_size} is not divisible by world size "
-                          f"{dist.world_size} x grad_accum {pcfg.grad_accum}")
+        raise ConfigError(
+            f"pretrain.batch_size {pcfg.batch_size} is not divisible by world size "
+            f"{dist.world_size} x grad_accum {pcfg.grad_accum}"
+        )
     if pcfg.max_seq_len > config.model.max_position_embeddings:
-        raise ConfigError(f"pretrain.max_seq_len {pcfg.max_seq_len} exceeds model.max_position_embeddings "
-                          f"{config.model.max_position_embeddings}")
+        raise ConfigError(
+            f"pretrain.max_seq_len {pcfg.max_seq_len} exceeds model.max_position_embeddings "
+            f"{config.model.max_position_embeddings}"
+        )
     if resume == "require" and not (out_dir / "checkpoints" / "latest.json").is_file():
         raise DataError(f"{out_dir}: nothing to resume, no checkpoint in {out_dir / 'checkpoints'}")
     tokens_sha = file_sha256(tokens)
-    recipe = training_recipe(config, tokens_sha, file_sha256(vocab_file) if centroids_used(config, vocab_file) else None)
+    recipe = training_recipe(
+        config, tokens_sha, file_sha256(vocab_file) if centroids_used(config, vocab_file) else None
+    )
     source = {"text": recipe["text"], "tokens": tokens_sha}
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -166,11 +204,31 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
     centroids = load_centroids(vocab_file) if pcfg.visual_init == "centroids" else None
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build_videobert(config, vocab, centroids)
-    batches = PretrainBatches(builder, pcfg.batch_size // per_rank, seed=config.seed, rank=dist.rank,
-                              num_workers=pcfg.num_workers, pin_memory=dev.type == "cuda")
-    identity = {"model": dataclasses.asdict(model.config), "vocab": vocab.to_dict(), "max_seq_len": pcfg.max_seq_len}
-    trainer = Trainer(model, pcfg, out_dir, batches, device=dev, seed=config.seed, identity=identity,
-                      recipe=recipe, resume=resume, callbacks=callbacks)
+    batches = PretrainBatches(
+        builder,
+        pcfg.batch_size // per_rank,
+        seed=config.seed,
+        rank=dist.rank,
+        num_workers=pcfg.num_workers,
+        pin_memory=dev.type == "cuda",
+    )
+    identity = {
+        "model": dataclasses.asdict(model.config),
+        "vocab": vocab.to_dict(),
+        "max_seq_len": pcfg.max_seq_len,
+    }
+    trainer = Trainer(
+        model,
+        pcfg,
+        out_dir,
+        batches,
+        device=dev,
+        seed=config.seed,
+        identity=identity,
+        recipe=recipe,
+        resume=resume,
+        callbacks=callbacks,
+    )
     result = trainer.fit()
     if dist.is_main:
         save_pretrained(model, vocab, tokenizer, out_dir)
@@ -178,11 +236,19 @@ def run_pretraining(config: Config, data: str | Path, out_dir: str | Path, *, re
         visual_vocab = tokens_vocab_hash(tokens)  # the vocabulary file its words come from, for later checks
         if visual_vocab:
             inputs["visual_vocab"] = visual_vocab
-        write_manifest(out_dir, "pretrain", config.to_dict(), inputs=inputs,
-                       outputs={name: file_sha256(out_dir / name) for name in (WEIGHTS, "bert_config.json",
-                                                                               "joint_vocab.json")},
-                       steps=result.step,
-                       final=result.history[-1] if result.history else {}, recipe_hash=json_hash(recipe))
+        write_manifest(
+            out_dir,
+            "pretrain",
+            config.to_dict(),
+            inputs=inputs,
+            outputs={
+                name: file_sha256(out_dir / name)
+                for name in (WEIGHTS, "bert_config.json", "joint_vocab.json")
+            },
+            steps=result.step,
+            final=result.history[-1] if result.history else {},
+            recipe_hash=json_hash(recipe),
+        )
     return result
 
 
@@ -212,32 +278,52 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
     vocab_file = vocab_file_of(inputs["vocab"]) if config.pretrain.visual_init == "centroids" else None
     tokens = token_file(inputs["tokenize"])
     if not force and tokens.is_file():
-        centroids = file_sha256(vocab_file) if centroids_used(config, vocab_file) and vocab_file.is_file() else None
+        centroids = (
+            file_sha256(vocab_file) if centroids_used(config, vocab_file) and vocab_file.is_file() else None
+        )
         if trained_with(out, training_recipe(config, file_sha256(tokens), centroids)):
             return {"skipped": "complete", "folder": str(out)}
     # changed settings or tokens: checkpoints of this recipe (an interrupted run) continue, others start over
-    result = run_pretraining(config, tokens, out, resume="never" if force else "if-same", vocab_file=vocab_file)
+    result = run_pretraining(
+        config, tokens, out, resume="never" if force else "if-same", vocab_file=vocab_file
+    )
     last = result.history[-1] if result.history else {}
-    return {"steps": result.step, "loss": round(last.get("loss", float("nan")), 4),
-            "align_acc": round(last.get("align_acc", float("nan")), 3)}
+    return {
+        "steps": result.step,
+        "loss": round(last.get("loss", float("nan")), 4),
+        "align_acc": round(last.get("align_acc", float("nan")), 3),
+    }
 
 
 # keep this after the "tokenize" stage
-STAGE = Stage("pretrain", "joint VideoBERT pretraining: three regimes (vbert.pretraining)", run_stage,
-              needs=(TOKENIZE, VOCAB), key=pretrain_key, code=("vbert.pretraining", "vbert.bert"),
-              checks_inputs=True)
+STAGE = Stage(
+    "pretrain",
+    "joint VideoBERT pretraining: three regimes (vbert.pretraining)",
+    run_stage,
+    needs=(TOKENIZE, VOCAB),
+    key=pretrain_key,
+    code=("vbert.pretraining", "vbert.bert"),
+    checks_inputs=True,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert pretrain`."""
     add_config_arguments(parser)
-    parser.add_argument("--data", default=None, help="tokens.jsonl or its folder (default: build/reuse the preset's)")
+    parser.add_argument(
+        "--data", default=None, help="tokens.jsonl or its folder (default: build/reuse the preset's)"
+    )
     parser.add_argument("--out", default="runs/pretrain", help="run folder (default: runs/pretrain)")
-    parser.add_argument("--vocab-file", default=None, help="visual vocabulary (.safetensors) for visual_init=centroids")
+    parser.add_argument(
+        "--vocab-file", default=None, help="visual vocabulary (.safetensors) for visual_init=centroids"
+    )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (torchrun assigns cuda:LOCAL_RANK)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true",
-                       help="require a checkpoint in --out and continue it, also under changed settings")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="require a checkpoint in --out and continue it, also under changed settings",
+    )
     group.add_argument("--fresh", action="store_true", help="remove the checkpoints in --out and start over")
 
 
@@ -255,5 +341,7 @@ def main(args: argparse.Namespace) -> int:
     result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=vocab_path)
     last = result.history[-1] if result.history else {}
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from the main process
-        print(f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}")
+        print(
+            f"pretrained {result.step} steps: loss {last.get('loss', float('nan')):.4f}; model in {args.out}"
+        )
     return 0

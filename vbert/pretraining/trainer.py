@@ -48,7 +48,15 @@ from vbert.pretraining.optim import autocast_dtype, build_optimizer, lr_factor
 Batch = dict[str, torch.Tensor]
 Callback = Callable[["Trainer"], None]
 RESUME_MODES = ("auto", "require", "if-same", "never")
-CHECKPOINT_KEYS = ("step", "batches_seen", "model", "optimizer", "scheduler", "data", "rng")  # what resuming reads
+CHECKPOINT_KEYS = (
+    "step",
+    "batches_seen",
+    "model",
+    "optimizer",
+    "scheduler",
+    "data",
+    "rng",
+)  # what resuming reads
 
 
 class TrainingDiverged(VbertError):
@@ -125,7 +133,9 @@ class Trainer:
         self.dist, self.device = init_distributed(requested)
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, self.device)
-        schedule = partial(lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule)
+        schedule = partial(
+            lr_factor, warmup=config.warmup_steps, total=config.steps, schedule=config.schedule
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         self.ddp: nn.parallel.DistributedDataParallel | None = None
@@ -145,7 +155,9 @@ class Trainer:
         self._window_steps = 0
         self._window_sequences = 0
         self._window_start, self._window_data_wait = time.perf_counter(), 0.0
-        self._bad = torch.zeros((), dtype=torch.bool, device=self.device)  # any non-finite loss since last check
+        self._bad = torch.zeros(
+            (), dtype=torch.bool, device=self.device
+        )  # any non-finite loss since last check
 
     # ------------------------------------------------------------ one optimisation step
 
@@ -161,8 +173,11 @@ class Trainer:
             batch = batch_to_device(batch, self.device)
             last = i == n - 1
             no_sync = self.ddp.no_sync() if (self.ddp is not None and not last) else contextlib.nullcontext()
-            amp = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
-                   else contextlib.nullcontext())
+            amp = (
+                torch.autocast(self.device.type, dtype=self.amp_dtype)
+                if self.amp_dtype is not None
+                else contextlib.nullcontext()
+            )
             with no_sync:
                 with amp:
                     out = self.forward(**batch)
@@ -191,7 +206,9 @@ class Trainer:
         resumed = self._maybe_resume()
         if not resumed:
             if self.dist.is_main and self.out_dir is not None:
-                clear_checkpoints(self.out_dir)  # a new run: no checkpoint of an earlier one stays beside its own
+                clear_checkpoints(
+                    self.out_dir
+                )  # a new run: no checkpoint of an earlier one stays beside its own
             if self.dist.enabled:
                 torch.distributed.barrier()
             torch.manual_seed(self.seed + self.dist.rank)  # dropout differs per rank, reproducibly
@@ -209,10 +226,14 @@ class Trainer:
                     try:
                         micro = [next(batches) for _ in range(self.config.grad_accum)]
                     except Exception:
-                        if stop.requested:  # the signal killed the data workers too; the model is between steps
+                        if (
+                            stop.requested
+                        ):  # the signal killed the data workers too; the model is between steps
                             self._stop_here(stop, save=not self.dist.enabled)
                         raise
-                    self._window_data_wait += time.perf_counter() - waited  # host blocked on the input pipeline
+                    self._window_data_wait += (
+                        time.perf_counter() - waited
+                    )  # host blocked on the input pipeline
                     metrics = self.train_step(micro)
                     self.step += 1
                     self._accumulate(metrics, micro)
@@ -247,7 +268,9 @@ class Trainer:
     def _stop_here(self, stop: GracefulStop, save: bool) -> None:
         """Write a checkpoint of the finished step (when `save` and there is an output folder); raise."""
         name = stop.signal.name if stop.signal is not None else "a stop request"
-        saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == checkpoint_name(self.step)
+        saved_now = self.last_checkpoint is not None and self.last_checkpoint.name == checkpoint_name(
+            self.step
+        )
         path = (self.last_checkpoint if saved_now else self.save()) if save else None
         if path is not None:
             where = f"a checkpoint of step {self.step} is in {path}; run the same command again to resume"
@@ -255,8 +278,10 @@ class Trainer:
             where = f"no checkpoint written now; the last one is {self.last_checkpoint}"
         else:
             where = "nothing was saved (no checkpoint had been written yet)"
-        raise TrainingStopped(f"stopped by {name} after step {self.step} of {self.config.steps}: {where}",
-                              exit_code=stop.exit_code or 130)
+        raise TrainingStopped(
+            f"stopped by {name} after step {self.step} of {self.config.steps}: {where}",
+            exit_code=stop.exit_code or 130,
+        )
 
     def _batch_stream(self):
         """Yield batches forever, re-iterating the data at its end; count what was consumed."""
@@ -284,8 +309,11 @@ class Trainer:
         if self.dist.enabled:  # every rank stops together, even when only one saw the NaN
             torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
         if bool(bad):  # the one host sync, at log and checkpoint steps only
-            where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
-                "; no checkpoint had been written yet"
+            where = (
+                f"; the last good checkpoint is {self.last_checkpoint}"
+                if self.last_checkpoint
+                else "; no checkpoint had been written yet"
+            )
             raise TrainingDiverged(
                 f"loss became NaN or infinite at or before step {self.step}: training stopped{where} "
                 "(try a lower pretrain.lr, a longer warmup, or pretrain.precision=fp32)"
@@ -374,7 +402,9 @@ class Trainer:
             return None
         state = self.state_dict()
         if self.dist.is_main:
-            self.last_checkpoint = save_checkpoint(self.out_dir, self.step, state, keep=self.config.keep_checkpoints)
+            self.last_checkpoint = save_checkpoint(
+                self.out_dir, self.step, state, keep=self.config.keep_checkpoints
+            )
         if self.dist.enabled:
             torch.distributed.barrier()
         return self.last_checkpoint
@@ -384,7 +414,9 @@ class Trainer:
         path = latest_checkpoint(self.out_dir) if self.out_dir is not None else None
         if path is None:
             if self.resume == "require":
-                raise VbertError(f"{self.out_dir}: nothing to resume, no checkpoint in {self.out_dir}/checkpoints")
+                raise VbertError(
+                    f"{self.out_dir}: nothing to resume, no checkpoint in {self.out_dir}/checkpoints"
+                )
             return False
         if self.resume == "never":
             return False
@@ -395,20 +427,29 @@ class Trainer:
         if state.get("identity") != self.identity:
             diff = ", ".join(changed_settings(state.get("identity") or {}, self.identity)) or "identity"
             if self.resume == "if-same":
-                self._say(f"{path}: written for another model or vocabulary (differs in: {diff}); starting over")
+                self._say(
+                    f"{path}: written for another model or vocabulary (differs in: {diff}); starting over"
+                )
                 return False
-            raise DataError(f"{path}: checkpoint was written for another configuration (differs in: "
-                            f"{diff}); use a fresh --out folder")
+            raise DataError(
+                f"{path}: checkpoint was written for another configuration (differs in: "
+                f"{diff}); use a fresh --out folder"
+            )
         if self.recipe is not None and state.get("recipe") != self.recipe:
-            diff = (", ".join(changed_settings(state["recipe"], self.recipe)) or "recipe") if state.get("recipe") \
+            diff = (
+                (", ".join(changed_settings(state["recipe"], self.recipe)) or "recipe")
+                if state.get("recipe")
                 else "unknown: the checkpoint does not record its settings"
+            )
             if self.resume == "if-same":
                 self._say(f"{path}: trained with other settings (differs in: {diff}); starting over")
                 return False
             if self.resume == "auto":
-                raise DataError(f"{path}: checkpoint of step {state.get('step')} was trained with other settings "
-                                f"(differs in: {diff}); --resume continues it under the new ones, --fresh starts "
-                                "over, or use another --out folder")
+                raise DataError(
+                    f"{path}: checkpoint of step {state.get('step')} was trained with other settings "
+                    f"(differs in: {diff}); --resume continues it under the new ones, --fresh starts "
+                    "over, or use another --out folder"
+                )
             self._say(f"{path}: continuing under changed settings (differs in: {diff})")
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

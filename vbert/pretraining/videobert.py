@@ -46,15 +46,20 @@ class VideoBertForPretraining(nn.Module):
     def __init__(self, config: BertConfig, vocab: JointVocab, weights: PretrainConfig | None = None) -> None:
         super().__init__()
         if config.vocab_size != vocab.size:
-            raise ValueError(f"BertConfig.vocab_size {config.vocab_size} != joint vocabulary size {vocab.size}")
+            raise ValueError(
+                f"BertConfig.vocab_size {config.vocab_size} != joint vocabulary size {vocab.size}"
+            )
         weights = weights or PretrainConfig()
         self.vocab = vocab
         self.mlm = BertForMaskedLM(config)
         self.align = nn.Linear(config.hidden_size, 2)  # [CLS] pooled -> (misaligned, aligned)
         nn.init.normal_(self.align.weight, std=config.initializer_range)
         nn.init.zeros_(self.align.bias)
-        self.loss_weights = {TEXT: weights.text_mlm_weight, VIDEO: weights.video_mlm_weight,
-                             JOINT: weights.joint_mlm_weight}
+        self.loss_weights = {
+            TEXT: weights.text_mlm_weight,
+            VIDEO: weights.video_mlm_weight,
+            JOINT: weights.joint_mlm_weight,
+        }
         self.align_weight = weights.align_weight
 
     @property
@@ -97,7 +102,9 @@ class VideoBertForPretraining(nn.Module):
             total = total + self.loss_weights[r] * out[name]
         align_logits = self.align(self.bert.pool(hidden)).float()  # [B, 2]
         has_label = (align_labels != IGNORE_INDEX).float()  # [B]
-        align_ce = F.cross_entropy(align_logits, align_labels, ignore_index=IGNORE_INDEX, reduction="none")  # [B]
+        align_ce = F.cross_entropy(
+            align_logits, align_labels, ignore_index=IGNORE_INDEX, reduction="none"
+        )  # [B]
         count = has_label.sum().clamp(min=1.0)
         out["align"] = (align_ce * has_label).sum() / count
         out["align_acc"] = ((align_logits.argmax(-1) == align_labels).float() * has_label).sum() / count
@@ -105,8 +112,12 @@ class VideoBertForPretraining(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inference: (MLM logits [B, L, V] at every position, alignment probability [B])."""
         hidden = self.bert(input_ids, token_type_ids, attention_mask)  # [B, L, H]
         aligned = self.align(self.bert.pool(hidden)).float().softmax(-1)[:, 1]  # [B]
@@ -114,8 +125,12 @@ class VideoBertForPretraining(nn.Module):
 
 
 @torch.no_grad()
-def attention_maps(model: VideoBertForPretraining, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                   attention_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+def attention_maps(
+    model: VideoBertForPretraining,
+    input_ids: torch.Tensor,
+    token_type_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
     """Attention weights of every layer, [B, heads, L, L] each, recomputed with the written-out attention.
 
     The production layers use PyTorch's fused kernel, which never materialises the weights; a hook
@@ -123,8 +138,10 @@ def attention_maps(model: VideoBertForPretraining, input_ids: torch.Tensor, toke
     fused weights) recomputes softmax(QK^T / sqrt(d)) from it.
     """
     inputs: list[torch.Tensor] = []
-    hooks = [layer.attention.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
-             for layer in model.bert.layers]
+    hooks = [
+        layer.attention.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+        for layer in model.bert.layers
+    ]
     try:
         model.bert(input_ids, token_type_ids, attention_mask)
     finally:
@@ -138,7 +155,9 @@ def attention_maps(model: VideoBertForPretraining, input_ids: torch.Tensor, toke
     return maps
 
 
-def build_videobert(config: Config, vocab: JointVocab, centroids: torch.Tensor | None = None) -> VideoBertForPretraining:
+def build_videobert(
+    config: Config, vocab: JointVocab, centroids: torch.Tensor | None = None
+) -> VideoBertForPretraining:
     """VideoBERT from `config`: from scratch, or from the BERT directory `config.model.init_from`.
 
     A BERT checkpoint's text rows are kept; K visual rows (random, or `centroids` [K, D] projected when
@@ -150,27 +169,37 @@ def build_videobert(config: Config, vocab: JointVocab, centroids: torch.Tensor |
         if centroids is None:
             raise DataError("pretrain.visual_init is 'centroids' but no visual-word centroids were given")
         if centroids.shape[0] != vocab.visual_size:
-            raise DataError(f"{centroids.shape[0]} centroids for a vocabulary of {vocab.visual_size} visual words")
+            raise DataError(
+                f"{centroids.shape[0]} centroids for a vocabulary of {vocab.visual_size} visual words"
+            )
     bert_config = BertConfig.from_model_config(config.model, vocab.size)
     model = VideoBertForPretraining(bert_config, vocab, pcfg)
     if config.model.init_from:
-        source = load_hf_bert(Path(config.model.init_from), hidden_dropout=config.model.hidden_dropout,
-                              attention_dropout=config.model.attention_dropout)
+        source = load_hf_bert(
+            Path(config.model.init_from),
+            hidden_dropout=config.model.hidden_dropout,
+            attention_dropout=config.model.attention_dropout,
+        )
         if source.config.vocab_size != vocab.text_size:
-            raise DataError(f"{config.model.init_from}: BERT vocabulary has {source.config.vocab_size} ids, but the "
-                            f"text tokenizer has {vocab.text_size}; use the checkpoint's own vocab.txt")
+            raise DataError(
+                f"{config.model.init_from}: BERT vocabulary has {source.config.vocab_size} ids, but the "
+                f"text tokenizer has {vocab.text_size}; use the checkpoint's own vocab.txt"
+            )
         rows = source.config.initializer_range * torch.randn(vocab.visual_size + 1, source.config.hidden_size)
         if centroids is not None and pcfg.visual_init == "centroids":
             scale = float(source.bert.embeddings.word_embeddings.weight.std())
-            rows[: vocab.visual_size] = project_centroids(centroids, source.config.hidden_size, scale, config.seed)
+            rows[: vocab.visual_size] = project_centroids(
+                centroids, source.config.hidden_size, scale, config.seed
+            )
         source.resize_token_embeddings(vocab.size, rows)
         model = VideoBertForPretraining(source.config, vocab, pcfg)
         model.mlm = source
     elif centroids is not None and pcfg.visual_init == "centroids":
         table = model.bert.embeddings.word_embeddings.weight
         with torch.no_grad():
-            table[vocab.text_size:vocab.next_id] = project_centroids(
-                centroids, bert_config.hidden_size, bert_config.initializer_range, config.seed)
+            table[vocab.text_size : vocab.next_id] = project_centroids(
+                centroids, bert_config.hidden_size, bert_config.initializer_range, config.seed
+            )
     if pcfg.freeze_input_embeddings:
         model.freeze_input_embeddings()
     return model

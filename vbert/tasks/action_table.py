@@ -111,14 +111,29 @@ def chance_row(verbs: Sequence[str], nouns: Sequence[str], ks: Sequence[int] = (
 
 
 def videobert_rows(
-    model: Any, vocab: Any, tokenizer: Any, segments: Sequence[EvalSegment], verbs: Sequence[str],
-    nouns: Sequence[str], config: Config,
+    model: Any,
+    vocab: Any,
+    tokenizer: Any,
+    segments: Sequence[EvalSegment],
+    verbs: Sequence[str],
+    nouns: Sequence[str],
+    config: Config,
 ) -> dict[str, dict[str, float]]:
     """Table 1's two VideoBERT rows: the language prior (text alone), then cross-modal (with the video)."""
     template, ks, max_len = config.eval.zero_shot_template, config.eval.top_k, config.pretrain.max_seq_len
     return {
-        name: zero_shot_row(model, tokenizer, vocab, segments, template, verbs, nouns, with_video=video,
-                            max_len=max_len, ks=ks)
+        name: zero_shot_row(
+            model,
+            tokenizer,
+            vocab,
+            segments,
+            template,
+            verbs,
+            nouns,
+            with_video=video,
+            max_len=max_len,
+            ks=ks,
+        )
         for name, video in (("VideoBERT, language prior", False), ("VideoBERT, cross-modal", True))
     }
 
@@ -156,13 +171,27 @@ def zero_shot_by_step(config: Config, device: str = "cpu", artifacts: Any = None
     folder = artifacts.pretrained()
     steps = kept_steps(folder)
     if not steps:
-        raise DataError(f"{folder}: no training checkpoints kept (pretrain.keep_checkpoints sets how many a run keeps)")
+        raise DataError(
+            f"{folder}: no training checkpoints kept (pretrain.keep_checkpoints sets how many a run keeps)"
+        )
     tokens = artifacts.tokens()
-    _, val, verbs, nouns = with_labels(load_segments(tokens, ("training",)), load_segments(tokens, ("validation",)))
-    rows = [{"step": step, **videobert_rows(*load_pretrained(folder, device, step=step), val, verbs, nouns, config)}
-            for step in steps]
-    return {"rows": rows, "chance": chance_row(verbs, nouns, config.eval.top_k), "verbs": verbs, "nouns": nouns,
-            "num_segments": len(val)}
+    _, val, verbs, nouns = with_labels(
+        load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
+    )
+    rows = [
+        {
+            "step": step,
+            **videobert_rows(*load_pretrained(folder, device, step=step), val, verbs, nouns, config),
+        }
+        for step in steps
+    ]
+    return {
+        "rows": rows,
+        "chance": chance_row(verbs, nouns, config.eval.top_k),
+        "verbs": verbs,
+        "nouns": nouns,
+        "num_segments": len(val),
+    }
 
 
 def format_table(rows: dict[str, dict[str, float]]) -> str:
@@ -222,9 +251,17 @@ def data_size_table(
             model_dir = resolve(PRETRAIN, config)
         else:
             model_dir = (
-                cached_stage("data-size", {**pretrain_key(cfg), "tokens": file_sha256(token_file(tokens)),
-                                           "code": code_digest(PRETRAIN.code), "fraction": fraction,
-                                           "centroids": file_sha256(centroids) if centroids else None}, build)
+                cached_stage(
+                    "data-size",
+                    {
+                        **pretrain_key(cfg),
+                        "tokens": file_sha256(token_file(tokens)),
+                        "code": code_digest(PRETRAIN.code),
+                        "fraction": fraction,
+                        "centroids": file_sha256(centroids) if centroids else None,
+                    },
+                    build,
+                )
                 / "model"
             )
         model, vocab, tokenizer = load_pretrained(model_dir, device)

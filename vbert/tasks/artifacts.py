@@ -29,7 +29,12 @@ from vbert.visual_words.tokenize import STAGE as TOKENIZE
 from vbert.visual_words.vocab import STAGE as VOCAB
 
 # The command-line option that names each artifact folder (`vbert eval`), for error messages.
-OPTIONS = {"tokens": "--tokens", "features": "--features", "pretrained": "--model", "text_only": "--text-model"}
+OPTIONS = {
+    "tokens": "--tokens",
+    "features": "--features",
+    "pretrained": "--model",
+    "text_only": "--text-model",
+}
 
 
 class Artifacts:
@@ -43,8 +48,14 @@ class Artifacts:
 
     NAMES = ("tokens", "features", "vocab", "videos", "pretrained", "text_only")
 
-    def __init__(self, config: Config, run_dir: str | Path | None = None, step: int | None = None,
-                 text_only_dir: str | Path | None = None, **paths: str | Path | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path | None = None,
+        step: int | None = None,
+        text_only_dir: str | Path | None = None,
+        **paths: str | Path | None,
+    ) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.text_only_dir = Path(text_only_dir) if text_only_dir is not None else None  # where to train it
@@ -57,7 +68,6 @@ class Artifacts:
             if not path.exists():
                 raise DataError(f"{path}: the {name.replace('_', '-')} folder given does not exist")
         if self.run_dir is None:  # given tokens (else a given model) may sit in a `vbert run` folder
-
             if "tokens" in self.paths:
                 self.run_dir = run_folder_of(self.paths["tokens"], "tokenize")  # None: tokens from elsewhere
             elif "pretrained" in self.paths:
@@ -67,8 +77,10 @@ class Artifacts:
         """Refuse to fall back on the preset's cache for `name` when the tokens were given elsewhere."""
         if "tokens" in self.paths and self.run_dir is None:
             option = OPTIONS.get(name, name)
-            raise DataError(f"{self.paths['tokens']}: tokens given from outside a `vbert run` folder, so the "
-                            f"{name.replace('_', ' ')} folder cannot be the preset's own: give it with {option}")
+            raise DataError(
+                f"{self.paths['tokens']}: tokens given from outside a `vbert run` folder, so the "
+                f"{name.replace('_', ' ')} folder cannot be the preset's own: give it with {option}"
+            )
 
     def _stage(self, name: str) -> Path:
         assert self.run_dir is not None
@@ -137,13 +149,21 @@ class Artifacts:
         model, tokens = self.pretrained(), token_file(self.tokens())
         theirs = tokens_visual_size(tokens.parent)
         if theirs is not None and theirs != visual_size:
-            raise DataError(f"{model}: the model knows {visual_size} visual words, but the tokens in {tokens} were "
-                            f"made with a vocabulary of {theirs}; evaluate it on tokens of its own vocabulary")
-        trained = read_manifest(model).get("inputs", {}).get("visual_vocab") if (model / MANIFEST).is_file() else None
+            raise DataError(
+                f"{model}: the model knows {visual_size} visual words, but the tokens in {tokens} were "
+                f"made with a vocabulary of {theirs}; evaluate it on tokens of its own vocabulary"
+            )
+        trained = (
+            read_manifest(model).get("inputs", {}).get("visual_vocab")
+            if (model / MANIFEST).is_file()
+            else None
+        )
         made = tokens_vocab_hash(tokens)
         if trained and made and trained != made:
-            raise DataError(f"{model}: pretrained on visual words of another vocabulary file than the one the tokens "
-                            f"in {tokens} were made with (same size, other clusters): its word ids mean other clips")
+            raise DataError(
+                f"{model}: pretrained on visual words of another vocabulary file than the one the tokens "
+                f"in {tokens} were made with (same size, other clusters): its word ids mean other clips"
+            )
 
     def text_only(self) -> Path:
         """A BERT pretrained on the same narrations with text-only masked prediction (Table 1)."""
@@ -171,9 +191,11 @@ class Artifacts:
             return
         trained_on = read_manifest(model).get("inputs", {}).get("tokens")
         if trained_on and trained_on != file_sha256(token_file(self.tokens())):
-            raise DataError(f"{model}: this model was pretrained on other tokens than {self.tokens()}, so a "
-                            "text-only BERT trained on these would not be its baseline: give the one trained on "
-                            "the model's own narrations with --text-model")
+            raise DataError(
+                f"{model}: this model was pretrained on other tokens than {self.tokens()}, so a "
+                "text-only BERT trained on these would not be its baseline: give the one trained on "
+                "the model's own narrations with --text-model"
+            )
 
     def _text_only_on_given_tokens(self, config: Config) -> Path:
         """The text-only BERT of given tokens (from outside a run folder): trained once, cached by their hash."""

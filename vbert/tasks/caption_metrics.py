@@ -34,8 +34,10 @@ def require_scorers() -> None:
     try:
         import pycocoevalcap  # noqa: F401
     except ImportError:
-        raise DataError("caption metrics need the COCO caption evaluation code, which is not installed: "
-                        "`pip install pycocoevalcap` (a dependency of vbert)") from None
+        raise DataError(
+            "caption metrics need the COCO caption evaluation code, which is not installed: "
+            "`pip install pycocoevalcap` (a dependency of vbert)"
+        ) from None
 
 
 def java_available() -> bool:

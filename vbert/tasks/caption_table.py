@@ -106,7 +106,9 @@ def score_rows(rows: list[dict[str, Any]], val_segments: Sequence[EvalSegment]) 
     """Add "scores" (and "beam_scores") to decoded rows: every system in one METEOR (Java) process."""
     references = {str(i): s.sentence for i, s in enumerate(val_segments)}
     systems = [(row, key) for row in rows for key in ("captions", "beam_captions") if key in row]
-    scores = caption_scores_many(references, [{str(i): c for i, c in enumerate(row[key])} for row, key in systems])
+    scores = caption_scores_many(
+        references, [{str(i): c for i, c in enumerate(row[key])} for row, key in systems]
+    )
     for (row, key), score in zip(systems, scores):
         row["scores" if key == "captions" else "beam_scores"] = score
     return rows

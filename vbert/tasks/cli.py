@@ -34,7 +34,15 @@ from vbert.tasks.forecasting import forecasting_table
 from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores
 from vbert.tasks.zero_shot import parse_template
 
-TASKS = ("zero-shot", "zero-shot-steps", "data-size", "captioning", "retrieval", "forecasting", "classification")
+TASKS = (
+    "zero-shot",
+    "zero-shot-steps",
+    "data-size",
+    "captioning",
+    "retrieval",
+    "forecasting",
+    "classification",
+)
 
 
 def _table(rows: dict[str, dict[str, Any]], fmt: str = "{:.1f}") -> str:
@@ -72,8 +80,11 @@ def run_zero_shot_steps(
         f"Zero-shot verb/noun classification at each kept training step, {result['num_segments']} validation "
         f"segments (percent; chance: {chance})",
         "",
-        "| step | " + " | ".join(f"cross-modal {c}" for c in columns) + " | "
-        + " | ".join(f"language prior {c}" for c in prior_columns) + " |",
+        "| step | "
+        + " | ".join(f"cross-modal {c}" for c in columns)
+        + " | "
+        + " | ".join(f"language prior {c}" for c in prior_columns)
+        + " |",
         "|---:|" + "---:|" * (len(columns) + len(prior_columns)),
     ]
     for row in result["rows"]:
@@ -147,7 +158,11 @@ def run_retrieval(
         "num_videos": len(videos),
         "num_validation_videos": len(every_video),
     }
-    sampled = f" (a seeded sample of the {len(every_video)} validation videos)" if len(videos) < len(every_video) else ""
+    sampled = (
+        f" (a seeded sample of the {len(every_video)} validation videos)"
+        if len(videos) < len(every_video)
+        else ""
+    )
     head = f"{len(queries)} sentences, {len(videos)} videos{sampled} (percent)"
     return result, head + "\n\n" + _table(result["rows"])
 
@@ -246,18 +261,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda")
     parser.add_argument(
-        "--tokens", default=None,
+        "--tokens",
+        default=None,
         help="token folder of `vbert tokenize` (default: the preset's, built); the other folders are then read "
-             "from the `vbert run` folder it sits in, or must be given"
+        "from the `vbert run` folder it sits in, or must be given",
     )
     parser.add_argument(
-        "--features", default=None,
-        help="features folder of `vbert extract` (default: the run folder's beside --tokens or --model, else the preset's)"
+        "--features",
+        default=None,
+        help="features folder of `vbert extract` (default: the run folder's beside --tokens or --model, else the preset's)",
     )
     parser.add_argument(
-        "--model", default=None,
+        "--model",
+        default=None,
         help="folder of `vbert pretrain` (default: the preset's, trained); without --tokens, a run folder's "
-             "model brings that run's tokens and features"
+        "model brings that run's tokens and features",
     )
     parser.add_argument(
         "--text-model",
@@ -268,7 +286,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--beam", action="store_true", help="captioning: also decode with beam search (rows for both)"
     )
     parser.add_argument(
-        "--step", type=int, default=None,
+        "--step",
+        type=int,
+        default=None,
         help="evaluate VideoBERT as it was at this training step (a checkpoint the --model folder kept); "
         "results go to <task>-step<N>.json",
     )
@@ -279,7 +299,11 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     device = str(select_device(args.device))
     artifacts = Artifacts(
-        config, step=args.step, tokens=args.tokens, features=args.features, pretrained=args.model,
+        config,
+        step=args.step,
+        tokens=args.tokens,
+        features=args.features,
+        pretrained=args.model,
         text_only=args.text_model,
     )
     if args.task == "zero-shot-steps" and args.step is not None:

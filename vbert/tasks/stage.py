@@ -29,8 +29,10 @@ from vbert.visual_words.vocab import STAGE as VOCAB
 
 def _zero_shot_summary(result: dict[str, Any]) -> dict[str, Any]:
     cross = result["rows"]["VideoBERT, cross-modal"]
-    return {"zero-shot verb top-1": round(cross["verb top-1"], 1),
-            "zero-shot noun top-1": round(cross["noun top-1"], 1)}
+    return {
+        "zero-shot verb top-1": round(cross["verb top-1"], 1),
+        "zero-shot noun top-1": round(cross["noun top-1"], 1),
+    }
 
 
 def _captioning_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,11 @@ def _retrieval_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 # The tasks of the "evaluate" stage, in order, each with the headline numbers it adds to the stage summary.
-STAGE_TASKS = {"zero-shot": _zero_shot_summary, "captioning": _captioning_summary, "retrieval": _retrieval_summary}
+STAGE_TASKS = {
+    "zero-shot": _zero_shot_summary,
+    "captioning": _captioning_summary,
+    "retrieval": _retrieval_summary,
+}
 
 
 def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
@@ -57,8 +63,11 @@ def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> di
         return {}  # unreadable: run every task again
     if manifest.get("config_hash") != config_hash or manifest.get("inputs") != inputs:
         return {}
-    return {name: sha for name, sha in manifest.get("outputs", {}).items()
-            if (out / name).is_file() and file_sha256(out / name) == sha}
+    return {
+        name: sha
+        for name, sha in manifest.get("outputs", {}).items()
+        if (out / name).is_file() and file_sha256(out / name) == sha
+    }
 
 
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
@@ -71,16 +80,25 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
     missing = [STAGE_FOLDERS[name] for name, folder in inputs.items() if not folder.is_dir()]
     if missing:  # every task would fail on it: say so once, before any runs
         where = next(iter(inputs.values())).parent
-        raise DataError(f"{where}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
-                        f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)")
+        raise DataError(
+            f"{where}: no {', '.join(f'{m}/' for m in missing)} here; run the stages that make "
+            f"{'it' if len(missing) == 1 else 'them'} first (`vbert run` without --only)"
+        )
     inputs_id = input_identities(STAGE, inputs)  # the stage checks them itself (checks_inputs)
     spec = result_config(config)  # how often pretraining logs or saves changes no table
     if not force and is_complete(out, spec, inputs_id):
         return {"skipped": "complete", "folder": str(out)}
     done = {} if force else _finished_earlier(out, json_hash(spec), inputs_id)
     device = str(select_device())
-    artifacts = Artifacts(config, videos=inputs["generate"], features=inputs["extract"], vocab=inputs["vocab"],
-                          tokens=inputs["tokenize"], pretrained=inputs["pretrain"], text_only_dir=out / "text-only-bert")
+    artifacts = Artifacts(
+        config,
+        videos=inputs["generate"],
+        features=inputs["extract"],
+        vocab=inputs["vocab"],
+        tokens=inputs["tokenize"],
+        pretrained=inputs["pretrain"],
+        text_only_dir=out / "text-only-bert",
+    )
     summary: dict[str, Any] = {}
     outputs: dict[str, str] = {}
     failures: list[dict[str, str]] = []
@@ -99,7 +117,10 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
                 if not isinstance(err, VbertError):  # a user-facing error says all in its message
                     traceback.print_exc()
                 reason = f"{type(err).__name__}: {err}"
-                print(f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks", flush=True)
+                print(
+                    f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks",
+                    flush=True,
+                )
                 failures.append({"item": task, "reason": reason})
                 for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
                     stale.unlink(missing_ok=True)
@@ -111,13 +132,22 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
     write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=not failures)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
-        raise StageError(f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
-                         f"tables are in {out}; run the stage again to retry only the failed task(s)")
+        raise StageError(
+            f"evaluate: {len(failures)} of {len(STAGE_TASKS)} tasks failed ({listed}). The other "
+            f"tables are in {out}; run the stage again to retry only the failed task(s)"
+        )
     return summary
 
 
 # keep this after the "pretrain" stage
-STAGE = Stage("evaluate", "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)", run_stage, folder="eval",
-              needs=(GENERATE, EXTRACT, VOCAB, TOKENIZE, PRETRAIN), key=result_config,
-              code=("vbert.tasks",), checks_inputs=True)
+STAGE = Stage(
+    "evaluate",
+    "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)",
+    run_stage,
+    folder="eval",
+    needs=(GENERATE, EXTRACT, VOCAB, TOKENIZE, PRETRAIN),
+    key=result_config,
+    code=("vbert.tasks",),
+    checks_inputs=True,
+)
 STAGE_FOLDERS = {need.name: need.out for need in STAGE.needs}

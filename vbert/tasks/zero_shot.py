@@ -99,6 +99,7 @@ def _template_ids(
     template: Template, tokenizer: Any, verb_slots: int, noun_slots: int, mask_id: int
 ) -> tuple[list[int], list[int], list[int]]:
     """Text ids of the template with slots widened; also the verb and noun slot positions (in the text)."""
+
     def enc(s: str) -> list[int]:
         return list(tokenizer(s, add_special_tokens=False)["input_ids"]) if s else []
 

@@ -76,7 +76,9 @@ def labelled_clips(records: list[dict], field: str = "verb") -> tuple[np.ndarray
     return np.asarray(words, dtype=np.int64), labels
 
 
-def clip_labels(store: FeatureStore, dataset: Sequence[VideoRecord], field: str = "verb") -> tuple[np.ndarray, list[str]]:
+def clip_labels(
+    store: FeatureStore, dataset: Sequence[VideoRecord], field: str = "verb"
+) -> tuple[np.ndarray, list[str]]:
     """(rows of a FeatureStore [n], labels) for the clips inside ground-truth segments that carry `field`.
 
     Uses the same span rule as `vbert tokenize`, so any tree's words for these clips are

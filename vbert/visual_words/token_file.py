@@ -45,7 +45,9 @@ def tokens_visual_size(folder: Path) -> int | None:
         try:
             return int(vocab["k"]) ** int(vocab["depth"])
         except (TypeError, ValueError):
-            raise DataError(f"{path}: vocab k {vocab['k']!r} and depth {vocab['depth']!r} are not integers") from None
+            raise DataError(
+                f"{path}: vocab k {vocab['k']!r} and depth {vocab['depth']!r} are not integers"
+            ) from None
     return None
 
 
@@ -55,8 +57,10 @@ def _check_manifest_vocab(folder: Path, visual_size: int) -> None:
     if theirs is not None and theirs != visual_size:
         vocab = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["config"]
         vocab = vocab.get("vocab", vocab)
-        raise DataError(f"{folder / 'manifest.json'}: these tokens use a vocabulary of {vocab['k']}^{vocab['depth']} "
-                        f"= {theirs} visual words, but this config expects {visual_size}; re-run `vbert tokenize`")
+        raise DataError(
+            f"{folder / 'manifest.json'}: these tokens use a vocabulary of {vocab['k']}^{vocab['depth']} "
+            f"= {theirs} visual words, but this config expects {visual_size}; re-run `vbert tokenize`"
+        )
 
 
 def _check_visual_words(words: Any, where: str, what: str, visual_size: int | None) -> None:
@@ -67,8 +71,10 @@ def _check_visual_words(words: Any, where: str, what: str, visual_size: int | No
         if isinstance(w, bool) or not isinstance(w, int):
             raise DataError(f"{where}: {what}: visual word {w!r} is not an integer")
         if w < 0 or (visual_size is not None and w >= visual_size):
-            raise DataError(f"{where}: {what}: visual word {w!r} is outside [0, {'K' if visual_size is None else visual_size}): "
-                            "these tokens come from another vocabulary")
+            raise DataError(
+                f"{where}: {what}: visual word {w!r} is outside [0, {'K' if visual_size is None else visual_size}): "
+                "these tokens come from another vocabulary"
+            )
 
 
 def _check_token_record(record: Any, where: str, visual_size: int | None) -> None:
@@ -87,8 +93,11 @@ def _check_token_record(record: Any, where: str, visual_size: int | None) -> Non
     if not isinstance(segments, list):
         raise DataError(f"{where}: segments is not a list (got {type(segments).__name__})")
     for i, segment in enumerate(segments):
-        missing = [k for k in ("start", "end", "sentence", "video_words") if k not in segment] \
-            if isinstance(segment, dict) else ["its fields (not a JSON object)"]
+        missing = (
+            [k for k in ("start", "end", "sentence", "video_words") if k not in segment]
+            if isinstance(segment, dict)
+            else ["its fields (not a JSON object)"]
+        )
         if missing:
             raise DataError(f"{where}: video {record['video_id']} segment {i} lacks {', '.join(missing)}")
         _check_visual_words(segment["video_words"], where, f"segment {i} video_words", visual_size)
@@ -106,8 +115,9 @@ def _check_token_record(record: Any, where: str, visual_size: int | None) -> Non
         _check_visual_words(s["video_words"], where, f"sentence {j} video_words", visual_size)
 
 
-def read_token_file(path: str | Path, visual_size: int | None = None,
-                    subsets: tuple[str, ...] | None = None) -> list[dict]:
+def read_token_file(
+    path: str | Path, visual_size: int | None = None, subsets: tuple[str, ...] | None = None
+) -> list[dict]:
     """The records of a tokens.jsonl (the file or its folder), each checked; those of `subsets` (None: all).
 
     Visual words must lie in [0, visual_size); without `visual_size`, the size the folder's manifest

@@ -258,9 +258,14 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
     }
 
 
-STAGE = Stage("tokenize", "clips -> visual words, grouped by narration sentence (vbert.visual_words)", run_stage,
-              needs=(GENERATE, EXTRACT, VOCAB), key=tokenize_spec,
-              code=("vbert.visual_words.tokenize", "vbert.visual_words.token_file", "vbert.data"))
+STAGE = Stage(
+    "tokenize",
+    "clips -> visual words, grouped by narration sentence (vbert.visual_words)",
+    run_stage,
+    needs=(GENERATE, EXTRACT, VOCAB),
+    key=tokenize_spec,
+    code=("vbert.visual_words.tokenize", "vbert.visual_words.token_file", "vbert.data"),
+)
 
 
 # ---------------------------------------------------------------- `vbert tokenize`
@@ -269,10 +274,16 @@ STAGE = Stage("tokenize", "clips -> visual words, grouped by narration sentence 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert tokenize`."""
     add_config_arguments(parser)
-    parser.add_argument("--features", default=None,
-                        help="features folder (default: the preset's; with --data, the one beside it in a run folder)")
-    parser.add_argument("--vocab", default=None,
-                        help="vocabulary file or folder (default: the preset's; with --data, the one beside it)")
+    parser.add_argument(
+        "--features",
+        default=None,
+        help="features folder (default: the preset's; with --data, the one beside it in a run folder)",
+    )
+    parser.add_argument(
+        "--vocab",
+        default=None,
+        help="vocabulary file or folder (default: the preset's; with --data, the one beside it)",
+    )
     parser.add_argument(
         "--data",
         default=None,
@@ -338,8 +349,10 @@ def _defaults_beside_data(args: argparse.Namespace) -> None:
         if run is not None and (run / folder).is_dir():
             setattr(args, option, run / folder)
             continue
-        raise DataError(f"{data}: with --data, give --{option} too (the preset's own {folder} belong to other "
-                        f"videos): `vbert extract` and then `vbert vocab` make them for these videos")
+        raise DataError(
+            f"{data}: with --data, give --{option} too (the preset's own {folder} belong to other "
+            f"videos): `vbert extract` and then `vbert vocab` make them for these videos"
+        )
 
 
 def captions_hash(path: str | Path) -> str:
@@ -355,16 +368,21 @@ def _load_dataset(args: argparse.Namespace, config: Config) -> tuple[VideoDatase
     data = Path(args.data) if args.data is not None else None
     if args.captions is not None and (data is None or data.is_dir()):
         where = "the preset's SynthCook" if data is None else f"the SynthCook folder {data}"
-        raise DataError(f"{args.captions}: --captions is only used with --data <YouCook2 annotation JSON>; "
-                        f"{where} brings its own narrations.json")
+        raise DataError(
+            f"{args.captions}: --captions is only used with --data <YouCook2 annotation JSON>; "
+            f"{where} brings its own narrations.json"
+        )
     if data is None:
         root = resolve(GENERATE, config)
         return load_synthcook(root), manifest_hash(root)
     if data.is_dir():
         if (data / "manifest.json").is_file():
             return load_synthcook(data), manifest_hash(data)
-        files = {name: file_sha256(data / name) for name in ("annotations.json", "narrations.json")
-                 if (data / name).is_file()}
+        files = {
+            name: file_sha256(data / name)
+            for name in ("annotations.json", "narrations.json")
+            if (data / name).is_file()
+        }
         return load_synthcook(data), json_hash(files)
     dataset = load_youcook2(data)
     if args.captions is None:

@@ -151,16 +151,28 @@ def _features_dim(folder: Path) -> int:
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
     """The "vocab" stage: the vocabulary fitted on the "extract" stage's features, into `out`."""
     features = inputs["extract"]
-    if force or not is_complete(out, vocab_spec(config, config.vocab.sample_size), {"features": manifest_hash(features)}):
+    if force or not is_complete(
+        out, vocab_spec(config, config.vocab.sample_size), {"features": manifest_hash(features)}
+    ):
         fit_vocab(features, out, config, device=select_device())
     manifest = read_manifest(out)
     summary = {k: v for k, v in manifest["outputs"].items() if k != VOCAB_FILE}
     return {**summary, "fit_seconds": manifest.get("fit_seconds")}
 
 
-STAGE = Stage("vocab", "hierarchical k-means -> visual words (vbert.visual_words)", run_stage, needs=(EXTRACT,),
-              key=vocab_spec, code=("vbert.visual_words.vocab", "vbert.visual_words.kmeans",
-                                    "vbert.visual_words.kmeans_level", "vbert.visual_words.kmeans_io"))
+STAGE = Stage(
+    "vocab",
+    "hierarchical k-means -> visual words (vbert.visual_words)",
+    run_stage,
+    needs=(EXTRACT,),
+    key=vocab_spec,
+    code=(
+        "vbert.visual_words.vocab",
+        "vbert.visual_words.kmeans",
+        "vbert.visual_words.kmeans_level",
+        "vbert.visual_words.kmeans_io",
+    ),
+)
 
 
 # ---------------------------------------------------------------- commands

@@ -13,6 +13,12 @@ from vbert.data.synthcook.narration import narration_corpus
 from vbert.data.synthcook.world import NOUNS, RECIPES, VERBS
 
 __all__ = [
-    "NOUNS", "RECIPES", "VERBS", "ActionClip", "generate_synthcook", "load_action_clips", "load_synthcook",
+    "NOUNS",
+    "RECIPES",
+    "VERBS",
+    "ActionClip",
+    "generate_synthcook",
+    "load_action_clips",
+    "load_synthcook",
     "narration_corpus",
 ]

@@ -76,8 +76,15 @@ def _finished(path: Path, frames: int) -> bool:
 
 
 # What a SynthCook folder holds; a folder with anything else is not one (and is never written over or deleted).
-DATASET_ENTRIES = {"videos", "action_clips", "annotations.json", "narrations.json", "action_clips.json",
-                   "world.json", MANIFEST}
+DATASET_ENTRIES = {
+    "videos",
+    "action_clips",
+    "annotations.json",
+    "narrations.json",
+    "action_clips.json",
+    "world.json",
+    MANIFEST,
+}
 
 
 def check_dataset_folder(root: Path) -> None:
@@ -87,8 +94,10 @@ def check_dataset_folder(root: Path) -> None:
     others = sorted(p.name for p in root.iterdir() if p.name not in DATASET_ENTRIES) if root.is_dir() else []
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise DataError(f"{root}: holds files that are not part of a SynthCook dataset ({shown}); "
-                        "generate into an empty or new folder")
+        raise DataError(
+            f"{root}: holds files that are not part of a SynthCook dataset ({shown}); "
+            "generate into an empty or new folder"
+        )
 
 
 def remove_dataset(root: Path) -> None:
@@ -111,7 +120,9 @@ def _render_job(job: dict[str, Any]) -> tuple[str, str | None]:
     cv2.setNumThreads(1)
     path = Path(job["path"])
     try:
-        frames = render_timeline(job["items"], job["duration"], job["width"], job["height"], job["fps"], job["seed"])
+        frames = render_timeline(
+            job["items"], job["duration"], job["width"], job["height"], job["fps"], job["seed"]
+        )
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         write_video(tmp, frames, job["fps"])
         os.replace(tmp, path)
@@ -122,17 +133,32 @@ def _render_job(job: dict[str, Any]) -> tuple[str, str | None]:
 
 def _video_job(plan: VideoPlan, root: Path, config: Config) -> dict[str, Any]:
     data = config.data
-    return {"id": plan.video_id, "path": str(root / "videos" / f"{plan.video_id}.mp4"), "items": timeline(plan),
-            "duration": plan.duration, "width": data.width, "height": data.height, "fps": data.fps,
-            "seed": plan.seed + [1]}
+    return {
+        "id": plan.video_id,
+        "path": str(root / "videos" / f"{plan.video_id}.mp4"),
+        "items": timeline(plan),
+        "duration": plan.duration,
+        "width": data.width,
+        "height": data.height,
+        "fps": data.fps,
+        "seed": plan.seed + [1],
+    }
 
 
 def _clip_job(clip: ActionClipPlan, root: Path, config: Config) -> dict[str, Any]:
     data = config.data
     length = data.action_clip_seconds
     item = TimelineItem(clip.verb, clip.noun, -clip.offset, length + 1.0)  # the clip starts `offset` s in
-    return {"id": clip.clip_id, "path": str(root / "action_clips" / f"{clip.clip_id}.mp4"), "items": [item],
-            "duration": length, "width": data.width, "height": data.height, "fps": data.fps, "seed": clip.seed}
+    return {
+        "id": clip.clip_id,
+        "path": str(root / "action_clips" / f"{clip.clip_id}.mp4"),
+        "items": [item],
+        "duration": length,
+        "width": data.width,
+        "height": data.height,
+        "fps": data.fps,
+        "seed": clip.seed,
+    }
 
 
 def annotation_entry(plan: VideoPlan) -> dict[str, Any]:
@@ -149,8 +175,9 @@ def annotation_entry(plan: VideoPlan) -> dict[str, Any]:
     }
 
 
-def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool = True,
-                       workers: int | None = None) -> Path:
+def generate_synthcook(
+    out_dir: str | Path, config: Config, show_progress: bool = True, workers: int | None = None
+) -> Path:
     """Generate (or finish generating) the SynthCook dataset of `config` into `out_dir`."""
     check_world()
     root = Path(out_dir)
@@ -160,7 +187,10 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
         return root
     started = time.perf_counter()
     if _rendered_under(root) not in (None, json_hash(key)):  # other data settings, seed or generator
-        print(f"[vbert generate] {root}: its videos were rendered with other settings; rendering again", flush=True)
+        print(
+            f"[vbert generate] {root}: its videos were rendered with other settings; rendering again",
+            flush=True,
+        )
         for folder in ("videos", "action_clips"):
             shutil.rmtree(root / folder, ignore_errors=True)
     for folder in ("videos", "action_clips"):
@@ -175,8 +205,13 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     write_manifest(root, "generate", key, complete=False)  # the files rendered from here on are this key's
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))  # rendering is CPU-bound
     errors: dict[str, str] = {}
-    bar = progress(total=len(jobs), initial=len(jobs) - len(todo), desc="synthcook", unit="video",
-                   disable=not show_progress or quiet())
+    bar = progress(
+        total=len(jobs),
+        initial=len(jobs) - len(todo),
+        desc="synthcook",
+        unit="video",
+        disable=not show_progress or quiet(),
+    )
     if workers == 1:
         results = map(_render_job, todo)
         for item_id, error in results:
@@ -192,17 +227,33 @@ def generate_synthcook(out_dir: str | Path, config: Config, show_progress: bool 
     bar.close()
     good_plans = [p for p in plans if p.video_id not in errors]
     good_clips = [c for c in clips if c.clip_id not in errors]
-    atomic_write_json(root / "annotations.json", {"database": {p.video_id: annotation_entry(p) for p in good_plans}})
+    atomic_write_json(
+        root / "annotations.json", {"database": {p.video_id: annotation_entry(p) for p in good_plans}}
+    )
     atomic_write_json(root / "narrations.json", {p.video_id: narrate(p) for p in good_plans})
-    atomic_write_json(root / "action_clips.json", [
-        {"id": c.clip_id, "path": f"action_clips/{c.clip_id}.mp4", "verb": c.verb, "noun": c.noun, "subset": c.subset}
-        for c in good_clips
-    ])
+    atomic_write_json(
+        root / "action_clips.json",
+        [
+            {
+                "id": c.clip_id,
+                "path": f"action_clips/{c.clip_id}.mp4",
+                "verb": c.verb,
+                "noun": c.noun,
+                "subset": c.subset,
+            }
+            for c in good_clips
+        ],
+    )
     atomic_write_json(root / "world.json", world_dict())
     failures = [Failure(item, reason).to_dict() for item, reason in sorted(errors.items())]
     write_manifest(
-        root, "generate", key, failures=failures, complete=True,
-        videos=len(good_plans), action_clips=len(good_clips),
+        root,
+        "generate",
+        key,
+        failures=failures,
+        complete=True,
+        videos=len(good_plans),
+        action_clips=len(good_clips),
         seconds=round(sum(p.duration for p in good_plans), 1),
         build_seconds=round(time.perf_counter() - started, 1),
     )
@@ -215,12 +266,22 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         remove_dataset(out)
     generate_synthcook(out, config)
     manifest = read_manifest(out)
-    return {"videos": manifest["videos"], "action_clips": manifest["action_clips"],
-            "seconds": manifest["seconds"], "failures": len(manifest["failures"])}
+    return {
+        "videos": manifest["videos"],
+        "action_clips": manifest["action_clips"],
+        "seconds": manifest["seconds"],
+        "failures": len(manifest["failures"]),
+    }
 
 
-STAGE = Stage("generate", "SynthCook videos, narration and ground truth (vbert.data.synthcook)", run_stage,
-              folder="synthcook", key=generation_key, code=("vbert.data",))
+STAGE = Stage(
+    "generate",
+    "SynthCook videos, narration and ground truth (vbert.data.synthcook)",
+    run_stage,
+    folder="synthcook",
+    key=generation_key,
+    code=("vbert.data",),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,8 +289,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/synthcook", help="output folder (default: runs/synthcook)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
-    parser.add_argument("--force", action="store_true",
-                        help="delete the dataset in --out (only a SynthCook folder) and generate again")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the dataset in --out (only a SynthCook folder) and generate again",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -241,9 +305,11 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     generate_synthcook(out, config, workers=args.workers)
     manifest = read_manifest(out)
-    print(f"{out}: {manifest['videos']} videos ({manifest['seconds']:.0f} s of video), "
-          f"{manifest['action_clips']} action clips, {len(manifest['failures'])} failures, "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"{out}: {manifest['videos']} videos ({manifest['seconds']:.0f} s of video), "
+        f"{manifest['action_clips']} action clips, {len(manifest['failures'])} failures, "
+        f"{time.perf_counter() - start:.1f} s"
+    )
     for failure in manifest["failures"]:
         print(f"  failed: {failure['item']}: {failure['reason']}")
     return 0

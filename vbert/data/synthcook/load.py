@@ -51,5 +51,7 @@ def load_action_clips(root: str | Path) -> list[ActionClip]:
         missing = [f for f in CLIP_FIELDS if not isinstance(entry, dict) or f not in entry]
         if missing:
             raise DataError(f"{path}: clip {k} is missing field(s) {', '.join(missing)}")
-        clips.append(ActionClip(entry["id"], root / entry["path"], entry["verb"], entry["noun"], entry["subset"]))
+        clips.append(
+            ActionClip(entry["id"], root / entry["path"], entry["verb"], entry["noun"], entry["subset"])
+        )
     return clips

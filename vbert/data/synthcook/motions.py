@@ -63,8 +63,17 @@ class MotionContext:
 
 
 def _ellipse(ctx, dx, dy, ax, ay, colour, thickness=-1, start=0, end=360):
-    cv2.ellipse(ctx.canvas, ctx.px(dx, dy), (max(1, int(ax * ctx.u)), max(1, int(ay * ctx.u))), 0, start, end,
-                colour, thickness, cv2.LINE_AA)
+    cv2.ellipse(
+        ctx.canvas,
+        ctx.px(dx, dy),
+        (max(1, int(ax * ctx.u)), max(1, int(ay * ctx.u))),
+        0,
+        start,
+        end,
+        colour,
+        thickness,
+        cv2.LINE_AA,
+    )
 
 
 def _line(ctx, a, b, colour, width):
@@ -223,7 +232,9 @@ def boil(ctx: MotionContext) -> None:
     for k in range(9):
         rise = (ctx.t / (0.8 * ctx.tempo) + ctx.noise[k]) % 1.0
         x = -0.25 + 0.5 * ctx.noise[k + 9] + 0.01 * math.sin(ctx.t * 7 + k)
-        _ellipse(ctx, x, 0.27 - 0.33 * rise, 0.018, 0.018, (225, 240, 255), thickness=max(1, int(0.01 * ctx.u)))
+        _ellipse(
+            ctx, x, 0.27 - 0.33 * rise, 0.018, 0.018, (225, 240, 255), thickness=max(1, int(0.01 * ctx.u))
+        )
     for k in range(3):
         rise = (ctx.t / (1.2 * ctx.tempo) + k / 3) % 1.0
         x = -0.15 + 0.15 * k + 0.03 * math.sin(6 * rise + k)
@@ -235,7 +246,9 @@ def roll(ctx: MotionContext) -> None:
     _, phase = ctx.phase(1.0)
     _rect(ctx, -0.42, -0.3, 0.42, 0.32, BOARD)
     grow = min(1.0, ctx.t / 5)
-    flat = sprites.tint(sprites.scale(ctx.patch(), 1 + 0.5 * grow, 1 + 0.25 * grow), (250, 240, 215), 0.3 * grow)
+    flat = sprites.tint(
+        sprites.scale(ctx.patch(), 1 + 0.5 * grow, 1 + 0.25 * grow), (250, 240, 215), 0.3 * grow
+    )
     ctx.put(flat, 0, 0)
     y = 0.16 * math.sin(2 * math.pi * phase)
     _rect(ctx, -0.36, y - 0.045, 0.36, y + 0.045, (215, 175, 120))
@@ -250,7 +263,9 @@ def mash(ctx: MotionContext) -> None:
     ctx.put(ctx.patch(0.6), 0.34, -0.34)
     flat = min(1.0, ctx.t / 4)
     squash = 1 - 0.45 * flat - 0.15 * press
-    patch = sprites.tint(sprites.scale(ctx.patch(0.9), 1 + 0.4 * flat, squash), NOUNS[ctx.noun].inner, 0.35 * flat)
+    patch = sprites.tint(
+        sprites.scale(ctx.patch(0.9), 1 + 0.4 * flat, squash), NOUNS[ctx.noun].inner, 0.35 * flat
+    )
     ctx.put(patch, 0, 0.18 - 0.5 * squash * ctx.size / ctx.u * 0.9 * 0.5)
     _bowl_side(ctx, dy=0.2)
     y = -0.02 + 0.12 * press
@@ -333,9 +348,21 @@ def add(ctx: MotionContext) -> None:
 
 
 MOTIONS: dict[str, Callable[[MotionContext], None]] = {
-    "cut": cut, "stir": stir, "pour": pour, "crack": crack, "peel": peel, "flip": flip, "roll": roll,
-    "fry": fry, "boil": boil, "sprinkle": sprinkle, "mash": mash, "whisk": whisk, "grate": grate,
-    "spread": spread, "add": add,
+    "cut": cut,
+    "stir": stir,
+    "pour": pour,
+    "crack": crack,
+    "peel": peel,
+    "flip": flip,
+    "roll": roll,
+    "fry": fry,
+    "boil": boil,
+    "sprinkle": sprinkle,
+    "mash": mash,
+    "whisk": whisk,
+    "grate": grate,
+    "spread": spread,
+    "add": add,
 }
 
 

@@ -80,8 +80,19 @@ CHATTER = (
     "it only takes a few minutes",
 )
 FILLERS = ("um", "uh", "so", "okay", "alright", "you know", "like", "well", "yeah", "and")
-MISHEARD = {"whisk": "risk", "peel": "peal", "roll": "role", "stir": "steer", "dice": "dies", "beat": "beet",
-            "pepper": "paper", "flour": "flower", "sear": "seer", "fry": "fly", "boil": "boy"}
+MISHEARD = {
+    "whisk": "risk",
+    "peel": "peal",
+    "roll": "role",
+    "stir": "steer",
+    "dice": "dies",
+    "beat": "beet",
+    "pepper": "paper",
+    "flour": "flower",
+    "sear": "seer",
+    "fry": "fly",
+    "boil": "boy",
+}
 FORBIDDEN = re.compile(r"\blet me show you how to\b|\bshow you how to\b")
 WORDS_PER_SECOND = (2.6, 3.4)
 
@@ -121,8 +132,12 @@ def utterances(plan: VideoPlan, rng: np.random.Generator) -> list[tuple[float, l
         said.append((step.start + drift, _noisy(_fill(template, step.verb, step.noun, rng), rng)))
         if length > 3.5 and rng.random() < 0.35:  # a second remark later in a long step
             late = AFTER_TEMPLATES if rng.random() < 0.4 else STEP_TEMPLATES
-            said.append((step.start + 0.6 * length, _noisy(_fill(late[int(rng.integers(len(late)))], step.verb,
-                                                                   step.noun, rng), rng)))
+            said.append(
+                (
+                    step.start + 0.6 * length,
+                    _noisy(_fill(late[int(rng.integers(len(late)))], step.verb, step.noun, rng), rng),
+                )
+            )
         if rng.random() < 0.15:
             said.append((step.end + 0.2, CHATTER[int(rng.integers(len(CHATTER)))].split()))
     if rng.random() < 0.5:
@@ -163,4 +178,3 @@ def narration_corpus(num_videos: int, seed: int) -> list[str]:
         narration = Narration(spoken["text"], spoken["start"], spoken["end"])
         sentences += [s.text for s in narration.sentences()]
     return sentences
-

@@ -76,7 +76,9 @@ def plan_video(seed: int, subset: str, index: int, data: DataConfig) -> VideoPla
         t += length + float(rng.uniform(0.2, 1.2))  # a pause: the next ingredient is brought in
     duration = round(steps[-1].end + float(rng.uniform(0.4, 1.0)), 2)
     prefix = ID_PREFIX.get(subset, subset)
-    return VideoPlan(f"{prefix}_{index:05d}", subset, recipe, steps, duration, [seed, SUBSET_CODES[subset], index])
+    return VideoPlan(
+        f"{prefix}_{index:05d}", subset, recipe, steps, duration, [seed, SUBSET_CODES[subset], index]
+    )
 
 
 @dataclass

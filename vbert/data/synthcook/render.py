@@ -58,7 +58,9 @@ def _kitchen(style: str, height: int, width: int, rng: np.random.Generator) -> n
     return np.clip(bg, 0, 255).astype(np.float32)
 
 
-def _distractor(canvas: np.ndarray, kind: str, x: float, y: float, u: float, rng: np.random.Generator) -> None:
+def _distractor(
+    canvas: np.ndarray, kind: str, x: float, y: float, u: float, rng: np.random.Generator
+) -> None:
     """Draw one static object that has nothing to do with the recipe."""
     colour = tuple(float(c) for c in np.clip(rng.uniform(90, 220) + rng.normal(0, 25, size=3), 0, 255))
     r = int(u * 0.08)
@@ -120,7 +122,9 @@ class Scene:
         path -= np.linspace(0, 1, num_frames)[:, None] * path[-1]  # drift back to centre
         jitter = np.clip(np.round(path), -margin, margin).astype(int)
         t = np.arange(num_frames) / fps
-        light = 1.0 + rng.uniform(0.0, 0.12) * np.sin(2 * math.pi * t / rng.uniform(3, 9) + rng.uniform(0, 6.3))
+        light = 1.0 + rng.uniform(0.0, 0.12) * np.sin(
+            2 * math.pi * t / rng.uniform(3, 9) + rng.uniform(0, 6.3)
+        )
         if rng.random() < 0.3:  # a light switched on or a cloud passing
             start = int(rng.integers(0, max(1, num_frames)))
             light[start:] *= rng.uniform(0.8, 1.2)
@@ -136,12 +140,26 @@ class Scene:
             r = int(0.07 * u)
             cv2.circle(canvas, (x, y), r, (245, 245, 240), -1, cv2.LINE_AA)
             a = t * 1.3
-            cv2.line(canvas, (x, y), (int(x + r * math.sin(a)), int(y - r * math.cos(a))), (20, 20, 20), 1, cv2.LINE_AA)
+            cv2.line(
+                canvas,
+                (x, y),
+                (int(x + r * math.sin(a)), int(y - r * math.cos(a))),
+                (20, 20, 20),
+                1,
+                cv2.LINE_AA,
+            )
         ctx = MotionContext(
-            canvas=canvas, noun=item.noun, t=t - item.start, u=u,
-            cx=self.margin + motion["cx"] * self.width, cy=self.margin + motion["cy"] * self.height,
-            tempo=motion["tempo"], size=int(motion["size"] * u), colour_gain=motion["colour_gain"],
-            noise=motion["noise"], frame=index,
+            canvas=canvas,
+            noun=item.noun,
+            t=t - item.start,
+            u=u,
+            cx=self.margin + motion["cx"] * self.width,
+            cy=self.margin + motion["cy"] * self.height,
+            tempo=motion["tempo"],
+            size=int(motion["size"] * u),
+            colour_gain=motion["colour_gain"],
+            noise=motion["noise"],
+            frame=index,
         )
         (idle if item.verb == "idle" else MOTIONS[item.verb])(ctx)
         dx, dy = self.jitter[min(index, len(self.jitter) - 1)]

@@ -22,6 +22,7 @@ def _pt(x: float, y: float, p: int) -> tuple[int, int]:
 
 def _draw_shape(shape: str, body, accent, p: int, img: np.ndarray, mask: np.ndarray) -> None:
     """Draw one sprite shape into `img` ([p, p, 3]) and its coverage into `mask` ([p, p])."""
+
     def both(fn, *args, colour, thickness=-1, **kw):
         fn(img, *args, colour, thickness, cv2.LINE_AA, **kw)
         fn(mask, *args, 1.0, thickness, cv2.LINE_AA, **kw)
@@ -100,7 +101,14 @@ def _draw_shape(shape: str, body, accent, p: int, img: np.ndarray, mask: np.ndar
         rect(0.3, 0.3, 0.7, 0.95, body)
         ell(0.5, 0.3, 0.2, 0.14, accent)
         for x in (0.42, 0.5, 0.58):
-            ell(x, 0.28, 0.025, 0.025, (20, 20, 20) if shape == "shaker_dots" else (240, 240, 240), on_mask=False)
+            ell(
+                x,
+                0.28,
+                0.025,
+                0.025,
+                (20, 20, 20) if shape == "shaker_dots" else (240, 240, 240),
+                on_mask=False,
+            )
     elif shape == "florets":  # broccoli: light stem under a cluster of dark-green florets
         rect(0.43, 0.5, 0.57, 0.95, accent)
         for x, y in ((0.3, 0.42), (0.5, 0.3), (0.7, 0.42), (0.4, 0.52), (0.6, 0.52)):
@@ -137,7 +145,9 @@ def _draw_shape(shape: str, body, accent, p: int, img: np.ndarray, mask: np.ndar
         ell(0.45, 0.5, 0.1, 0.05, (240, 200, 120), on_mask=False)
     elif shape == "crescent":  # banana: yellow crescent with brown tips
         both(cv2.ellipse, _pt(0.5, 0.3, p), (int(0.42 * p), int(0.5 * p)), 0, 20, 160, colour=body)
-        cv2.ellipse(img, _pt(0.5, 0.15, p), (int(0.4 * p), int(0.5 * p)), 0, 20, 160, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img, _pt(0.5, 0.15, p), (int(0.4 * p), int(0.5 * p)), 0, 20, 160, (0, 0, 0), -1, cv2.LINE_AA
+        )
         cv2.ellipse(mask, _pt(0.5, 0.15, p), (int(0.4 * p), int(0.5 * p)), 0, 20, 160, 0.0, -1, cv2.LINE_AA)
         for x in (0.13, 0.87):
             ell(x, 0.55, 0.04, 0.04, accent)
@@ -156,7 +166,14 @@ def sprite(noun: str, size: int) -> Patch:
     size = max(4, int(size))
     img = np.zeros((size, size, 3), dtype=np.float32)
     mask = np.zeros((size, size), dtype=np.float32)
-    _draw_shape(spec.shape, tuple(float(c) for c in spec.colour), tuple(float(c) for c in spec.accent), size, img, mask)
+    _draw_shape(
+        spec.shape,
+        tuple(float(c) for c in spec.colour),
+        tuple(float(c) for c in spec.accent),
+        size,
+        img,
+        mask,
+    )
     mask = np.clip(mask, 0.0, 1.0)
     img.setflags(write=False)
     mask.setflags(write=False)
@@ -188,7 +205,9 @@ def rotate(patch: Patch, degrees: float) -> Patch:
     return rgb, alpha
 
 
-def tint(patch: Patch, colour: tuple[int, int, int] | np.ndarray, amount: float, region: np.ndarray | None = None) -> Patch:
+def tint(
+    patch: Patch, colour: tuple[int, int, int] | np.ndarray, amount: float, region: np.ndarray | None = None
+) -> Patch:
     """Blend a patch towards `colour` by `amount` (0..1), only inside `region` ([h, w] bool) if given."""
     rgb, alpha = patch
     target = np.asarray(colour, dtype=np.float32)

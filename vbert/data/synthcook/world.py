@@ -38,23 +38,37 @@ def _verb(name: str, synonyms: list[tuple[str, str]], caption: str) -> tuple[str
 
 VERBS: dict[str, Verb] = dict(
     [
-        _verb("cut", [("cut", "cutting"), ("chop", "chopping"), ("slice", "slicing"), ("dice", "dicing")],
-              "cut the {noun} into pieces on the board"),
+        _verb(
+            "cut",
+            [("cut", "cutting"), ("chop", "chopping"), ("slice", "slicing"), ("dice", "dicing")],
+            "cut the {noun} into pieces on the board",
+        ),
         _verb("stir", [("stir", "stirring"), ("mix", "mixing")], "stir the {noun} in the pot"),
         _verb("pour", [("pour", "pouring"), ("drizzle", "drizzling")], "pour the {noun} into the bowl"),
         _verb("crack", [("crack", "cracking"), ("break", "breaking")], "crack the {noun} into a bowl"),
-        _verb("peel", [("peel", "peeling"), ("skin", "skinning")],
-              "peel the {noun}"),
+        _verb("peel", [("peel", "peeling"), ("skin", "skinning")], "peel the {noun}"),
         _verb("flip", [("flip", "flipping"), ("turn", "turning")], "flip the {noun} in the pan"),
-        _verb("roll", [("roll", "rolling"), ("flatten", "flattening")], "roll out the {noun} with a rolling pin"),
-        _verb("fry", [("fry", "frying"), ("saute", "sauteing"), ("sear", "searing")], "fry the {noun} in a pan"),
+        _verb(
+            "roll", [("roll", "rolling"), ("flatten", "flattening")], "roll out the {noun} with a rolling pin"
+        ),
+        _verb(
+            "fry", [("fry", "frying"), ("saute", "sauteing"), ("sear", "searing")], "fry the {noun} in a pan"
+        ),
         _verb("boil", [("boil", "boiling"), ("simmer", "simmering")], "boil the {noun} in water"),
         _verb("sprinkle", [("sprinkle", "sprinkling"), ("dust", "dusting")], "sprinkle the {noun} on top"),
-        _verb("mash", [("mash", "mashing"), ("smash", "smashing"), ("crush", "crushing")], "mash the {noun} in a bowl"),
+        _verb(
+            "mash",
+            [("mash", "mashing"), ("smash", "smashing"), ("crush", "crushing")],
+            "mash the {noun} in a bowl",
+        ),
         _verb("whisk", [("whisk", "whisking"), ("beat", "beating")], "whisk the {noun} in a bowl"),
         _verb("grate", [("grate", "grating"), ("shred", "shredding")], "grate the {noun}"),
         _verb("spread", [("spread", "spreading"), ("smear", "smearing")], "spread the {noun} on the bread"),
-        _verb("add", [("add", "adding"), ("drop", "dropping"), ("toss", "tossing")], "add the {noun} to the bowl"),
+        _verb(
+            "add",
+            [("add", "adding"), ("drop", "dropping"), ("toss", "tossing")],
+            "add the {noun} to the bowl",
+        ),
     ]
 )
 
@@ -69,22 +83,58 @@ NOUNS: dict[str, Noun] = dict(
         _noun("egg", ["egg", "eggs"], "oval", (245, 238, 220), (225, 215, 190), (250, 200, 30)),
         _noun("onion", ["onion", "onions"], "rings", (140, 55, 125), (200, 140, 190), (235, 215, 230)),
         _noun("carrot", ["carrot", "carrots"], "long_leaf", (245, 125, 20), (50, 160, 50), (255, 165, 70)),
-        _noun("potato", ["potato", "potatoes", "spuds"], "spotted", (165, 115, 60), (95, 60, 30), (240, 225, 160)),
-        _noun("cheese", ["cheese", "cheddar"], "wedge_holes", (250, 205, 40), (205, 150, 10), (255, 225, 110)),
+        _noun(
+            "potato",
+            ["potato", "potatoes", "spuds"],
+            "spotted",
+            (165, 115, 60),
+            (95, 60, 30),
+            (240, 225, 160),
+        ),
+        _noun(
+            "cheese", ["cheese", "cheddar"], "wedge_holes", (250, 205, 40), (205, 150, 10), (255, 225, 110)
+        ),
         _noun("bread", ["bread", "loaf", "toast"], "loaf", (215, 165, 95), (130, 75, 30), (245, 225, 180)),
         _noun("dough", ["dough", "pastry"], "blob", (238, 220, 185), (215, 195, 160), (245, 235, 210)),
         _noun("butter", ["butter"], "block_band", (250, 235, 135), (60, 110, 210), (255, 245, 170)),
         _noun("milk", ["milk", "cream"], "carton", (250, 250, 250), (30, 90, 210), (250, 250, 245)),
         _noun("oil", ["oil", "olive oil"], "bottle", (185, 175, 35), (60, 90, 30), (215, 205, 70)),
         _noun("salt", ["salt", "sea salt"], "shaker_dots", (235, 240, 250), (120, 130, 150), (250, 250, 255)),
-        _noun("pepper", ["pepper", "black pepper"], "shaker_dark", (50, 45, 45), (150, 150, 150), (35, 30, 30)),
+        _noun(
+            "pepper", ["pepper", "black pepper"], "shaker_dark", (50, 45, 45), (150, 150, 150), (35, 30, 30)
+        ),
         _noun("broccoli", ["broccoli", "florets"], "florets", (35, 120, 45), (150, 200, 90), (120, 180, 90)),
-        _noun("cucumber", ["cucumber", "cucumbers"], "long_stripes", (40, 140, 70), (150, 210, 120), (200, 235, 170)),
-        _noun("chicken", ["chicken", "chicken breast"], "drumstick", (245, 175, 165), (250, 240, 230), (250, 215, 205)),
+        _noun(
+            "cucumber",
+            ["cucumber", "cucumbers"],
+            "long_stripes",
+            (40, 140, 70),
+            (150, 210, 120),
+            (200, 235, 170),
+        ),
+        _noun(
+            "chicken",
+            ["chicken", "chicken breast"],
+            "drumstick",
+            (245, 175, 165),
+            (250, 240, 230),
+            (250, 215, 205),
+        ),
         _noun("fish", ["fish", "salmon", "fillet"], "fish", (110, 145, 195), (60, 80, 120), (250, 140, 100)),
-        _noun("noodles", ["noodles", "pasta", "spaghetti"], "wavy", (245, 225, 120), (200, 160, 60), (250, 235, 150)),
-        _noun("mushroom", ["mushroom", "mushrooms"], "cap_stem", (125, 85, 70), (235, 225, 205), (230, 215, 190)),
-        _noun("pancake", ["pancake", "pancakes"], "disk_ring", (225, 165, 70), (175, 105, 35), (245, 210, 140)),
+        _noun(
+            "noodles",
+            ["noodles", "pasta", "spaghetti"],
+            "wavy",
+            (245, 225, 120),
+            (200, 160, 60),
+            (250, 235, 150),
+        ),
+        _noun(
+            "mushroom", ["mushroom", "mushrooms"], "cap_stem", (125, 85, 70), (235, 225, 205), (230, 215, 190)
+        ),
+        _noun(
+            "pancake", ["pancake", "pancakes"], "disk_ring", (225, 165, 70), (175, 105, 35), (245, 210, 140)
+        ),
         _noun("banana", ["banana", "bananas"], "crescent", (255, 230, 40), (110, 85, 30), (250, 245, 200)),
         _noun("sauce", ["sauce", "gravy"], "jar", (150, 30, 35), (240, 200, 60), (170, 45, 40)),
     ]
@@ -92,8 +142,20 @@ NOUNS: dict[str, Noun] = dict(
 
 # Which nouns each verb is done to, as in a kitchen (you crack eggs, you do not crack milk).
 FITS: dict[str, tuple[str, ...]] = {
-    "cut": ("tomato", "onion", "carrot", "potato", "cheese", "bread", "broccoli", "cucumber", "chicken",
-            "fish", "mushroom", "banana"),
+    "cut": (
+        "tomato",
+        "onion",
+        "carrot",
+        "potato",
+        "cheese",
+        "bread",
+        "broccoli",
+        "cucumber",
+        "chicken",
+        "fish",
+        "mushroom",
+        "banana",
+    ),
     "stir": ("noodles", "mushroom", "onion", "tomato", "broccoli", "sauce", "chicken"),
     "pour": ("milk", "oil", "sauce"),
     "crack": ("egg",),
@@ -135,37 +197,170 @@ def _s(*choices: str, keep: float = 1.0) -> RecipeStep:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        Recipe("scrambled eggs", (_s("crack egg"), _s("whisk egg"), _s("sprinkle salt", keep=0.6),
-                                  _s("add butter", "pour oil"), _s("fry egg"), _s("sprinkle pepper", keep=0.5))),
-        Recipe("pancakes", (_s("crack egg"), _s("pour milk"), _s("whisk egg", "whisk milk"), _s("fry pancake"),
-                            _s("flip pancake"), _s("spread butter", "pour sauce", keep=0.5))),
-        Recipe("mashed potatoes", (_s("peel potato"), _s("cut potato"), _s("boil potato"), _s("mash potato"),
-                                   _s("add butter", keep=0.7), _s("pour milk", keep=0.5), _s("sprinkle salt", keep=0.5))),
-        Recipe("tomato pasta", (_s("boil noodles"), _s("cut tomato"), _s("cut onion", keep=0.6),
-                                _s("fry onion", "fry tomato", keep=0.6), _s("pour sauce"), _s("stir noodles"),
-                                _s("grate cheese", "sprinkle cheese", keep=0.7))),
-        Recipe("pan fried fish", (_s("cut fish", keep=0.5), _s("sprinkle salt"), _s("sprinkle pepper", keep=0.6),
-                                  _s("pour oil"), _s("fry fish"), _s("flip fish"), _s("cut tomato", "cut cucumber", keep=0.4))),
-        Recipe("chicken soup", (_s("peel carrot", keep=0.5), _s("cut carrot"), _s("cut onion", keep=0.6),
-                                _s("cut chicken"), _s("boil chicken"), _s("add carrot", "add onion"),
-                                _s("add noodles", keep=0.4), _s("stir chicken"))),
-        Recipe("salad", (_s("cut cucumber", "peel cucumber"), _s("cut tomato"), _s("grate carrot", "cut onion", keep=0.7),
-                         _s("add cheese", keep=0.5), _s("pour oil"), _s("sprinkle salt", "sprinkle pepper"))),
-        Recipe("grilled cheese", (_s("cut bread", keep=0.5), _s("spread butter"), _s("grate cheese", "cut cheese"),
-                                  _s("add cheese"), _s("fry bread"), _s("flip bread"), _s("cut bread", keep=0.6))),
-        Recipe("pizza", (_s("roll dough"), _s("spread sauce"), _s("cut mushroom", "cut tomato", keep=0.7),
-                         _s("grate cheese", "sprinkle cheese"), _s("add mushroom", "add tomato"),
-                         _s("sprinkle pepper", keep=0.4))),
-        Recipe("stir fry", (_s("cut chicken"), _s("cut broccoli"), _s("cut mushroom", keep=0.5), _s("pour oil"),
-                            _s("fry chicken"), _s("add broccoli"), _s("pour sauce"), _s("stir chicken", "stir broccoli"))),
-        Recipe("banana bread", (_s("peel banana"), _s("mash banana"), _s("crack egg"), _s("whisk egg", "whisk butter"),
-                                _s("add butter", keep=0.5), _s("stir sauce", "roll dough", keep=0.3))),
-        Recipe("french toast", (_s("crack egg"), _s("pour milk", keep=0.7), _s("whisk egg"), _s("cut bread", keep=0.5),
-                                _s("fry bread"), _s("flip bread"), _s("sprinkle salt", "spread butter", keep=0.5))),
-        Recipe("noodle soup", (_s("boil noodles"), _s("cut mushroom"), _s("cut broccoli", keep=0.6),
-                               _s("add mushroom", "add broccoli"), _s("pour sauce"), _s("stir noodles"))),
-        Recipe("hash browns", (_s("peel potato"), _s("grate potato"), _s("sprinkle salt"), _s("pour oil", keep=0.6),
-                               _s("fry potato"), _s("flip potato"), _s("sprinkle pepper", keep=0.4))),
+        Recipe(
+            "scrambled eggs",
+            (
+                _s("crack egg"),
+                _s("whisk egg"),
+                _s("sprinkle salt", keep=0.6),
+                _s("add butter", "pour oil"),
+                _s("fry egg"),
+                _s("sprinkle pepper", keep=0.5),
+            ),
+        ),
+        Recipe(
+            "pancakes",
+            (
+                _s("crack egg"),
+                _s("pour milk"),
+                _s("whisk egg", "whisk milk"),
+                _s("fry pancake"),
+                _s("flip pancake"),
+                _s("spread butter", "pour sauce", keep=0.5),
+            ),
+        ),
+        Recipe(
+            "mashed potatoes",
+            (
+                _s("peel potato"),
+                _s("cut potato"),
+                _s("boil potato"),
+                _s("mash potato"),
+                _s("add butter", keep=0.7),
+                _s("pour milk", keep=0.5),
+                _s("sprinkle salt", keep=0.5),
+            ),
+        ),
+        Recipe(
+            "tomato pasta",
+            (
+                _s("boil noodles"),
+                _s("cut tomato"),
+                _s("cut onion", keep=0.6),
+                _s("fry onion", "fry tomato", keep=0.6),
+                _s("pour sauce"),
+                _s("stir noodles"),
+                _s("grate cheese", "sprinkle cheese", keep=0.7),
+            ),
+        ),
+        Recipe(
+            "pan fried fish",
+            (
+                _s("cut fish", keep=0.5),
+                _s("sprinkle salt"),
+                _s("sprinkle pepper", keep=0.6),
+                _s("pour oil"),
+                _s("fry fish"),
+                _s("flip fish"),
+                _s("cut tomato", "cut cucumber", keep=0.4),
+            ),
+        ),
+        Recipe(
+            "chicken soup",
+            (
+                _s("peel carrot", keep=0.5),
+                _s("cut carrot"),
+                _s("cut onion", keep=0.6),
+                _s("cut chicken"),
+                _s("boil chicken"),
+                _s("add carrot", "add onion"),
+                _s("add noodles", keep=0.4),
+                _s("stir chicken"),
+            ),
+        ),
+        Recipe(
+            "salad",
+            (
+                _s("cut cucumber", "peel cucumber"),
+                _s("cut tomato"),
+                _s("grate carrot", "cut onion", keep=0.7),
+                _s("add cheese", keep=0.5),
+                _s("pour oil"),
+                _s("sprinkle salt", "sprinkle pepper"),
+            ),
+        ),
+        Recipe(
+            "grilled cheese",
+            (
+                _s("cut bread", keep=0.5),
+                _s("spread butter"),
+                _s("grate cheese", "cut cheese"),
+                _s("add cheese"),
+                _s("fry bread"),
+                _s("flip bread"),
+                _s("cut bread", keep=0.6),
+            ),
+        ),
+        Recipe(
+            "pizza",
+            (
+                _s("roll dough"),
+                _s("spread sauce"),
+                _s("cut mushroom", "cut tomato", keep=0.7),
+                _s("grate cheese", "sprinkle cheese"),
+                _s("add mushroom", "add tomato"),
+                _s("sprinkle pepper", keep=0.4),
+            ),
+        ),
+        Recipe(
+            "stir fry",
+            (
+                _s("cut chicken"),
+                _s("cut broccoli"),
+                _s("cut mushroom", keep=0.5),
+                _s("pour oil"),
+                _s("fry chicken"),
+                _s("add broccoli"),
+                _s("pour sauce"),
+                _s("stir chicken", "stir broccoli"),
+            ),
+        ),
+        Recipe(
+            "banana bread",
+            (
+                _s("peel banana"),
+                _s("mash banana"),
+                _s("crack egg"),
+                _s("whisk egg", "whisk butter"),
+                _s("add butter", keep=0.5),
+                _s("stir sauce", "roll dough", keep=0.3),
+            ),
+        ),
+        Recipe(
+            "french toast",
+            (
+                _s("crack egg"),
+                _s("pour milk", keep=0.7),
+                _s("whisk egg"),
+                _s("cut bread", keep=0.5),
+                _s("fry bread"),
+                _s("flip bread"),
+                _s("sprinkle salt", "spread butter", keep=0.5),
+            ),
+        ),
+        Recipe(
+            "noodle soup",
+            (
+                _s("boil noodles"),
+                _s("cut mushroom"),
+                _s("cut broccoli", keep=0.6),
+                _s("add mushroom", "add broccoli"),
+                _s("pour sauce"),
+                _s("stir noodles"),
+            ),
+        ),
+        Recipe(
+            "hash browns",
+            (
+                _s("peel potato"),
+                _s("grate potato"),
+                _s("sprinkle salt"),
+                _s("pour oil", keep=0.6),
+                _s("fry potato"),
+                _s("flip potato"),
+                _s("sprinkle pepper", keep=0.4),
+            ),
+        ),
     ]
 }
 
@@ -188,10 +383,16 @@ def check_world() -> None:
 def world_dict() -> dict:
     """The world as JSON-ready data (written to world.json next to the videos)."""
     return {
-        "verbs": {v.name: {"synonyms": [s[0] for s in v.synonyms], "caption": v.caption} for v in VERBS.values()},
-        "nouns": {n.name: {"synonyms": list(n.synonyms), "shape": n.shape, "colour": list(n.colour)} for n in NOUNS.values()},
+        "verbs": {
+            v.name: {"synonyms": [s[0] for s in v.synonyms], "caption": v.caption} for v in VERBS.values()
+        },
+        "nouns": {
+            n.name: {"synonyms": list(n.synonyms), "shape": n.shape, "colour": list(n.colour)}
+            for n in NOUNS.values()
+        },
         "fits": {verb: list(nouns) for verb, nouns in FITS.items()},
         "recipes": {
-            r.name: [{"choices": [list(c) for c in s.choices], "keep": s.keep} for s in r.steps] for r in RECIPES.values()
+            r.name: [{"choices": [list(c) for c in s.choices], "keep": s.keep} for s in r.steps]
+            for r in RECIPES.values()
         },
     }
