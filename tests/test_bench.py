@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vbert.bert.model import IGNORE_INDEX, flops_per_token
-from vbert.pretraining.bench import SIZES, BenchSetup, make_batch
+from vbert.pretraining.bench_loops import SIZES, BenchSetup, make_batch
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_bench_can_forbid_bf16_reductions_in_matmuls() -> None:
 
 def test_variant_names_switch_the_model_they_name() -> None:
     from vbert.config import PretrainConfig
-    from vbert.pretraining.bench import variant_flags, vbert_trainer
+    from vbert.pretraining.bench_loops import variant_flags, vbert_trainer
 
     assert variant_flags("vbert-bf16res-cudagraphs") == {
         "full_vocab_head": False,
