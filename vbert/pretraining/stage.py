@@ -40,7 +40,7 @@ from vbert.core.manifest import (
     read_manifest,
     write_manifest,
 )
-from vbert.core.stages import Stage, resolve
+from vbert.core.stages import Resolver, Stage
 from vbert.errors import ConfigError, DataError
 from vbert.pretraining.data import ExampleBuilder, PretrainBatches, tokenize_records
 from vbert.pretraining.joint_vocab import JointVocab
@@ -330,13 +330,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run `vbert pretrain` from the command line."""
     config = config_from_args(args)
+    preset = Resolver(config)  # the preset's own artifacts, each built once, in the stage cache
     data = args.data
     if data is None:
-        data = resolve(TOKENIZE, config)
+        data = preset.folder(TOKENIZE)
     vocab_path = args.vocab_file
     if vocab_path is None and config.pretrain.visual_init == "centroids":
         # the preset's own tokens come with the preset's own vocabulary; other tokens, with theirs
-        vocab_path = vocab_file_of(resolve(VOCAB, config)) if args.data is None else vocab_for_tokens(data)
+        vocab_path = vocab_file_of(preset.folder(VOCAB)) if args.data is None else vocab_for_tokens(data)
     resume = "require" if args.resume else "never" if args.fresh else "auto"
     result = run_pretraining(config, data, args.out, resume=resume, device=args.device, vocab_file=vocab_path)
     last = result.history[-1] if result.history else {}
