@@ -3,6 +3,7 @@
 - `vbert vocab`: sample `vocab.sample_size` clip vectors from a features folder, fit
   hierarchical k-means (`vbert.kmeans`), write `vocab.safetensors` (centroids, plus k, depth,
   feature dimension and the features' manifest hash in its metadata) and a manifest.
+
 `vbert.visual_tokens` (`vbert tokenize`) then turns every clip into its word. `ensure_vocab`
 and `ensure_tokens` give notebooks and later stages the preset's cached vocabulary and tokens.
 """
