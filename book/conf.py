@@ -42,7 +42,8 @@ myst_heading_anchors = 3  # links like notebooks/01_attention.ipynb#exercises re
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(?!vbert\.)[A-Za-z_][\w]*\..+"),  # dotted names outside vbert
-    # bare names of other libraries, as annotations under `if TYPE_CHECKING:` leave them
+    # bare names of other libraries: when one name of a signature is imported only under
+    # `if TYPE_CHECKING:`, autodoc shows the whole signature as written (`path: str | Path`)
     (r"py:.*", r"(Tensor|Module|ndarray|Path|Iterator|Iterable|Sequence|Mapping|Callable|Any)"),
     (r"py:class", r"vbert\.[\w.]+\.[A-Z]"),  # type variables (T in `progress(items: Iterable[T])`)
 ]

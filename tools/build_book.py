@@ -112,6 +112,12 @@ def package_modules(package: str = PACKAGE) -> list[str]:
     return sorted(names)
 
 
+def module_summary(name: str) -> str:
+    """The first paragraph of a module's docstring, on one line (empty when it has none)."""
+    doc = (importlib.import_module(name).__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def _rst_title(text: str) -> str:
     return f"{text}\n{'=' * len(text)}\n"
 
@@ -128,9 +134,9 @@ def api_pages(modules: list[str]) -> dict[str, str]:
             lines += [f"Generated from the docstrings of the ``{name}`` package, one page per module.", ""]
         lines += [f".. automodule:: {name}", "   :members:", "   :show-inheritance:", ""]
         if children:
-            toctree = [".. toctree::", "   :maxdepth: 1", ""]
-            toctree += [f"   {child}" for child in children]
-            lines += [*toctree, ""]
+            lines += [f"- :doc:`{child}`{': ' if module_summary(child) else ''}{module_summary(child)}"
+                      for child in children]
+            lines += ["", ".. toctree::", "   :hidden:", "", *(f"   {child}" for child in children), ""]
         pages["index" if is_root else name] = "\n".join(lines)
     return pages
 
