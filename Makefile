@@ -64,9 +64,10 @@ unit: install
 notebooks: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope $(PYTEST_NOTEBOOK_FLAGS) notebooks
 
+# Stored quiet (VBERT_QUIET=1): a progress bar's widget cannot be shown on the web (make book).
 execute-notebooks: install
 	for nb in notebooks/*.ipynb; do \
-		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		VBERT_QUIET=1 OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 
