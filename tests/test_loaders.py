@@ -105,6 +105,25 @@ def test_reads_youcook2_format_without_verbs(tmp_path):
             "annotation 0 verb 5 is not a string",
         ),
         (
+            {**_entry(), "annotations": [{"id": 7, "segment": [1, 2], "sentence": "x", "sentences": []}]},
+            r"annotation 0 \(id 7\): sentences is empty",
+        ),
+        (
+            {
+                **_entry(),
+                "annotations": [{"id": 7, "segment": [1, 2], "sentence": "x", "sentences": ["x", " "]}],
+            },
+            r"annotation 0 \(id 7\): reference caption 1 ' ' is empty",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 7, "segment": [1, 2], "sentence": "x", "sentences": "x"}]},
+            r"annotation 0 \(id 7\): sentences 'x' is not a list",
+        ),
+        (
+            {**_entry(), "annotations": [{"id": 7, "segment": [1, 2], "sentence": "x", "occluded": "yes"}]},
+            "annotation 0 occluded 'yes' is not true or false",
+        ),
+        (
             {**_entry(), "annotations": [{"id": 0, "segment": [1, 2], "sentence": "x", "noun": ["egg"]}]},
             r"annotation 0 noun \['egg'\] is not a string",
         ),

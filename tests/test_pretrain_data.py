@@ -212,6 +212,19 @@ def test_the_nsp_style_recipe_masks_every_pair(corpus):
     assert (align[rows] == 0).sum() > 20  # misaligned pairs' words are predicted too
 
 
+def test_alignment_starts_at_its_step_and_earlier_batches_are_unchanged(corpus):
+    videos, vocab = corpus
+    phased = config(alignment_share=1.0, negative_prob=0.5, regime_mix=(0, 0, 1), alignment_from_step=10)
+    never = config(alignment_share=0.0, regime_mix=(0, 0, 1))
+    a = PretrainBatches(ExampleBuilder(videos, vocab, phased), batch_size=32, seed=5, grad_accum=2)
+    b = PretrainBatches(ExampleBuilder(videos, vocab, never), batch_size=32, seed=5, grad_accum=2)
+    for index in (0, 19):  # micro-batches of steps 0 and 9: the first phase, as if alignment never came
+        assert (a.batch(index)["align_labels"] == IGNORE_INDEX).all()
+        assert all(torch.equal(a.batch(index)[k], b.batch(index)[k]) for k in a.batch(index))
+    later = a.batch(20)["align_labels"]  # step 10: every pair trains alignment, some misaligned
+    assert (later != IGNORE_INDEX).all() and 4 <= int((later == 0).sum()) <= 28
+
+
 def test_negatives_come_from_other_times_and_other_videos(corpus):
     videos, vocab = corpus
     rng = np.random.default_rng(4)

@@ -207,9 +207,12 @@ def test_generated_folder_matches_its_format(micro_root):
     for video_id, entry in database.items():
         assert {"annotations", "duration", "recipe_type", "subset", "video_url"} <= set(entry)
         for ann in entry["annotations"]:
-            assert {"id", "segment", "sentence", "verb", "noun"} <= set(ann)
+            assert {"id", "segment", "sentence", "sentences", "verb", "noun", "occluded"} <= set(ann)
             assert 0 <= ann["segment"][0] < ann["segment"][1] <= entry["duration"]
-            assert ann["noun"] in FITS[ann["verb"]] and ann["verb"] in ann["sentence"]
+            assert ann["noun"] in FITS[ann["verb"]] and ann["sentence"] == ann["sentences"][0]
+            # every annotator names the ingredient, each in words of their own
+            assert len(ann["sentences"]) == config.data.captions_per_segment
+            assert all(ann["noun"] in ref for ref in ann["sentences"])
         info = probe(micro_root / "videos" / f"{video_id}.mp4")
         assert info.frame_count == round(entry["duration"] * config.data.fps)
         assert (info.width, info.height) == (48, 48)
@@ -346,3 +349,42 @@ def test_cli_and_pipeline_stage(tmp_path):
     summary = run_stage(config, {}, tmp_path / "run" / "synthcook", force=False)
     assert summary["videos"] == 2 and summary["action_clips"] == len(VERBS) and summary["failures"] == 0
     assert summary["seconds"] > 0 and (tmp_path / "run" / "synthcook" / "manifest.json").is_file()
+
+
+def test_reference_captions_are_an_annotators_grammar_apart_from_the_narration():
+    from vbert.data.synthcook.captions import DISHES, PLACES, check_grammar, references
+    from vbert.data.synthcook.narration import STEP_TEMPLATES
+
+    check_grammar()
+    rng = np.random.default_rng(0)
+    refs = [r for _ in range(200) for r in references("crack", "egg", "pancakes", 3, rng)]
+    assert all("egg" in r for r in refs) and len(set(refs)) > 20  # many phrasings of one step
+    with_dish = sum(any(d in r for d in DISHES["pancakes"]) for r in refs) / len(refs)
+    with_place = sum(any(p.strip() in r for p in PLACES["crack"]) for r in refs) / len(refs)
+    assert 0.6 < with_dish < 0.9 and 0.35 < with_place < 0.65  # DISH_SHARE 0.75, PLACE_SHARE 0.5
+    spoken = {t.format(v="crack", ving="cracking", n="egg") for t in STEP_TEMPLATES}
+    assert not spoken & set(refs)  # no reference is worded as the narration says it
+
+
+def test_occlusion_hides_a_share_of_steps_and_changes_nothing_else_of_a_plan():
+    plain, hidden = micro_config("data.occlusion_prob=0"), micro_config("data.occlusion_prob=0.4")
+    steps = hidden_steps = 0
+    for index in range(40):
+        a, b = plan_video(0, "training", index, plain.data), plan_video(0, "training", index, hidden.data)
+        assert [(s.verb, s.noun, s.start, s.end, s.references) for s in a.steps] == [
+            (s.verb, s.noun, s.start, s.end, s.references) for s in b.steps
+        ]
+        assert not any(s.occluded for s in a.steps)
+        steps += len(b.steps)
+        hidden_steps += sum(s.occluded for s in b.steps)
+    assert 0.3 < hidden_steps / steps < 0.5
+
+
+def test_an_occluded_step_shows_the_cloth_not_the_action():
+    from vbert.data.synthcook.render import TimelineItem, render_timeline
+
+    items = [TimelineItem("cut", "tomato", 0.0, 2.0)]
+    seen = render_timeline(items, 2.0, 64, 64, 10.0, 3)
+    hidden = render_timeline([TimelineItem("cut", "tomato", 0.0, 2.0, occluded=True)], 2.0, 64, 64, 10.0, 3)
+    red = lambda frames: ((frames[..., 0] > 180) & (frames[..., 1] < 80)).mean()  # noqa: E731 - the tomato
+    assert red(seen) > 0.02 and red(hidden) < red(seen) / 5

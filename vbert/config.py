@@ -44,6 +44,11 @@ class DataConfig:
     max_step_seconds: float = 6.0
     max_steps: int = 8  # recipes have 4 to 8 steps; a smaller cap keeps tiny videos short
     action_clip_seconds: float = 2.0  # longer than one 1.5 s clip, so a clip fits with slack
+    # Share of recipe steps filmed with the action hidden (a cloth passes in front of the work
+    # area): their own clips barely show the verb or the ingredient, and only the rest of the video
+    # (the recipe, the neighbouring steps) tells them. 0 makes every step plain to see.
+    occlusion_prob: float = 0.25
+    captions_per_segment: int = 3  # reference captions per annotated step, by different "annotators"
 
 
 @dataclass
@@ -160,6 +165,10 @@ class PretrainConfig:
     # "has [MASK]" as "aligned"). On SynthCook, video-text pairs without alignment (alignment_share 0,
     # regime_mix [0, 0, 1]) are what teach the model to read the video (docs/benchmarks.md).
     alignment_share: float = 1.0
+    # Training step from which the alignment pairs above are drawn: before it, every video-text pair
+    # trains masked prediction only. A later start makes a second phase that teaches alignment to a
+    # model that already reads the video (the tiny preset; docs/benchmarks.md). 0: from the start.
+    alignment_from_step: int = 0
     negative_prob: float = 0.5
     negative_same_video: float = 0.5
     mask_alignment_pairs: bool = True
@@ -188,6 +197,9 @@ class EvalConfig:
     caption_max_len: int = 20  # words per generated caption (YouCook2 captions average ~9 words)
     caption_beam_size: int = 4
     caption_min_count: int = 2  # caption words seen fewer times become [UNK]
+    # The VideoBERT rows read each segment between its neighbouring clips' words (our addition: the
+    # paper gives the template and the segment's words only); false gives the paper's input.
+    caption_context: bool = True
     # Retrieval ranks every video for every sentence (cost ~ videos^2): above this many validation
     # videos it ranks a seeded sample of this many (0: all of them).
     retrieval_max_videos: int = 100

@@ -21,6 +21,12 @@ class Segment:
     sentence: str
     verb: str | None = None
     noun: str | None = None
+    references: list[str] = field(default_factory=list)  # every reference caption ([sentence] when one)
+    occluded: bool | None = None  # SynthCook: the action is hidden from the camera (None: not known)
+
+    def __post_init__(self) -> None:
+        if not self.references:
+            self.references = [self.sentence]
 
 
 @dataclass

@@ -24,6 +24,21 @@ ANNOTATION_FIELDS = ("id", "segment", "sentence")
 SEGMENT_SLACK = 0.5  # seconds a segment may overrun the stated duration (rounding in the real files)
 
 
+def _references(ann: dict[str, Any], where: str) -> list[str]:
+    """Every reference caption of an annotation: its "sentences" list when present, else its "sentence"."""
+    if "sentences" not in ann:
+        return [ann["sentence"].strip()]
+    refs = ann["sentences"]
+    if not isinstance(refs, list):
+        raise DataError(f"{where}: sentences {refs!r} is not a list of reference captions")
+    if not refs:
+        raise DataError(f"{where}: sentences is empty (a segment needs at least one reference caption)")
+    for j, ref in enumerate(refs):
+        if not isinstance(ref, str) or not ref.strip():
+            raise DataError(f"{where}: reference caption {j} {ref!r} is empty or not a string")
+    return [ref.strip() for ref in refs]
+
+
 def read_annotation_file(path: str | Path) -> dict[str, Any]:
     """The `database` mapping of a YouCook2-format file; a missing or malformed file is a DataError."""
     path = Path(path)
@@ -121,9 +136,20 @@ def parse_entry(
         for field in ("verb", "noun"):
             if ann.get(field) is not None and not isinstance(ann[field], str):
                 raise DataError(f"{where}: annotation {k} {field} {ann[field]!r} is not a string")
+        references = _references(ann, f"{where}: annotation {k} (id {seg_id})")
+        occluded = ann.get("occluded")
+        if occluded is not None and not isinstance(occluded, bool):
+            raise DataError(f"{where}: annotation {k} occluded {occluded!r} is not true or false")
         segments.append(
             Segment(
-                seg_id, start, min(end, duration), ann["sentence"].strip(), ann.get("verb"), ann.get("noun")
+                seg_id,
+                start,
+                min(end, duration),
+                ann["sentence"].strip(),
+                ann.get("verb"),
+                ann.get("noun"),
+                references,
+                occluded,
             )
         )
     path = videos.get(video_id) if videos is not None else None

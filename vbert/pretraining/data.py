@@ -174,7 +174,7 @@ class ExampleBuilder:
             return np.concatenate([self.videos[w].video_words[i] for i in self._span(rng, w, s)])
         return None  # a corpus of one single-sentence video has no negatives
 
-    def video_text(self, rng: np.random.Generator) -> Example:
+    def video_text(self, rng: np.random.Generator, align: bool = True) -> Example:
         """[CLS] text [>] video [SEP]; an alignment pair (share alignment_share) is misaligned with
         probability negative_prob and is unmasked unless mask_alignment_pairs."""
         v, s = self.paired[int(rng.integers(len(self.paired)))]
@@ -182,7 +182,7 @@ class ExampleBuilder:
         text = np.concatenate([video.texts[i] for i in span])[: self.config.max_text_len]
         words = np.concatenate([video.video_words[i] for i in span])
         aligned, masked = IGNORE_INDEX, True
-        if rng.random() < self.config.alignment_share:
+        if rng.random() < self.config.alignment_share and align:
             aligned, masked = 1, self.config.mask_alignment_pairs
             if rng.random() < self.config.negative_prob:
                 negative = self._negative_words(rng, v, span)
@@ -192,10 +192,14 @@ class ExampleBuilder:
         ids, types = self.vocab.sequence(text, self.vocab.visual_ids(words))
         return Example(ids, types, JOINT, aligned, masked)
 
-    def examples(self, rng: np.random.Generator, batch_size: int) -> list[Example]:
-        """A batch's examples: fixed counts per regime (text-only, video-only, video-text, in that order)."""
+    def examples(self, rng: np.random.Generator, batch_size: int, step: int = 0) -> list[Example]:
+        """A batch's examples: fixed counts per regime (text-only, video-only, video-text, in that order).
+
+        Before `alignment_from_step` (a training step), no video-text pair trains alignment.
+        """
         counts = regime_counts(batch_size, self.config.regime_mix)
-        makers = (self.text_only, self.video_only, self.video_text)
+        align = step >= self.config.alignment_from_step
+        makers = (self.text_only, self.video_only, lambda r: self.video_text(r, align))
         return [make(rng) for make, n in zip(makers, counts) for _ in range(n)]
 
 
@@ -255,10 +259,14 @@ class PretrainBatches:
         rank: int = 0,
         num_workers: int = 0,
         pin_memory: bool = False,
+        grad_accum: int = 1,
     ) -> None:
         if batch_size <= 0:
             raise DataError(f"batch size must be positive, got {batch_size}")
         self.builder, self.batch_size, self.seed, self.rank = builder, batch_size, seed, rank
+        self.grad_accum = (
+            grad_accum  # micro-batches per optimizer step: batch i belongs to step i // grad_accum
+        )
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.position = 0
 
@@ -266,9 +274,8 @@ class PretrainBatches:
         """Batch number `index` of this rank (deterministic)."""
         rng = np.random.default_rng([self.seed, index, self.rank])
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        return collate(
-            self.builder.examples(rng, self.batch_size), self.builder.vocab, self.builder.config, generator
-        )
+        examples = self.builder.examples(rng, self.batch_size, index // self.grad_accum)
+        return collate(examples, self.builder.vocab, self.builder.config, generator)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return self.batch(index)

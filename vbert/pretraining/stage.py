@@ -211,6 +211,7 @@ def run_pretraining(
         rank=dist.rank,
         num_workers=pcfg.num_workers,
         pin_memory=dev.type == "cuda",
+        grad_accum=pcfg.grad_accum,
     )
     identity = {
         "model": dataclasses.asdict(model.config),

@@ -73,12 +73,14 @@ def train_and_decode(
     """
     ecfg = config.eval
     torch.manual_seed(config.seed)
-    vocab = CaptionVocab.build([s.sentence for s in train_segments], ecfg.caption_min_count)
+    vocab = CaptionVocab.build([r for s in train_segments for r in s.references], ecfg.caption_min_count)
     model = CaptionModel(train_inputs[0].shape[1], len(vocab), caption_model_config(config, len(vocab)))
-    captions = [vocab.encode(s.sentence, ecfg.caption_max_len + 2) for s in train_segments]
+    # one training example per reference caption: the same input, each annotator's words
+    inputs = [x for x, s in zip(train_inputs, train_segments) for _ in s.references]
+    captions = [vocab.encode(r, ecfg.caption_max_len + 2) for s in train_segments for r in s.references]
     history = train_captioner(
         model,
-        train_inputs,
+        inputs,
         captions,
         epochs=ecfg.caption_epochs,
         batch_size=ecfg.caption_batch_size,
@@ -104,7 +106,7 @@ def train_and_decode(
 
 def score_rows(rows: list[dict[str, Any]], val_segments: Sequence[EvalSegment]) -> list[dict[str, Any]]:
     """Add "scores" (and "beam_scores") to decoded rows: every system in one METEOR (Java) process."""
-    references = {str(i): s.sentence for i, s in enumerate(val_segments)}
+    references = {str(i): list(s.references) for i, s in enumerate(val_segments)}
     systems = [(row, key) for row in rows for key in ("captions", "beam_captions") if key in row]
     scores = caption_scores_many(
         references, [{str(i): c for i, c in enumerate(row[key])} for row, key in systems]
@@ -153,12 +155,15 @@ def caption_table(
         model, vocab, tokenizer = artifacts.load_videobert(device)
         max_len = config.pretrain.max_seq_len
         videobert = {
-            "training": caption_features(
-                model, tokenizer, vocab, [s.video_words for s in train], max_len=max_len
-            ),
-            "validation": caption_features(
-                model, tokenizer, vocab, [s.video_words for s in val], max_len=max_len
-            ),
+            subset: caption_features(
+                model,
+                tokenizer,
+                vocab,
+                [s.video_words for s in segments],
+                max_len=max_len,
+                context=[(s.before, s.after) for s in segments] if config.eval.caption_context else None,
+            )
+            for subset, segments in (("training", train), ("validation", val))
         }
     rows = [
         train_and_decode(
@@ -175,7 +180,7 @@ def caption_table(
     score_rows(rows, val)  # one Java start for METEOR instead of one per row
     return {
         "rows": rows,
-        "references": [s.sentence for s in val],
+        "references": [list(s.references) for s in val],
         "num_train": len(train),
         "num_val": len(val),
     }

@@ -36,6 +36,14 @@ class EvalSegment:
     noun: str | None
     video_words: list[int] = field(default_factory=list)
     index: int = 0  # position of the segment within its video
+    references: list[str] = field(default_factory=list)  # every reference caption ([sentence] when one)
+    occluded: bool | None = None  # SynthCook: the action is hidden from the camera
+    before: list[int] = field(default_factory=list)  # the video's words before the segment's clips
+    after: list[int] = field(default_factory=list)  # and after them
+
+    def __post_init__(self) -> None:
+        if not self.references:
+            self.references = [self.sentence]
 
 
 @dataclass
@@ -58,7 +66,15 @@ def load_videos(tokens: str | Path, subsets: Sequence[str] | None = ("validation
         if subsets is not None and subset not in subsets:
             continue
         segments = []
+        words = [int(w) for w in record["words"]]
+        starts, ends = np.asarray(record.get("clip_starts", [])), np.asarray(record.get("clip_ends", []))
         for i, s in enumerate(record.get("segments", [])):
+            own = (
+                clips_in_span(starts, ends, float(s["start"]), float(s["end"]))
+                if len(starts) == len(words)
+                else []
+            )
+            first, last = (int(own[0]), int(own[-1])) if len(own) else (0, -1)
             segments.append(
                 EvalSegment(
                     str(record["video_id"]),
@@ -71,6 +87,10 @@ def load_videos(tokens: str | Path, subsets: Sequence[str] | None = ("validation
                     s.get("noun"),
                     [int(w) for w in s["video_words"]],
                     i,
+                    list(s.get("references") or [s["sentence"]]),
+                    s.get("occluded"),
+                    words[:first] if len(own) else [],
+                    words[last + 1 :] if len(own) else [],
                 )
             )
         out.append(

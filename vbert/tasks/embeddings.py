@@ -2,8 +2,10 @@
 
 - `caption_features`: the paper's captioning features. The input is a fill-in template followed
   by the segment's visual words, `[CLS] now let's [MASK] the [MASK] to the [MASK], and then [MASK]
-  the [MASK] [>] v... [SEP]`; the outputs at the video tokens are averaged, the outputs at the
-  masked slots are averaged, and the two are concatenated -> [2H].
+  the [MASK] [>] v... [SEP]`; the outputs at the segment's video tokens are averaged, the outputs
+  at the masked slots are averaged, and the two are concatenated -> [2H]. Our addition (not in the
+  paper): the neighbouring clips' words can follow as context (`context`), so that the encoder reads
+  the segment in its video, which is what a model of the whole video can add to one clip's features.
 - `pooled_video`: BERT's pooled [CLS] output of a video-only sequence `[CLS] v... [SEP]` -> [H]
   (for recipe classification and "more videos like this"); long videos are cut into windows that
   fit the model, whose pooled outputs are averaged.
@@ -38,6 +40,22 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
+def in_context(
+    own: Sequence[int], before: Sequence[int], after: Sequence[int], room: int
+) -> tuple[list[int], list[bool]]:
+    """A segment's words between its neighbours' (as many as fit in `room`, as evenly as they allow).
+
+    Returns (words, is_own): the segment's own words are kept whole (cut to `room` when longer).
+    """
+    own = list(own)[:room]
+    left = room - len(own)
+    take_before = min(len(before), max(left // 2, left - len(after)))
+    take_after = min(len(after), left - take_before)
+    head = list(before)[len(before) - take_before :]
+    words = head + own + list(after)[:take_after]
+    return words, [False] * len(head) + [True] * len(own) + [False] * take_after
+
+
 @torch.no_grad()
 def caption_features(
     model: Any,
@@ -47,19 +65,37 @@ def caption_features(
     template: str = CAPTION_TEMPLATE,
     max_len: int = 128,
     batch_size: int = 64,
+    context: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
 ) -> np.ndarray:
-    """[N, 2H]: mean output at the video tokens ++ mean output at the template's [MASK]s."""
+    """[N, 2H]: mean output at the segment's video tokens ++ mean output at the template's [MASK]s.
+
+    With `context` (per segment: the video words before it and after it), the neighbours' words
+    follow the template too, so that the encoder reads the segment in its video; the mean is still
+    taken over the segment's own tokens only.
+    """
     if MASK not in template:
         raise VbertError(f"caption feature template {template!r} has no {MASK} slot")
-    text = tokenizer(template, add_special_tokens=False)["input_ids"]
+    text = list(tokenizer(template, add_special_tokens=False)["input_ids"])
+    room = max_len - len(text) - 3  # [CLS] template [>] video [SEP]
+    if room < 1:
+        raise VbertError(f"the caption template takes {len(text)} tokens; no room for video within {max_len}")
     model.eval()
-    rows = [build_input(list(text), list(words) if len(words) else [], vocab, max_len) for words in videos]
+    rows, own_masks = [], []
+    for n, words in enumerate(videos):
+        before, after = context[n] if context is not None else ((), ())
+        seq, is_own = in_context(words, before, after, room)
+        rows.append(build_input(text, seq, vocab, max_len))
+        own_masks.append([False] * (len(text) + 2) + is_own + [False])  # [CLS] text [>] ... [SEP]
     out = np.zeros((len(rows), 2 * model.config.hidden_size), np.float32)
     for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
         hidden = model.bert(ids, types, mask).float()  # [B, L, H]
-        is_video = ((ids >= vocab.text_size) & (ids < vocab.next_id)).float()[..., None]  # [B, L, 1]
+        chunk = own_masks[start : start + len(ids)]
+        own = torch.zeros(ids.shape, device=ids.device)  # [B, L]
+        for i, flags in enumerate(chunk):
+            own[i, : len(flags)] = torch.tensor(flags, dtype=torch.float32)
+        own = own[..., None]  # [B, L, 1]
         is_slot = (ids == vocab.mask_id).float()[..., None]  # [B, L, 1]
-        video_mean = (hidden * is_video).sum(1) / is_video.sum(1).clamp(min=1)  # [B, H]
+        video_mean = (hidden * own).sum(1) / own.sum(1).clamp(min=1)  # [B, H]
         slot_mean = (hidden * is_slot).sum(1) / is_slot.sum(1).clamp(min=1)  # [B, H]
         out[start : start + len(ids)] = torch.cat([video_mean, slot_mean], -1).cpu().numpy()
     return out

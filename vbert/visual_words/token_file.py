@@ -101,6 +101,12 @@ def _check_token_record(record: Any, where: str, visual_size: int | None) -> Non
         if missing:
             raise DataError(f"{where}: video {record['video_id']} segment {i} lacks {', '.join(missing)}")
         _check_visual_words(segment["video_words"], where, f"segment {i} video_words", visual_size)
+        refs = segment.get("references", [segment["sentence"]])
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+            raise DataError(
+                f"{where}: video {record['video_id']} segment {i} references {refs!r} is not a list "
+                "of non-empty captions"
+            )
     if "sentences" not in record:
         raise DataError(f"{where}: record lacks sentences")
     if not isinstance(record["sentences"], list):

@@ -111,8 +111,10 @@ def video_tokens(
                 "start": float(seg.start),
                 "end": float(seg.end),
                 "sentence": seg.sentence,
+                "references": seg.references,
                 "verb": seg.verb,
                 "noun": seg.noun,
+                "occluded": seg.occluded,
                 "video_words": words[idx].tolist(),
             }
         )

@@ -39,7 +39,7 @@ from vbert.data.synthcook.world import check_world, world_dict
 from vbert.data.video import probe, write_video
 from vbert.errors import DataError
 
-GENERATOR_VERSION = 5  # bump when rendering or narration changes, so caches are rebuilt
+GENERATOR_VERSION = 6  # bump when rendering or narration changes, so caches are rebuilt
 
 
 def generation_key(config: Config) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def timeline(plan: VideoPlan) -> list[TimelineItem]:
     for step in plan.steps:
         if step.start > t:
             items.append(TimelineItem("idle", step.noun, t, step.start))
-        items.append(TimelineItem(step.verb, step.noun, step.start, step.end))
+        items.append(TimelineItem(step.verb, step.noun, step.start, step.end, step.occluded))
         t = step.end
     items.append(TimelineItem("idle", plan.steps[-1].noun, t, plan.duration + 1.0))
     return items
@@ -169,7 +169,15 @@ def annotation_entry(plan: VideoPlan) -> dict[str, Any]:
         "recipe_type": plan.recipe,
         "video_url": f"synthcook://{plan.video_id}",
         "annotations": [
-            {"id": i, "segment": [s.start, s.end], "sentence": s.sentence, "verb": s.verb, "noun": s.noun}
+            {
+                "id": i,
+                "segment": [s.start, s.end],
+                "sentence": s.sentence,
+                "sentences": s.references,
+                "verb": s.verb,
+                "noun": s.noun,
+                "occluded": s.occluded,
+            }
             for i, s in enumerate(plan.steps)
         ],
     }

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vbert.config import DataConfig
+from vbert.data.synthcook.captions import references
 from vbert.data.synthcook.world import FITS, RECIPES, VERBS
 
 SUBSET_CODES = {"training": 0, "validation": 1, "action": 2, "corpus": 3}
+# Independent random streams of one video, so that adding one leaves the others' draws unchanged.
+PLAN, OCCLUSION, CAPTIONS = 0, 5, 6
 ID_PREFIX = {"training": "sc_train", "validation": "sc_val", "corpus": "sc_text"}
 
 
@@ -25,11 +28,13 @@ class StepPlan:
     noun: str
     start: float
     end: float
+    references: list[str] = field(default_factory=list)  # annotators' captions (`captions.py`)
+    occluded: bool = False  # the action is hidden from the camera (`DataConfig.occlusion_prob`)
 
     @property
     def sentence(self) -> str:
-        """The clean ground-truth caption of this step (YouCook2 style)."""
-        return VERBS[self.verb].caption.format(noun=self.noun)
+        """The first reference caption (YouCook2's one `sentence` per segment)."""
+        return self.references[0]
 
 
 @dataclass
@@ -75,6 +80,10 @@ def plan_video(seed: int, subset: str, index: int, data: DataConfig) -> VideoPla
         steps.append(StepPlan(verb, noun, round(t, 2), round(t + length, 2)))
         t += length + float(rng.uniform(0.2, 1.2))  # a pause: the next ingredient is brought in
     duration = round(steps[-1].end + float(rng.uniform(0.4, 1.0)), 2)
+    hide, write = rng_for(seed, subset, index, OCCLUSION), rng_for(seed, subset, index, CAPTIONS)
+    for step in steps:
+        step.occluded = bool(hide.random() < data.occlusion_prob)
+        step.references = references(step.verb, step.noun, recipe, data.captions_per_segment, write)
     prefix = ID_PREFIX.get(subset, subset)
     return VideoPlan(
         f"{prefix}_{index:05d}", subset, recipe, steps, duration, [seed, SUBSET_CODES[subset], index]

@@ -27,6 +27,7 @@ class TimelineItem:
     noun: str
     start: float
     end: float
+    occluded: bool = False  # a cloth hides the work area while the action happens
 
 
 def _kitchen(style: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -162,10 +163,24 @@ class Scene:
             frame=index,
         )
         (idle if item.verb == "idle" else MOTIONS[item.verb])(ctx)
+        if item.occluded:
+            _cloth(canvas, ctx, (60 + 170 * motion["noise"][-3:]).astype(np.float32), t)  # its colour
         dx, dy = self.jitter[min(index, len(self.jitter) - 1)]
         m = self.margin
         view = canvas[m + dy : m + dy + self.height, m + dx : m + dx + self.width]  # [H, W, 3]
         return apply_light(view, self.light_gain[min(index, len(self.light_gain) - 1)] * self.cast)
+
+
+def _cloth(canvas: np.ndarray, ctx: MotionContext, colour: np.ndarray, t: float) -> None:
+    """A cloth hanging in front of the work area, swaying a little: it hides the tools and the ingredient."""
+    sway = 0.02 * ctx.u * math.sin(2 * math.pi * t / 2.3)
+    x0, x1 = int(ctx.cx - 0.4 * ctx.u + sway), int(ctx.cx + 0.4 * ctx.u + sway)
+    y0, y1 = int(ctx.cy - 0.38 * ctx.u), int(ctx.cy + 0.36 * ctx.u)
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), tuple(float(c) for c in colour), -1)
+    fold = tuple(float(c) * 0.8 for c in colour)
+    for k in range(1, 4):  # folds of the fabric
+        x = x0 + k * (x1 - x0) // 4 + int(sway)
+        cv2.line(canvas, (x, y0), (x, y1), fold, max(1, int(0.012 * ctx.u)))
 
 
 def apply_light(view: np.ndarray, gain: np.ndarray) -> np.ndarray:

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Verb:
-    """An action: its canonical name, spoken synonyms as (base, -ing) forms, and its caption."""
+    """An action: its canonical name and spoken synonyms as (base, -ing) forms (captions: `captions.py`)."""
 
     name: str
     synonyms: tuple[tuple[str, str], ...]
-    caption: str  # ground-truth sentence, "{noun}" filled in
 
 
 @dataclass(frozen=True)
@@ -32,43 +31,27 @@ class Noun:
     inner: tuple[int, int, int]  # RGB colour inside (shown when cut, cracked, peeled, mashed)
 
 
-def _verb(name: str, synonyms: list[tuple[str, str]], caption: str) -> tuple[str, Verb]:
-    return name, Verb(name, tuple(synonyms), caption)
+def _verb(name: str, synonyms: list[tuple[str, str]]) -> tuple[str, Verb]:
+    return name, Verb(name, tuple(synonyms))
 
 
 VERBS: dict[str, Verb] = dict(
     [
-        _verb(
-            "cut",
-            [("cut", "cutting"), ("chop", "chopping"), ("slice", "slicing"), ("dice", "dicing")],
-            "cut the {noun} into pieces on the board",
-        ),
-        _verb("stir", [("stir", "stirring"), ("mix", "mixing")], "stir the {noun} in the pot"),
-        _verb("pour", [("pour", "pouring"), ("drizzle", "drizzling")], "pour the {noun} into the bowl"),
-        _verb("crack", [("crack", "cracking"), ("break", "breaking")], "crack the {noun} into a bowl"),
-        _verb("peel", [("peel", "peeling"), ("skin", "skinning")], "peel the {noun}"),
-        _verb("flip", [("flip", "flipping"), ("turn", "turning")], "flip the {noun} in the pan"),
-        _verb(
-            "roll", [("roll", "rolling"), ("flatten", "flattening")], "roll out the {noun} with a rolling pin"
-        ),
-        _verb(
-            "fry", [("fry", "frying"), ("saute", "sauteing"), ("sear", "searing")], "fry the {noun} in a pan"
-        ),
-        _verb("boil", [("boil", "boiling"), ("simmer", "simmering")], "boil the {noun} in water"),
-        _verb("sprinkle", [("sprinkle", "sprinkling"), ("dust", "dusting")], "sprinkle the {noun} on top"),
-        _verb(
-            "mash",
-            [("mash", "mashing"), ("smash", "smashing"), ("crush", "crushing")],
-            "mash the {noun} in a bowl",
-        ),
-        _verb("whisk", [("whisk", "whisking"), ("beat", "beating")], "whisk the {noun} in a bowl"),
-        _verb("grate", [("grate", "grating"), ("shred", "shredding")], "grate the {noun}"),
-        _verb("spread", [("spread", "spreading"), ("smear", "smearing")], "spread the {noun} on the bread"),
-        _verb(
-            "add",
-            [("add", "adding"), ("drop", "dropping"), ("toss", "tossing")],
-            "add the {noun} to the bowl",
-        ),
+        _verb("cut", [("cut", "cutting"), ("chop", "chopping"), ("slice", "slicing"), ("dice", "dicing")]),
+        _verb("stir", [("stir", "stirring"), ("mix", "mixing")]),
+        _verb("pour", [("pour", "pouring"), ("drizzle", "drizzling")]),
+        _verb("crack", [("crack", "cracking"), ("break", "breaking")]),
+        _verb("peel", [("peel", "peeling"), ("skin", "skinning")]),
+        _verb("flip", [("flip", "flipping"), ("turn", "turning")]),
+        _verb("roll", [("roll", "rolling"), ("flatten", "flattening")]),
+        _verb("fry", [("fry", "frying"), ("saute", "sauteing"), ("sear", "searing")]),
+        _verb("boil", [("boil", "boiling"), ("simmer", "simmering")]),
+        _verb("sprinkle", [("sprinkle", "sprinkling"), ("dust", "dusting")]),
+        _verb("mash", [("mash", "mashing"), ("smash", "smashing"), ("crush", "crushing")]),
+        _verb("whisk", [("whisk", "whisking"), ("beat", "beating")]),
+        _verb("grate", [("grate", "grating"), ("shred", "shredding")]),
+        _verb("spread", [("spread", "spreading"), ("smear", "smearing")]),
+        _verb("add", [("add", "adding"), ("drop", "dropping"), ("toss", "tossing")]),
     ]
 )
 
@@ -383,9 +366,7 @@ def check_world() -> None:
 def world_dict() -> dict:
     """The world as JSON-ready data (written to world.json next to the videos)."""
     return {
-        "verbs": {
-            v.name: {"synonyms": [s[0] for s in v.synonyms], "caption": v.caption} for v in VERBS.values()
-        },
+        "verbs": {v.name: {"synonyms": [s[0] for s in v.synonyms]} for v in VERBS.values()},
         "nouns": {
             n.name: {"synonyms": list(n.synonyms), "shape": n.shape, "colour": list(n.colour)}
             for n in NOUNS.values()
