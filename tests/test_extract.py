@@ -319,9 +319,9 @@ def test_extract_is_registered_as_command_and_pipeline_stage() -> None:
     commands = [name for name, _, _ in COMMANDS]
     assert "extract" in commands and "train-extractor" in commands
     names = [stage.name for stage in STAGES]
-    assert "extract" in names
-    if "generate" in names:
-        assert names.index("extract") == names.index("generate") + 1
+    assert names[:2] == ["generate", "extract"]  # extraction reads the videos the first stage makes
+    extract = STAGES[1]
+    assert [need.name for need in extract.needs] == ["generate"] and extract.out == "features"
 
 
 # ---------------------------------------------------------------- shards that do not match their index
