@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from test_pretrain_data import write_tokens
+from toy_tokens import write_tokens
 
 from vbert.bert.model import IGNORE_INDEX, BertConfig
 from vbert.bert.wordpiece import SPECIAL_TOKENS
