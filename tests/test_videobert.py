@@ -124,8 +124,9 @@ def test_centroid_initialisation_projects_to_the_hidden_size(tmp_path):
     assert rows.shape == (VISUAL_V, 32) and abs(float(rows.std()) - 0.02) < 1e-6
     d_in = torch.cdist(centroids, centroids).flatten()
     d_out = torch.cdist(rows, rows).flatten()
-    # neighbourhoods survive the projection: the correlation of the pairwise distances measures 0.86 for
-    # this 20 -> 32 random projection (seed 0), and about 0 for rows drawn without the centroids
+    # neighbourhoods survive the projection: the correlation of the pairwise distances (zero diagonal
+    # included) measures 0.86 here, 0.84-0.92 over projection seeds 0-49, and 0.48-0.66 for rows drawn
+    # without the centroids
     assert torch.corrcoef(torch.stack([d_in, d_out]))[0, 1] > 0.8
     cfg = small_config(**{"pretrain.visual_init": "centroids"})
     vocab = JointVocab(TEXT_V, VISUAL_V)
