@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 
 
 def tests_cache(factory: pytest.TempPathFactory) -> Path:
-    """The artifact cache of this test session, shared by its xdist workers (a file lock guards each entry)."""
+    """This test session's artifact cache, shared by its xdist workers (a file lock guards each entry)."""
     base = factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     return shared / "vbert-cache"

@@ -13,6 +13,7 @@ from torch import nn
 
 from vbert.bert.model import BertConfig
 from vbert.bert.wordpiece import SPECIAL_TOKENS
+from vbert.core.stages import code_digest
 from vbert.errors import DataError, VbertError
 from vbert.pretraining.joint_vocab import JointVocab
 from vbert.pretraining.videobert import VideoBertForPretraining
@@ -387,6 +388,11 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
     first = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()
     assert Artifacts(config, tokens=elsewhere, pretrained=model).text_only() == first
     assert built == [elsewhere] and first.parent == tmp_path / "cache"
+    real_digest = code_digest
+    monkeypatch.setattr("vbert.tasks.artifacts.code_digest", lambda names: real_digest(names) + "+")
+    again = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()  # other training code
+    assert again != first and built == [elsewhere, elsewhere]
+    monkeypatch.setattr("vbert.tasks.artifacts.code_digest", real_digest)
     write_manifest(model, "pretrain", {}, inputs={"tokens": "0" * 64})
     with pytest.raises(DataError, match="pretrained on other tokens.*--text-model"):
         Artifacts(config, tokens=elsewhere, pretrained=model).text_only()

@@ -1,4 +1,4 @@
-"""Toy token files for the pretraining tests: narrated videos whose visual words follow each step's verb and noun."""
+"""Toy token files for the pretraining tests: narrated videos whose visual words follow verb and noun."""
 
 from __future__ import annotations
 
