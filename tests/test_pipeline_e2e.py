@@ -3,9 +3,11 @@
 One run (module fixture) goes through every stage on a dataset where some videos are corrupt,
 empty, too short or missing, one narration is empty, one is not ASCII, one is malformed, and one
 annotation lacks a field. The tests check that it finished on the rest, that the report has the
-tables, figures, config, versions and the list of what was left out, that a second run skips
-everything, that a changed input reruns what depends on it (and nothing else), that `--force`
-reruns, and that the README's library examples run against it.
+tables, figures, config, versions and the list of what was left out, that the result files hold
+numbers in their ranges and counts of what the run contains, that a second run skips everything,
+that a changed input reruns what depends on it (and nothing else), that `--force` reruns, that the
+README's library examples run against it, that every `vbert eval` task runs on it, and that killed,
+stopped or interrupted (Ctrl-C) runs resume.
 """
 
 from __future__ import annotations
