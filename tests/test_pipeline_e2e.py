@@ -729,19 +729,22 @@ def test_ctrl_c_during_vbert_pretrain_checkpoints_and_exits_with_130(run, tmp_pa
         "pretrain.checkpoint_every=2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
-    job = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        first = folder / "checkpoints" / "latest.json"
-        while not first.is_file() and job.poll() is None:  # the job's own progress, not a guess at its speed
-            time.sleep(0.05)
-        assert job.poll() is None, job.communicate()[1][-2000:]
-        os.killpg(job.pid, signal.SIGINT)
-        _, err = job.communicate(timeout=300)
-    finally:
-        if job.poll() is None:
-            job.kill()
+    log = tmp_path / "stderr.txt"
+    with open(log, "w", encoding="utf-8") as stderr:  # a file, not a pipe nobody reads while it trains
+        job = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+        try:
+            first = folder / "checkpoints" / "latest.json"
+            while not first.is_file() and job.poll() is None:  # the job's own progress, not its speed
+                time.sleep(0.05)
+            assert job.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+            os.killpg(job.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            job.wait(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    err = log.read_text(encoding="utf-8")
     assert job.returncode == 130, err[-2000:]
     stopped = re.search(
         r"stopped by SIGINT after step (\d+) of 100000: a checkpoint of step \1 is in (\S+);", err
