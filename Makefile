@@ -1,6 +1,7 @@
 # vbert: two commands to start.
 #   make demo   the whole pipeline on SynthCook with the tiny preset, report under runs/demo
 #   make test   unit tests + every notebook executed under nbval
+#   make book   the course as a website (stored notebooks, README, docs/, API reference) in build/book/html
 # A virtual environment (.venv) is created unless one is already active.
 
 PYTHON ?= python3
@@ -19,16 +20,18 @@ export VBERT_CACHE ?= $(CURDIR)/runs/cache
 PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: install demo test lint unit notebooks execute-notebooks assignments clean help
+.PHONY: install demo test lint unit notebooks execute-notebooks assignments book clean help
 
 help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
 	@echo "make execute-notebooks   re-execute and store every notebook in place"
 	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
+	@echo "make book    the course website from the stored notebooks (not re-executed), README, docs/ and"
+	@echo "             the API reference, in build/book/html; any warning fails it (docs/book.md)"
 	@echo "make unit    the unit tests only;  make notebooks   the notebooks under nbval only"
 	@echo "make lint    ruff check and ruff format --check (part of make test)"
-	@echo "make install the environment (.venv unless one is active);  make clean   remove runs/demo, runs/cache, release/"
+	@echo "make install the environment (.venv unless one is active);  make clean   remove runs/demo, runs/cache, release/, build/book"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,14 +65,18 @@ unit: install
 notebooks: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope $(PYTEST_NOTEBOOK_FLAGS) notebooks
 
+# Stored quiet (VBERT_QUIET=1): a progress bar's widget cannot be shown on the web (make book).
 execute-notebooks: install
 	for nb in notebooks/*.ipynb; do \
-		$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		VBERT_QUIET=1 OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 
 assignments: install
 	$(PY) tools/assignments.py release --out release
 
+book: install
+	$(PY) tools/build_book.py --out build/book
+
 clean:
-	rm -rf runs/demo runs/cache release .pytest_cache
+	rm -rf runs/demo runs/cache release build/book .pytest_cache

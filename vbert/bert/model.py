@@ -1,6 +1,7 @@
 """The BERT encoder VideoBERT trains with: embeddings, post-LN transformer layers, pooler, MLM head.
 
 One readable implementation, written for speed:
+
 - one fused query/key/value projection per layer ([H] -> [3H]);
 - `torch.nn.functional.scaled_dot_product_attention`, given no mask at all when the batch has no
   padding (so the flash kernel applies) and a boolean key-padding mask otherwise;

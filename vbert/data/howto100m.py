@@ -1,4 +1,4 @@
-"""Read HowTo100M-style ASR captions into word-level `Narration`s.
+"""Read HowTo100M-style ASR captions into word-level narrations (`Narration`).
 
 Two layouts are read: one JSON file `{video_id: {"text": [...], "start": [...], "end": [...]}}`
 (HowTo100M's `raw_caption.json`; SynthCook's `narrations.json`), or a folder of per-video

@@ -279,7 +279,7 @@ def _figure(lines: list[str], title: str, make: Callable[[], Path], caption: str
 
 
 def write_report(config: Config, run_dir: Path, results: list) -> Path:
-    """Write `run_dir/report.md` (and its PNG figures) for the stages just run (`StageResult`s)."""
+    """Write `run_dir/report.md` (and its PNG figures) for the stages just run (their `StageResult`)."""
     run_dir = Path(run_dir)
     lines = [
         f"# vbert run: preset `{config.name}`",

@@ -127,7 +127,7 @@ def make_batch(setup: BenchSetup, generator: torch.Generator) -> dict[str, torch
 
 
 class VbertMLM(nn.Module):
-    """vbert's BertForMaskedLM behind the trainer's interface (forward(**batch) -> {"loss"})."""
+    """vbert's BertForMaskedLM behind the trainer's interface (`forward(**batch) -> {"loss"}`)."""
 
     def __init__(self, config: BertConfig, full_vocab_head: bool = False, padding_mask: bool = False) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """The paper's Table 1 (zero-shot verb/noun classification) and Table 2 (effect of data size).
 
-Rows of Table 1, all on the same validation segments and label sets:
+Rows of Table 1, all on the same validation segments and label sets::
 
     text-only BERT, language prior   a BERT pretrained on the narrations alone, template only
     VideoBERT, language prior        the VideoBERT model, template only ([CLS] template [SEP])

@@ -1,5 +1,7 @@
 """Video captioning (the paper's Table 3): a transformer encoder-decoder over segment features.
 
+The shapes, from the inputs to the word logits::
+
     inputs [B, S, D]  -> Linear + position -> vbert encoder layers -> memory [B, S, H]
     caption [B, T]    -> word + position   -> decoder layers (causal self-attention,
                                               cross-attention to memory, FFN) -> word logits

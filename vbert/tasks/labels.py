@@ -9,6 +9,7 @@ imperative recipe captions such as "add the chopped onions to the pan":
 3. the verb is the first token that matches a verb label;
 4. the noun is the first token after the verb that matches a noun label (a noun before the verb,
    as in "the onions go in the pan", is used only when nothing follows the verb).
+
 A caption with no verb or no noun gives None for it; such segments are left out of that score.
 
 The label sets: SynthCook's world lists its verbs and nouns. For YouCook2, `build_label_sets`

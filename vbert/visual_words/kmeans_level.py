@@ -72,7 +72,7 @@ class LevelKMeans:
     def plan_blocks(
         self, x: torch.Tensor, sq_norms: torch.Tensor, node: torch.Tensor, num_nodes: int
     ) -> list[Block] | None:
-        """How to batch a level's points: None for one dense matmul, else a list of `Block`s.
+        """How to batch a level's points: None for one dense matmul, else a list of blocks (`Block`).
 
         Points are grouped by node and nodes by size class (sizes rounded up to a quarter of
         their power of two, so at most 1.25x padding), so each block is a padded batch

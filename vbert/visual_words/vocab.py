@@ -3,6 +3,7 @@
 - `vbert vocab`: sample `vocab.sample_size` clip vectors from a features folder, fit
   hierarchical k-means (`vbert.visual_words.kmeans`), write `vocab.safetensors` (centroids, plus k, depth,
   feature dimension and the features' manifest hash in its metadata) and a manifest.
+
 `vbert.visual_words.tokenize` (`vbert tokenize`) then turns every clip into its word. `STAGE` is the
 pipeline's "vocab" stage; `vbert.core.stages.resolve(STAGE, config)` gives a config's cached vocabulary.
 """
