@@ -445,8 +445,8 @@ def test_retrieval_over_more_videos_than_the_cap_ranks_a_seeded_sample(run, tmp_
 # - BLEU, METEOR and ROUGE-L are fractions in [0, 1] and CIDEr-D is on COCO's 0-10 scale.
 #
 # Measured on this run: zero-shot cross-modal verb/noun top-1 20.0/0.0 (chance 20.0/14.3), top-5
-# 100/54.5 (chance 100/71.4); probe top-1 90.0/72.7; captioning BLEU-4 0.00, ROUGE-L 0.011, CIDEr
-# 0.0006 (each row); retrieval R@1 12.5 (chance 25.0).
+# 100/54.5 (chance 100/71.4); probe top-1 90.0/72.7; captioning BLEU-4 0.00, METEOR 0.008, ROUGE-L
+# 0.010-0.011, CIDEr 0.0004-0.0006 (the three rows); retrieval R@1 12.5 (chance 25.0), R@5 100.
 
 
 def _tokens_of(out: Path) -> list[dict]:
