@@ -15,6 +15,7 @@ VENV := .venv
 endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vbert-installed
+# The notebooks' artifact cache (the unit tests build theirs anew each session: tests/conftest.py).
 export VBERT_CACHE ?= $(CURDIR)/runs/cache
 PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600

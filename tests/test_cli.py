@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,25 @@ def test_config_prints_the_resolved_preset(capsys: pytest.CaptureFixture[str]) -
     assert main(["config", "--preset", "tiny", "--set", "model.num_layers=3"]) == 0
     out = capsys.readouterr().out
     assert "name: tiny" in out and "num_layers: 3" in out
+
+
+def test_info_reports_versions_the_device_and_the_presets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import vbert
+
+    assert main(["info"]) == 0
+    rows = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    assert rows["vbert"] == vbert.__version__ and rows["torch"] == torch.__version__
+    assert rows["python"] == platform.python_version()
+    assert rows["device"] == f"cpu ({torch.get_num_threads()} threads)"  # the tests pin the CPU
+    assert rows["presets"] == "tiny, small, base, paper"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["info", "--device", "cuda"]) == 2  # asking for a missing GPU is a one-line error
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "Traceback" not in err
 
 
 def test_bad_preset_is_one_line_without_traceback() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vbert.config import load_config
 from vbert.core.manifest import read_manifest
@@ -113,6 +114,34 @@ def test_rerun_skips_and_a_killed_run_resumes_without_losing_work(
     decoded.clear()
     extract_mod.extract_features(video_folder, out, config, shard_size=1, show_progress=False)
     assert decoded == []  # complete: the whole run is skipped
+
+
+def test_extraction_runs_where_vbert_device_says_else_on_its_ranks_gpu(
+    video_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As every other stage: $VBERT_DEVICE first (the tests pin the CPU), then the GPU of this rank."""
+    devices: list[str] = []
+
+    class Built(Exception):
+        pass
+
+    def build(name: str, weights: str, device: torch.device, seed: int = 0) -> None:
+        devices.append(str(device))
+        raise Built
+
+    monkeypatch.setattr(extract_mod, "build_extractor", build)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with GPUs
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for run, device in (("pinned", "cpu"), ("auto", None)):
+        if device is None:
+            monkeypatch.delenv("VBERT_DEVICE", raising=False)
+        else:
+            monkeypatch.setenv("VBERT_DEVICE", device)
+        with pytest.raises(Built):
+            extract_mod.extract_features(video_folder, tmp_path / run, _config(), show_progress=False)
+    with pytest.raises(Built):
+        extract_mod.extract_features(video_folder, tmp_path / "given", _config(), device="cuda:0")
+    assert devices == ["cpu", "cuda:1", "cuda:0"]
 
 
 def test_ranks_take_shares_and_their_shards_merge(video_folder: Path, tmp_path: Path) -> None:
@@ -319,9 +348,9 @@ def test_extract_is_registered_as_command_and_pipeline_stage() -> None:
     commands = [name for name, _, _ in COMMANDS]
     assert "extract" in commands and "train-extractor" in commands
     names = [stage.name for stage in STAGES]
-    assert "extract" in names
-    if "generate" in names:
-        assert names.index("extract") == names.index("generate") + 1
+    assert names[:2] == ["generate", "extract"]  # extraction reads the videos the first stage makes
+    extract = STAGES[1]
+    assert [need.name for need in extract.needs] == ["generate"] and extract.out == "features"
 
 
 # ---------------------------------------------------------------- shards that do not match their index

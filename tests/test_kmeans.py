@@ -143,7 +143,7 @@ def test_path_and_word_id_reject_out_of_range():
         tree.word_id([12, 0, 0, 0])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU: the CUDA k-means fit was not tested")
 def test_cuda_fit_matches_cpu_quality():
     x = hierarchical_blobs(2000, 16, k=3, depth=2, seed=8)
     cpu = HierarchicalKMeans(k=3, depth=2, seed=0, n_init=2).fit(x)

@@ -3,20 +3,24 @@
 One run (module fixture) goes through every stage on a dataset where some videos are corrupt,
 empty, too short or missing, one narration is empty, one is not ASCII, one is malformed, and one
 annotation lacks a field. The tests check that it finished on the rest, that the report has the
-tables, figures, config, versions and the list of what was left out, that a second run skips
-everything, that a changed input reruns what depends on it (and nothing else), that `--force`
-reruns, and that the README's library examples run against it.
+tables, figures, config, versions and the list of what was left out, that the result files hold
+numbers in their ranges and counts of what the run contains, that a second run skips everything,
+that a changed input reruns what depends on it (and nothing else), that `--force` reruns, that the
+README's library examples run against it, that every `vbert eval` task runs on it, and that killed,
+stopped or interrupted (Ctrl-C) runs resume.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ import pytest
 from vbert.config import Config, load_config
 from vbert.core.manifest import file_sha256
 from vbert.data.video import write_video
+from vbert.errors import DataError
 from vbert.features.store import FeatureStore
 from vbert.pipeline import runner as pipeline
 
@@ -286,15 +291,16 @@ def test_other_decoding_settings_in_a_run_folder_extract_again(run, tmp_path: Pa
 
 def test_unknown_stage_and_broken_state_file_are_clear_errors(run, tmp_path: Path) -> None:
     config, _, _ = run
-    with pytest.raises(Exception, match="unknown stage.*pretrian"):
+    stages = ", ".join(stage.name for stage in pipeline.STAGES)
+    with pytest.raises(DataError, match=rf"^unknown stage\(s\) pretrian; the stages are {stages}$"):
         pipeline.run_pipeline(config, tmp_path, only=["pretrian"])
+    assert not (tmp_path / "config.yaml").exists()  # refused before anything was written
     (tmp_path / "pipeline.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(Exception, match="pipeline.json"):
+    with pytest.raises(DataError, match=r"pipeline\.json: .*delete it to let every stage check itself$"):
         pipeline.run_pipeline(config, tmp_path, only=["generate"])
 
 
 def test_artifacts_changed_after_their_stage_or_from_another_config_are_refused(run, tmp_path: Path) -> None:
-    from vbert.errors import DataError
     from vbert.pretraining.saved import load_pretrained
 
     config, out, _ = run
@@ -417,6 +423,340 @@ def test_retrieval_over_more_videos_than_the_cap_ranks_a_seeded_sample(run, tmp_
     assert "2 videos (a seeded sample of the 4 validation videos)" in (tmp_path / "retrieval.md").read_text(
         encoding="utf-8"
     )
+
+
+# ---------------------------------------------------------------- the numbers in the result files
+#
+# Bars that hold for any training recipe, each derived from what the run contains, not from a number
+# measured once:
+# - every accuracy is a percentage of the segments, videos or sentences it was taken over, so it is
+#   k/n x 100 for a whole k between 0 and n, n counted in the run's token file;
+# - chance rows equal their formula (100 x min(1, k / classes)), and a top-k over no more classes than
+#   k is 100 for any model, since every class is among the k;
+# - the cross-modal zero-shot row is not below chance by more than 3 binomial standard deviations of
+#   an accuracy at chance over its n segments, 100 x sqrt(c (1 - c) / n): a model that guesses lands
+#   there with probability about 0.1%, and below it the scoring is wrong (a label index, the [MASK]
+#   slot read), not the model weak. On this run n is 10 (verbs) and 11 (nouns), so the top-1 bars
+#   are below 0 and only noun top-5 binds (71.4 - 3 x 13.6 = 30.6; a video-blind model's worst top-5
+#   here is 45.5: it leaves out the two nouns most segments have);
+# - the supervised probe reads the committed course features, which separate verbs and nouns on their
+#   own (tests/test_features.py), whatever the pretraining recipe: it must clear chance by the same 3
+#   standard deviations;
+# - BLEU, METEOR and ROUGE-L are fractions in [0, 1] and CIDEr-D is on COCO's 0-10 scale.
+#
+# Measured on this run: zero-shot cross-modal verb/noun top-1 20.0/0.0 (chance 20.0/14.3), top-5
+# 100/54.5 (chance 100/71.4); probe top-1 90.0/72.7; captioning BLEU-4 0.00, METEOR 0.008, ROUGE-L
+# 0.010-0.011, CIDEr 0.0004-0.0006 (the three rows); retrieval R@1 12.5 (chance 25.0), R@5 100.
+
+
+def _tokens_of(out: Path) -> list[dict]:
+    lines = (out / "tokenize" / "tokens.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _segments_of(out: Path, subset: str) -> list[dict]:
+    """The segments the tasks evaluate: those of `subset` with at least one visual word."""
+    return [s for r in _tokens_of(out) if r["subset"] == subset for s in r["segments"] if s["video_words"]]
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _share_of(value: float, n: int) -> bool:
+    """Whether `value` is k/n x 100 for a whole k in [0, n]: a percentage of n things counted."""
+    k = value * n / 100
+    return abs(k - round(k)) < 1e-6 and 0 <= round(k) <= n
+
+
+def _chance(k: int, classes: int) -> float:
+    return 100.0 * min(1.0, k / classes)
+
+
+def _guess_floor(chance: float, n: int) -> float:
+    """3 binomial standard deviations below `chance` (percent) for an accuracy over n examples."""
+    c = chance / 100
+    return 100 * (c - 3 * math.sqrt(c * (1 - c) / n))
+
+
+def _check_accuracy_rows(rows: dict[str, dict[str, float]], counted: dict[str, int], classes: dict[str, int]):
+    """Top-k columns of zero-shot style rows: shares of the segments counted, monotone in k, 100 when
+    k covers every class, chance by its formula."""
+    for name, row in rows.items():
+        for column, value in row.items():
+            kind, k = column.split()[0], int(column.rsplit("-", 1)[1])
+            if name == "chance":
+                assert value == pytest.approx(_chance(k, classes[kind])), (name, column)
+                continue
+            assert _share_of(value, counted[kind]), (name, column, value, counted[kind])
+            if k >= classes[kind]:
+                assert value == 100.0, (name, column)
+        for kind in counted:
+            columns = sorted((c for c in row if c.startswith(kind)), key=lambda c: int(c.rsplit("-", 1)[1]))
+            assert [row[c] for c in columns] == sorted(row[c] for c in columns), (name, kind)
+
+
+def _check_caption_scores(scores: dict[str, float | None]) -> None:
+    assert set(scores) == {"BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
+    for name in ("BLEU-3", "BLEU-4", "ROUGE-L"):
+        assert 0.0 <= scores[name] <= 1.0, (name, scores)
+    assert 0.0 <= scores["CIDEr"] <= 10.0, scores
+    if shutil.which("java") is None:
+        assert scores["METEOR"] is None  # reported as missing, with a warning
+    else:
+        assert 0.0 <= scores["METEOR"] <= 1.0, scores
+
+
+def test_the_result_files_hold_numbers_in_their_ranges_and_counts_of_the_run(run) -> None:
+    config, out, results = run
+    val, train = _segments_of(out, "validation"), _segments_of(out, "training")
+    zero = _read(out / "eval" / "zero-shot.json")
+    verbs, nouns = zero["verbs"], zero["nouns"]
+    assert zero["num_segments"] == len(val) > 0
+    assert verbs == sorted(set(verbs)) and nouns == sorted(set(nouns)) and min(len(verbs), len(nouns)) >= 2
+    counted = {"verb": sum(s["verb"] in verbs for s in val), "noun": sum(s["noun"] in nouns for s in val)}
+    classes = {"verb": len(verbs), "noun": len(nouns)}
+    assert min(counted.values()) > 0  # the validation segments whose label is in the label sets
+    rows = zero["rows"]
+    assert list(rows) == [
+        "chance",
+        "text-only BERT, language prior",
+        "VideoBERT, language prior",
+        "VideoBERT, cross-modal",
+        "supervised probe on clip features",
+    ]
+    assert all(set(row) == {"verb top-1", "verb top-5", "noun top-1", "noun top-5"} for row in rows.values())
+    _check_accuracy_rows(rows, counted, classes)
+    for column, value in rows["VideoBERT, cross-modal"].items():
+        n = counted[column.split()[0]]
+        assert value >= _guess_floor(rows["chance"][column], n), (column, value, rows["chance"][column], n)
+    for column in ("verb top-1", "noun top-1"):
+        n = counted[column.split()[0]]
+        ceiling = 2 * rows["chance"][column] - _guess_floor(rows["chance"][column], n)  # chance + 3 sd
+        assert rows["supervised probe on clip features"][column] >= ceiling, (column, ceiling)
+
+    captions = _read(out / "eval" / "captioning.json")
+    assert captions["num_train"] == len(train) > 0 and captions["num_val"] == len(val)
+    assert captions["references"] == [s["sentence"] for s in val]
+    assert [r["input"] for r in captions["rows"]] == [
+        "clip features",
+        "VideoBERT",
+        "VideoBERT + clip features",
+    ]
+    for row in captions["rows"]:
+        assert len(row["captions"]) == len(val) and all(isinstance(c, str) for c in row["captions"])
+        _check_caption_scores(row["scores"])
+
+    retrieval = _read(out / "eval" / "retrieval.json")
+    videos = [r for r in _tokens_of(out) if r["subset"] == "validation"]
+    assert (
+        retrieval["num_videos"]
+        == retrieval["num_validation_videos"]
+        == len(videos)
+        == config.data.num_val_videos
+    )
+    assert retrieval["num_queries"] == sum(len(r["segments"]) for r in videos)
+    chance = retrieval["rows"]["chance"]
+    assert chance == {f"R@{k}": _chance(k, len(videos)) for k in (1, 5, 10)}
+    recall = retrieval["rows"]["VideoBERT alignment"]
+    assert all(_share_of(v, retrieval["num_queries"]) for v in recall.values()), recall
+    assert recall["R@1"] <= recall["R@5"] == recall["R@10"] == 100.0  # 5 and 10 cover all 4 videos
+
+    # the report's stage summary holds the numbers of these files
+    summary = next(r.summary for r in results if r.name == "evaluate")
+    cross, best = rows["VideoBERT, cross-modal"], captions["rows"][-1]["scores"]
+    assert summary == {
+        "zero-shot verb top-1": round(cross["verb top-1"], 1),
+        "zero-shot noun top-1": round(cross["noun top-1"], 1),
+        "captioning BLEU-4": round(100 * best["BLEU-4"], 2),
+        "captioning CIDEr": round(best["CIDEr"], 3),
+        "retrieval R@5": round(recall["R@5"], 1),
+    }
+
+
+# ---------------------------------------------------------------- every `vbert eval` task on the run
+
+
+def _eval_args(out: Path, task: str, folder: Path, *extra: str) -> list[str]:
+    """`vbert eval TASK` on the run's model (which brings the run's tokens and features)."""
+    config = str(out.parent / "micro.yaml")
+    return ["eval", task, "--preset", config, "--model", str(out / "pretrain"), "--out", str(folder), *extra]
+
+
+def test_eval_forecasting_and_classification_on_the_run(run, tmp_path: Path, capsys) -> None:
+    from vbert.cli import main
+
+    _, out, _ = run
+    assert main(_eval_args(out, "forecasting", tmp_path)) == 0
+    assert main(_eval_args(out, "classification", tmp_path)) == 0
+    printed = capsys.readouterr().out
+    forecasting = _read(tmp_path / "forecasting.json")
+    steps = [
+        [s for s in r["segments"] if s["video_words"]] for r in _tokens_of(out) if r["subset"] == "validation"
+    ]
+    pairs = sum(max(0, len(v) - 1) for v in steps)  # a step with words followed by another
+    assert forecasting["num_examples"] == pairs > 0 and f"{pairs} steps" in printed
+    assert list(forecasting["rows"]) == [
+        "forecast (VideoBERT)",
+        "current step's words (same again)",
+        "true next step's words (exact forecast)",
+    ]
+    for row in forecasting["rows"].values():
+        assert set(row) == {"verb top-1", "noun top-1"} and all(0.0 <= v <= 100.0 for v in row.values())
+    # visual words are compared one by one: at most 8 per next step (forecasting's max_words)
+    words = sum(min(8, len(v[i + 1]["video_words"])) for v in steps for i in range(len(v) - 1))
+    for key in ("word_accuracy", "word_accuracy_repeat_last"):
+        assert _share_of(forecasting[key], words), (key, forecasting[key], words)
+
+    classification = _read(tmp_path / "classification.json")
+    videos = [r for r in _tokens_of(out) if r["subset"] in ("training", "validation")]
+    labels = sorted({r["recipe_type"] for r in videos})
+    val = [r for r in videos if r["subset"] == "validation"]
+    assert classification["labels"] == labels and classification["chance"] == pytest.approx(100 / len(labels))
+    confusion = np.array(classification["confusion"])
+    assert confusion.shape == (len(labels), len(labels)) and confusion.sum() == len(val) > 0
+    true = {label: sum(r["recipe_type"] == label for r in val) for label in labels}
+    assert confusion.sum(axis=1).tolist() == [true[label] for label in labels]  # rows: the true recipe
+    assert classification["accuracy"] == pytest.approx(100 * np.trace(confusion) / len(val))
+    assert _share_of(classification["neighbour_precision@3"], 3 * len(val))  # 3 neighbours of each video
+    assert "linear probe accuracy" in printed
+
+
+def test_eval_captioning_with_beam_search_adds_beam_rows_and_keeps_the_greedy_ones(
+    run, tmp_path: Path, capsys
+) -> None:
+    from vbert.cli import main
+
+    config, out, _ = run
+    assert main(_eval_args(out, "captioning", tmp_path, "--beam")) == 0
+    table = capsys.readouterr().out
+    beam = _read(tmp_path / "captioning.json")
+    plain = _read(out / "eval" / "captioning.json")
+    assert beam["num_val"] == plain["num_val"] and beam["references"] == plain["references"]
+    for with_beam, greedy in zip(beam["rows"], plain["rows"], strict=True):
+        assert with_beam["input"] == greedy["input"]
+        # the same captioner (seeded, on the CPU) decodes greedily as in the run, and with a beam too
+        assert with_beam["captions"] == greedy["captions"] and with_beam["scores"] == greedy["scores"]
+        assert len(with_beam["beam_captions"]) == beam["num_val"]
+        _check_caption_scores(with_beam["beam_scores"])
+        assert f"| {greedy['input']}, beam {config.eval.caption_beam_size} |" in table
+
+
+def test_eval_data_size_trains_on_fractions_of_the_run_and_caches_them_by_code(
+    run, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Table 2 on the run's data: the stage cache's tokens, vocabulary and model are the run's.
+
+    The run's WordPiece vocabulary is given to every fraction (`text.tokenizer`): 10% of this run's
+    training videos is one video, whose narration alone lacks label words the table asks for.
+    """
+    from vbert.cli import main
+    from vbert.core.stages import code_digest
+    from vbert.pretraining import stage as pretrain_stage
+    from vbert.tasks import action_table
+
+    config, out, _ = run
+    monkeypatch.setattr(action_table, "resolve", lambda stage, config: out / stage.out)
+    monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
+    trained: list[int] = []
+    real_pretraining = pretrain_stage.run_pretraining
+
+    def counting_pretraining(cfg, data, folder, **kwargs):
+        trained.append(cfg.pretrain.steps)
+        return real_pretraining(cfg, data, folder, **kwargs)
+
+    monkeypatch.setattr(action_table, "run_pretraining", counting_pretraining)
+    args = [
+        "eval",
+        "data-size",
+        "--preset",
+        str(out.parent / "micro.yaml"),
+        "--out",
+        str(tmp_path / "eval"),
+        "--set",
+        f"text.tokenizer={out / 'pretrain' / 'tokenizer'}",
+    ]
+    assert main(args) == 0
+    assert "100% (8 steps)" in capsys.readouterr().out
+    rows = _read(tmp_path / "eval" / "data-size.json")
+    # same epochs: steps scale with the fraction (round, at least 1); the whole set is the run's own model
+    assert [(r["fraction"], r["steps"]) for r in rows] == [(0.1, 1), (0.25, 2), (0.5, 4), (1.0, 8)]
+    assert trained == [1, 2, 4]
+    zero = _read(out / "eval" / "zero-shot.json")
+    val = _segments_of(out, "validation")
+    counted = {
+        "verb": sum(s["verb"] in zero["verbs"] for s in val),
+        "noun": sum(s["noun"] in zero["nouns"] for s in val),
+    }
+    classes = {"verb": len(zero["verbs"]), "noun": len(zero["nouns"])}
+    scores = {f"{100 * r['fraction']:.0f}%": {k: v for k, v in r.items() if " top-" in k} for r in rows}
+    _check_accuracy_rows(scores, counted, classes)
+    assert scores["100%"] == zero["rows"]["VideoBERT, cross-modal"]  # the same model, the same segments
+    entries = sorted((tmp_path / "cache").glob("data-size-*"))
+    train_videos = sum(r["subset"] == "training" for r in _tokens_of(out))
+    subsets = {}
+    for entry in entries:
+        fraction = _read(entry / "manifest.json")["config"]["fraction"]
+        kept = [json.loads(line) for line in (entry / "data" / "tokens.jsonl").read_text().splitlines()]
+        subsets[fraction] = sum(r["subset"] == "training" for r in kept)
+        assert sum(r["subset"] == "validation" for r in kept) == config.data.num_val_videos  # all stay
+    assert subsets == {f: max(1, round(f * train_videos)) for f in (0.1, 0.25, 0.5)}
+    # run again: every fraction's model is reused; with other training code, every one is trained anew
+    assert main(args) == 0 and trained == [1, 2, 4]
+    monkeypatch.setattr(action_table, "code_digest", lambda names: code_digest(names) + "+")
+    assert main(args) == 0 and trained == [1, 2, 4, 1, 2, 4]
+    assert len(list((tmp_path / "cache").glob("data-size-*"))) == 6
+    assert _read(tmp_path / "eval" / "data-size.json") == rows  # the same code, retrained: the same numbers
+
+
+def test_ctrl_c_during_vbert_pretrain_checkpoints_and_exits_with_130(run, tmp_path: Path) -> None:
+    """A real `vbert pretrain`, sent SIGINT as a terminal's Ctrl-C sends it (to the process group) once
+    its first checkpoint is on disk: the signal handler is then installed, and with 100,000 steps to go
+    the run cannot have finished."""
+    _, out, _ = run
+    folder = tmp_path / "pretrain"
+    command = [
+        sys.executable,
+        "-m",
+        "vbert",
+        "pretrain",
+        "--preset",
+        str(out.parent / "micro.yaml"),
+        "--data",
+        str(out / "tokenize"),
+        "--out",
+        str(folder),
+        "--set",
+        "pretrain.steps=100000",
+        "--set",
+        "pretrain.checkpoint_every=2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VBERT_QUIET": "1"}
+    log = tmp_path / "stderr.txt"
+    with open(log, "w", encoding="utf-8") as stderr:  # a file, not a pipe nobody reads while it trains
+        job = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+        try:
+            first = folder / "checkpoints" / "latest.json"
+            while not first.is_file() and job.poll() is None:  # the job's own progress, not its speed
+                time.sleep(0.05)
+            assert job.poll() is None, log.read_text(encoding="utf-8")[-2000:]
+            os.killpg(job.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            job.wait(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    err = log.read_text(encoding="utf-8")
+    assert job.returncode == 130, err[-2000:]
+    stopped = re.search(
+        r"stopped by SIGINT after step (\d+) of 100000: a checkpoint of step \1 is in (\S+);", err
+    )
+    assert stopped and "Traceback" not in err, err[-2000:]
+    step = int(stopped.group(1))
+    assert Path(stopped.group(2)) == folder / "checkpoints" / f"step-{step:07d}.pt"
+    assert _read(first) == {"step": step, "file": f"step-{step:07d}.pt"}
+    assert not (folder / "manifest.json").exists()  # unfinished: the same command resumes it
 
 
 # ---------------------------------------------------------------- killed runs resume

@@ -89,7 +89,10 @@ def test_meteor_missing_without_java(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scores["METEOR"] is None
 
 
-@pytest.mark.skipif(not java_available(), reason="METEOR needs Java")
+@pytest.mark.skipif(
+    not java_available(),
+    reason="no `java` on PATH: METEOR (the official Meteor 1.5 jar) was not tested; install a Java runtime",
+)
 def test_meteor_with_java_orders_captions() -> None:
     refs = {
         "same": "crack the egg into a bowl",

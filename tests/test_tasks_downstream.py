@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from vbert.bert.model import BertConfig
 from vbert.bert.wordpiece import SPECIAL_TOKENS
+from vbert.core.stages import code_digest
 from vbert.errors import DataError, VbertError
 from vbert.pretraining.joint_vocab import JointVocab
 from vbert.pretraining.videobert import VideoBertForPretraining
@@ -153,19 +156,81 @@ def test_pooled_video_averages_windows(model_and_vocab) -> None:
         pooled_video(model, vocab, [[]], max_len=32)
 
 
-def test_text_to_video_and_forecast_write_visual_words(model_and_vocab, tokenizer) -> None:
+class ScriptedVideoBert(nn.Module):
+    """A stand-in VideoBERT whose MLM head follows a script, so the words a task writes can be checked.
+
+    At each position it predicts the visual word after its left neighbour's ((w + 1) mod K) or, right
+    after [>], the number of text tokens mod K. A text token and [>] always score higher, so only a fill
+    restricted to the visual words returns the scripted word; and since each prediction reads the word
+    to its left, only a left-to-right fill that writes each word back gets the whole sequence right.
+    """
+
+    def __init__(self, vocab: JointVocab, max_len: int = 32) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.config = SimpleNamespace(max_position_embeddings=max_len)
+        self.anchor = nn.Parameter(torch.zeros(1))  # a parameter: the tasks read the model's device from it
+        self.mlm = SimpleNamespace(mlm_logits=self.logits)
+        self.seen: list[list[int]] = []  # every sequence the encoder was given
+
+    def bert(self, ids: torch.Tensor, types: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """hidden [1, L, 2]: each position's left neighbour and the number of text tokens."""
+        self.seen.append(ids[0].tolist())
+        left = torch.cat([torch.tensor([-1]), ids[0, :-1]])  # [L]
+        text = int((types[0] == 0).sum()) - 1  # the [CLS] has type 0 too
+        return torch.stack([left, torch.full_like(left, text)], dim=-1)[None].float()
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        left, text = int(hidden[0]), int(hidden[1])
+        vocab = self.vocab
+        if vocab.text_size <= left < vocab.next_id:
+            word = (left - vocab.text_size + 1) % vocab.visual_size
+        else:
+            word = text % vocab.visual_size if left == vocab.next_id else 0
+        out = torch.zeros(vocab.size)  # [V]
+        out[vocab.text_size + word] = 1.0
+        out[vocab.text_low] = out[vocab.next_id] = 2.0  # higher, but not visual words
+        return out
+
+
+def test_text_to_video_writes_the_words_the_model_predicts_left_to_right(tokenizer) -> None:
+    vocab = JointVocab(text_size=len(tokenizer), visual_size=6)
+    model = ScriptedVideoBert(vocab)
+    text = tokenizer("cut the tomato", add_special_tokens=False)["input_ids"]
+    assert len(text) == 3
+    words = text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)
+    assert words == [3, 4, 5, 0, 1]  # 3 text tokens, then each word after the one before
+    masks, filled = [vocab.mask_id] * 5, vocab.visual_ids(words).tolist()
+    assert model.seen[0] == [vocab.cls_id, *text, vocab.next_id, *masks, vocab.sep_id]
+    assert model.seen[-1] == [vocab.cls_id, *text, vocab.next_id, *filled[:4], vocab.mask_id, vocab.sep_id]
+    assert text_to_video(model, tokenizer, vocab, "cut the tomato and the egg", num_words=2) == [0, 1]
+    with pytest.raises(VbertError, match="non-empty sentence"):
+        text_to_video(model, tokenizer, vocab, "   ", num_words=3)
+    with pytest.raises(VbertError, match="exceeds the model's 32 positions"):
+        text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=30)
+
+
+def test_forecast_continues_the_most_recent_context_that_fits(tokenizer) -> None:
+    vocab = JointVocab(text_size=len(tokenizer), visual_size=6)
+    model = ScriptedVideoBert(vocab)
+    context = [2, 3, 4] * 40  # 120 words: only the last 32 - 2 - 4 = 26 fit beside 4 masks
+    assert forecast(model, vocab, context, num_words=4, max_len=32) == [5, 0, 1, 2]
+    kept = vocab.visual_ids(context[-26:]).tolist()
+    assert model.seen[0] == [vocab.cls_id, *kept, *[vocab.mask_id] * 4, vocab.sep_id]  # video only
+    assert forecast(model, vocab, [1], num_words=2, max_len=32) == [2, 3]
+    with pytest.raises(VbertError, match="context"):
+        forecast(model, vocab, [], num_words=2, max_len=32)
+    with pytest.raises(VbertError, match=r"num_words must be in \[1, 29\]"):
+        forecast(model, vocab, [1], num_words=30, max_len=32)
+
+
+def test_text_to_video_and_forecast_run_on_a_real_model(model_and_vocab, tokenizer) -> None:
     model, vocab = model_and_vocab
     words = text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)
     assert len(words) == 5 and all(0 <= w < vocab.visual_size for w in words)
-    assert words == text_to_video(
-        model, tokenizer, vocab, "cut the tomato", num_words=5
-    )  # greedy: deterministic
-    with pytest.raises(VbertError, match="non-empty sentence"):
-        text_to_video(model, tokenizer, vocab, "   ", num_words=3)
-    future = forecast(model, vocab, list(range(6)) * 20, num_words=4, max_len=32)  # long context is cut
+    assert words == text_to_video(model, tokenizer, vocab, "cut the tomato", num_words=5)  # greedy
+    future = forecast(model, vocab, list(range(6)) * 20, num_words=4, max_len=32)
     assert len(future) == 4 and all(0 <= w < vocab.visual_size for w in future)
-    with pytest.raises(VbertError, match="context"):
-        forecast(model, vocab, [], num_words=2, max_len=32)
 
 
 def test_word_accuracy() -> None:
@@ -323,6 +388,11 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
     first = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()
     assert Artifacts(config, tokens=elsewhere, pretrained=model).text_only() == first
     assert built == [elsewhere] and first.parent == tmp_path / "cache"
+    real_digest = code_digest
+    monkeypatch.setattr("vbert.tasks.artifacts.code_digest", lambda names: real_digest(names) + "+")
+    again = Artifacts(config, tokens=elsewhere, pretrained=model).text_only()  # other training code
+    assert again != first and built == [elsewhere, elsewhere]
+    monkeypatch.setattr("vbert.tasks.artifacts.code_digest", real_digest)
     write_manifest(model, "pretrain", {}, inputs={"tokens": "0" * 64})
     with pytest.raises(DataError, match="pretrained on other tokens.*--text-model"):
         Artifacts(config, tokens=elsewhere, pretrained=model).text_only()

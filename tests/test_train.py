@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import time
 
 import pytest
 import torch
@@ -102,25 +101,51 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert lr_factor(20, 4, 20, "linear") == pytest.approx(0.0)
 
 
+class Clock:
+    """A stand-in for `time.perf_counter` in the trainer: time moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class TimedModel(ToyModel):
+    """A toy model whose every forward takes 5 ms of the test's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.clock.now += 0.005
+        return super().forward(x, y)
+
+
 class SlowBatches(ToyBatches):
-    """Batches that take 20 ms each to produce: an input pipeline slower than the tiny model's step."""
+    """Batches that take 20 ms each of the test's clock: an input pipeline slower than the model's step."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
 
     def __iter__(self):
         for batch in super().__iter__():
-            time.sleep(0.02)
+            self.clock.now += 0.02
             yield batch
 
 
-def test_data_wait_share_is_logged_and_exposes_a_slow_input_pipeline(tmp_path):
-    fast = Trainer(
-        ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "f", ToyBatches()
-    )
-    slow = Trainer(
-        ToyModel(), tiny_config(steps=10, log_every=10, checkpoint_every=100), tmp_path / "s", SlowBatches()
-    )
-    fast_wait = fast.fit().history[-1]["data_wait_frac"]
-    slow_wait = slow.fit().history[-1]["data_wait_frac"]
-    assert slow_wait > 0.5 and slow_wait > 3 * fast_wait, (fast_wait, slow_wait)
+def test_data_wait_share_is_logged_and_exposes_a_slow_input_pipeline(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("vbert.pretraining.trainer.time", clock)  # the trainer's clock only
+    config = tiny_config(steps=10, log_every=5, checkpoint_every=100)
+    fast = Trainer(TimedModel(clock), config, tmp_path / "f", ToyBatches()).fit().history
+    slow = Trainer(TimedModel(clock), config, tmp_path / "s", SlowBatches(clock)).fit().history
+    # per step: 20 ms waiting for the batch, then 5 ms of model; the waits are all of the data's time
+    assert [row["data_wait_frac"] for row in fast] == [0.0, 0.0]
+    assert [row["data_wait_frac"] for row in slow] == pytest.approx([0.8, 0.8])
+    assert [row["steps_per_s"] for row in slow] == pytest.approx([40.0, 40.0])  # 1 / 25 ms
 
 
 def test_weight_decay_only_on_matrices():

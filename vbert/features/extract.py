@@ -249,12 +249,10 @@ def extract_features(
     mine = videos[rank::world_size]
     done = _finished_videos(out_dir)
     todo = [(v, p) for v, p in mine if v not in done]
-    if device is None:
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
-    extractor = build_extractor(
-        config.features.extractor, config.features.weights, select_device(str(device)), config.seed
-    )
+    chosen = select_device(None if device is None else str(device))  # default: $VBERT_DEVICE, else auto
+    if device is None and chosen.type == "cuda" and chosen.index is None:  # this rank's own GPU
+        chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    extractor = build_extractor(config.features.extractor, config.features.weights, chosen, config.seed)
     writer = FeatureWriter(out_dir, extractor.dim, rank=rank, shard_size=shard_size)
     workers = config.features.num_workers
     loader = DataLoader(
@@ -425,7 +423,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights", default=None, help="default, kinetics400, imagenet1k, none, or a weight file"
     )
     parser.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:N (default: cuda:LOCAL_RANK when present)"
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:N (default: $VBERT_DEVICE, else cuda:LOCAL_RANK when present)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="clips per network batch")
     parser.add_argument("--num-workers", type=int, default=None, help="decoding worker processes")

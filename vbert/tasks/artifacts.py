@@ -15,7 +15,7 @@ from typing import Any
 from vbert.config import Config
 from vbert.core.manifest import MANIFEST, cached_stage, file_sha256, read_manifest
 from vbert.core.run_folder import run_folder_of
-from vbert.core.stages import resolve
+from vbert.core.stages import code_digest, resolve
 from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.errors import DataError
 from vbert.features.extract import STAGE as EXTRACT
@@ -198,10 +198,14 @@ class Artifacts:
             )
 
     def _text_only_on_given_tokens(self, config: Config) -> Path:
-        """The text-only BERT of given tokens (from outside a run folder): trained once, cached by their hash."""
+        """Text-only BERT of given tokens (no run folder): trained once, cached by their hash and code."""
         self._check_model_trained_on_tokens()
         tokens = self.tokens()
-        key = {"config": config.to_dict(), "tokens": file_sha256(token_file(tokens))}
+        key = {
+            "config": config.to_dict(),
+            "tokens": file_sha256(token_file(tokens)),
+            "code": code_digest(PRETRAIN.code),  # other training code trains it anew
+        }
         return cached_stage("text-only", key, lambda folder: run_pretraining(config, tokens, folder))
 
 
