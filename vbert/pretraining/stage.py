@@ -316,7 +316,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="runs/pretrain", help="run folder (default: runs/pretrain)")
     parser.add_argument(
-        "--vocab-file", default=None, help="visual vocabulary (.safetensors) for visual_init=centroids"
+        "--vocab-file",
+        default=None,
+        help="visual vocabulary (.safetensors, or the folder of `vbert vocab`) for visual_init=centroids",
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (torchrun assigns cuda:LOCAL_RANK)")
     group = parser.add_mutually_exclusive_group()
@@ -335,7 +337,9 @@ def main(args: argparse.Namespace) -> int:
     data = args.data
     if data is None:
         data = preset.folder(TOKENIZE)
-    vocab_path = args.vocab_file
+    vocab_path = (
+        vocab_file_of(args.vocab_file) if args.vocab_file is not None else None
+    )  # the file, or its folder
     if vocab_path is None and config.pretrain.visual_init == "centroids":
         # the preset's own tokens come with the preset's own vocabulary; other tokens, with theirs
         vocab_path = vocab_file_of(preset.folder(VOCAB)) if args.data is None else vocab_for_tokens(data)
