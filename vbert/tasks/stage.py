@@ -2,11 +2,15 @@
 
 Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `eval/manifest.json`
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
-task is retried alone.
+task is retried alone. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip
+features" row in `eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
+files' SHA-256, for `vbert describe`; a finished stage without it (made by an older vbert) runs the
+captioning task again.
 """
 
 from __future__ import annotations
 
+import shutil
 import traceback
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from vbert.pretraining.stage import STAGE as PRETRAIN
 from vbert.pretraining.stage import result_config
 from vbert.pretraining.trainer import TrainingStopped
 from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.captioner_file import CAPTIONER_DIR, FILES
 from vbert.tasks.cli import RUNNERS, write_result
 from vbert.visual_words.tokenize import STAGE as TOKENIZE
 from vbert.visual_words.vocab import STAGE as VOCAB
@@ -70,6 +75,12 @@ def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> di
     }
 
 
+def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
+    """The captioner's files among a manifest's outputs (all of them, or none)."""
+    names = [f"{CAPTIONER_DIR}/{name}" for name in FILES]
+    return {name: outputs[name] for name in names} if all(name in outputs for name in names) else {}
+
+
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
     """The "evaluate" stage: zero-shot, captioning and retrieval tables of the pretrained model, into `out`.
 
@@ -86,9 +97,15 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         )
     inputs_id = input_identities(STAGE, inputs)  # the stage checks them itself (checks_inputs)
     spec = result_config(config)  # how often pretraining logs or saves changes no table
-    if not force and is_complete(out, spec, inputs_id):
+    if (
+        not force
+        and is_complete(out, spec, inputs_id)
+        and _captioner_outputs(read_json(out / MANIFEST)["outputs"])
+    ):
         return {"skipped": "complete", "folder": str(out)}
     done = {} if force else _finished_earlier(out, json_hash(spec), inputs_id)
+    if not _captioner_outputs(done):  # captioning keeps the captioner: without it, captioning runs again
+        done.pop("captioning.json", None)
     device = str(select_device())
     artifacts = Artifacts(
         config,
@@ -107,10 +124,12 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         if name in done:
             print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
             outputs[name] = done[name]
+            outputs.update(_captioner_outputs(done) if task == "captioning" else {})
             summary.update(summarise(read_json(out / name)))
         else:
+            options = {"captioner_dir": out / CAPTIONER_DIR} if task == "captioning" else {}
             try:
-                result, text = RUNNERS[task](config, device, artifacts)
+                result, text = RUNNERS[task](config, device, artifacts, **options)
             except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
                 raise
             except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
@@ -124,9 +143,12 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
                 failures.append({"item": task, "reason": reason})
                 for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
                     stale.unlink(missing_ok=True)
+                if task == "captioning":
+                    shutil.rmtree(out / CAPTIONER_DIR, ignore_errors=True)
             else:
                 write_result(out, task, result, text)
                 outputs[name] = file_sha256(out / name)
+                outputs.update(result.get("captioner", {}) if task == "captioning" else {})
                 summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
         write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=False)  # progress so far
     write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=not failures)

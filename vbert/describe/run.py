@@ -1,0 +1,181 @@
+"""A finished `vbert run` folder, opened for describing new videos: everything read and checked once.
+
+Describing a video needs what the run made: its config (frame rate, clip length, crop, extractor,
+sentence length, zero-shot template), its visual vocabulary, its pretrained VideoBERT, the verb and
+noun label sets of its annotations, and the captioner its evaluate stage kept. `open_run` reads them
+and refuses, with one line naming the file, a folder that is not a finished run, a run without a
+trained model, a vocabulary the model was not trained on, or features made with other extractor
+weights than the config names. A run without a captioner still describes videos, without captions,
+and `FinishedRun.captioner_missing` says why.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vbert.config import Config, load_config
+from vbert.core.manifest import MANIFEST, file_sha256, read_json, read_manifest
+from vbert.core.run_folder import artifact_identity
+from vbert.errors import DataError
+from vbert.features.extract import SPEC_FILE, extraction_spec
+from vbert.features.extractors import Extractor, build_extractor
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.videobert import VideoBertForPretraining
+from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.captioner_file import CAPTIONER_DIR, FILES, SavedCaptioner, load_captioner
+from vbert.tasks.data import load_segments, with_labels
+from vbert.tasks.stage import STAGE as EVALUATE
+from vbert.tasks.zero_shot import LabelSet, encode_labels
+from vbert.visual_words.kmeans import HierarchicalKMeans
+from vbert.visual_words.vocab import load_vocab, vocab_file
+
+DEFAULT_RUN = Path("runs/demo")  # what `make demo` writes
+
+
+@dataclass
+class FinishedRun:
+    """What describing a video needs from one finished run folder."""
+
+    folder: Path
+    config: Config
+    model: VideoBertForPretraining
+    vocab: JointVocab
+    tokenizer: Any
+    tree: HierarchicalKMeans
+    extractor: Extractor
+    verbs: LabelSet
+    nouns: LabelSet
+    tokens: Path  # the run's token folder (its dataset's videos as visual words)
+    features: Path  # the run's features folder
+    captioner: SavedCaptioner | None
+    captioner_missing: str | None  # why there is no captioner (None when there is one)
+    cache: dict[str, Any] = field(default_factory=dict)  # embeddings of the run's videos, computed once
+
+    @property
+    def alignment_trained(self) -> bool:
+        """Whether pretraining trained the alignment head (the tiny preset does not)."""
+        p = self.config.pretrain
+        return p.alignment_share > 0 and len(p.regime_mix) > 2 and p.regime_mix[2] > 0
+
+
+def _check_folder(folder: Path, default: bool) -> None:
+    hint = "run `make demo` to make it, or name a folder made by `vbert run` with --run"
+    if not folder.exists():
+        where = "the default run folder is not there" if default else "no run folder here"
+        raise DataError(f"{folder}: {where}; {hint}")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder (expected a run folder made by `vbert run`)")
+    if not (folder / "config.yaml").is_file():
+        raise DataError(f"{folder}: not a `vbert run` folder (no config.yaml); {hint}")
+
+
+def _check_model(folder: Path) -> None:
+    pretrain = folder / "pretrain"
+    for name in ("videobert.safetensors", "bert_config.json", "joint_vocab.json"):
+        if not (pretrain / name).is_file():
+            raise DataError(
+                f"{pretrain / name}: missing, so this run has no trained model; finish it with "
+                f"`vbert run --out {folder}` (same --preset)"
+            )
+
+
+def _check_vocabulary(folder: Path, tree: HierarchicalKMeans, vocab: JointVocab) -> None:
+    """The run's vocabulary must be the one the model learnt its visual words from."""
+    file = vocab_file(folder / "vocab")
+    if tree.vocab_size != vocab.visual_size:
+        raise DataError(
+            f"{file}: {tree.vocab_size} visual words, but the model in {folder / 'pretrain'} knows "
+            f"{vocab.visual_size}: the vocabulary is from another run or was fitted again after pretraining; "
+            f"run `vbert run --out {folder}` to pretrain on it"
+        )
+    pretrain = folder / "pretrain"
+    trained_on = (
+        read_manifest(pretrain).get("inputs", {}).get("visual_vocab")
+        if (pretrain / MANIFEST).is_file()
+        else None
+    )
+    if trained_on and trained_on != file_sha256(file):
+        raise DataError(
+            f"{file}: not the vocabulary the model in {pretrain} was trained on (another vocabulary of the same "
+            f"size: its word ids mean other clips); run `vbert run --out {folder}` to pretrain on it"
+        )
+
+
+def _check_extractor(folder: Path, config: Config) -> None:
+    """The extractor the config names must be the one that made the run's features."""
+    path = folder / "features" / SPEC_FILE
+    if path.is_file() and read_json(path) != extraction_spec(config):
+        raise DataError(
+            f"{path}: the run's features were made with other decoding settings or extractor weights than "
+            f"{folder / 'config.yaml'} names now, so new videos would get words of another kind; "
+            f"run `vbert run --out {folder}` again"
+        )
+
+
+def _captioner(folder: Path, device: torch.device) -> tuple[SavedCaptioner | None, str | None]:
+    """The captioner the evaluate stage kept, or None and why there is none."""
+    again = f"run `vbert run --out {folder}` again to train and keep it"
+    eval_dir = folder / EVALUATE.out
+    if not (eval_dir / MANIFEST).is_file():
+        return None, f"{eval_dir}: the evaluate stage has not run, so there is no captioner; {again}"
+    manifest = read_manifest(eval_dir)
+    outputs = manifest.get("outputs", {})
+    names = [f"{CAPTIONER_DIR}/{name}" for name in FILES]
+    if not all(name in outputs for name in names):
+        return None, (
+            f"{eval_dir / CAPTIONER_DIR}: no captioner recorded in {eval_dir / MANIFEST} (the captioning task "
+            f"did not finish, or an older vbert made this run); {again}"
+        )
+    for name in names:
+        if not (eval_dir / name).is_file() or file_sha256(eval_dir / name) != outputs[name]:
+            return None, f"{eval_dir / name}: missing or changed since the evaluate stage wrote it; {again}"
+    if manifest.get("inputs", {}).get("pretrain") != artifact_identity(folder / "pretrain"):
+        return None, (
+            f"{eval_dir / CAPTIONER_DIR}: trained on an earlier model (the pretrain stage ran again since); "
+            f"{again}"
+        )
+    return load_captioner(eval_dir / CAPTIONER_DIR, device), None
+
+
+def _label_sets(tokens: Path, tokenizer: Any) -> tuple[LabelSet, LabelSet]:
+    """The run's verb and noun label sets, as Table 1 builds them (labels absent from the text vocabulary dropped)."""
+    _, _, verbs, nouns = with_labels(
+        load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return encode_labels(verbs, tokenizer, "verb", True), encode_labels(nouns, tokenizer, "noun", True)
+
+
+def open_run(folder: str | Path = DEFAULT_RUN, device: str | torch.device = "cpu") -> FinishedRun:
+    """Read and check a finished `vbert run` folder (default: the one `make demo` writes)."""
+    default = Path(folder) == DEFAULT_RUN
+    folder = Path(folder)
+    _check_folder(folder, default)
+    _check_model(folder)
+    device = torch.device(device)
+    config = load_config(folder / "config.yaml")
+    artifacts = Artifacts(config, run_dir=folder)
+    model, vocab, tokenizer = artifacts.load_videobert(str(device))  # refuses tokens of other visual words
+    tree = load_vocab(artifacts.vocab(), artifacts.features(), device="cpu")
+    _check_vocabulary(folder, tree, vocab)
+    _check_extractor(folder, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # random-weight extractors warn; the run chose them
+        extractor = build_extractor(config.features.extractor, config.features.weights, device, config.seed)
+    verbs, nouns = _label_sets(artifacts.tokens(), tokenizer)
+    captioner, missing = _captioner(folder, device)
+    return FinishedRun(
+        folder, config, model, vocab, tokenizer, tree, extractor, verbs, nouns,
+        artifacts.tokens(), artifacts.features(), captioner, missing,
+    )  # fmt: skip
+
+
+def as_run(run: FinishedRun | str | Path, device: str | torch.device = "cpu") -> FinishedRun:
+    """`run` itself when already open, else `open_run(run, device)`."""
+    return run if isinstance(run, FinishedRun) else open_run(run, device)
