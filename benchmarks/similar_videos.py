@@ -7,7 +7,8 @@ Recipe type is the ground truth (SynthCook's recipes; no model saw them). For ea
 other videos of the run's dataset (training and validation) are ranked by cosine similarity of
 (a) the VideoBERT video embedding (`vbert.describe.similar`: encoder outputs at the video tokens,
 averaged), (b) the mean clip feature, (c) a random order (100 seeds: mean and standard deviation);
-precision@k is the share of the k nearest that are the query's recipe. Rows: the validation videos
+precision@k is the share of the k nearest that are the query's recipe; a last column gives the
+pooled [CLS] output (`vbert.tasks.embeddings.pooled_video`) for comparison. Rows: the validation videos
 as queries, then every video; whole videos, then glimpses (a query is only its first n clips, 1.5 s
 each, against whole candidates). Last, a watch history: 3 videos of one recipe drawn at random (100
 draws), the others ranked by `vbert.describe.recommend`'s rule (mean of the unit embeddings).
@@ -51,6 +52,20 @@ def history_precision(run, k: int, size: int, draws: int) -> dict[str, dict[str,
     return out
 
 
+def pooled_precision(run, subsets, glimpse: int | None, k: int) -> float:
+    """The same precision@k for the pooled [CLS] output (`pooled_video`, notebook 08's embedding)."""
+    data = dataset_videos(run)
+    max_len = run.config.pretrain.max_seq_len
+    candidates = unit_rows(pooled_video(run.model, run.vocab, data.words, max_len))
+    rows = np.flatnonzero(np.isin(data.subsets, list(subsets))) if subsets else np.arange(len(data.ids))
+    queries = pooled_video(run.model, run.vocab, [data.words[i][:glimpse] for i in rows], max_len)
+    hits = []
+    for query, row in zip(queries, rows):
+        order, _ = rank(query, candidates, [row])
+        hits.append((data.recipes[order[:k]] == data.recipes[row]).mean())
+    return 100.0 * float(np.mean(hits))
+
+
 def main() -> None:
     """Print the tables of docs/benchmarks.md ("Videos like this one")."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -63,17 +78,20 @@ def main() -> None:
     print(
         f"{len(data.ids)} videos, {len(set(data.recipes))} recipes, {int((data.subsets == 'validation').sum())} validation"
     )
-    print(f"\n| queries | query | VideoBERT | mean clip features | random ({args.seeds} seeds) |")
-    print("|---|---|---:|---:|---:|")
+    print(
+        f"\n| queries | query | VideoBERT | mean clip features | random ({args.seeds} seeds) | pooled [CLS] |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
     for subsets, label in ((("validation",), "validation"), (None, "every video")):
         for glimpse in (None, 1, 2, 4, 8):
             table = same_recipe_precision(run, args.k, subsets, glimpse, args.seeds)
             what = "whole video" if glimpse is None else f"first {glimpse} clip{'s' if glimpse > 1 else ''}"
             cells = " | ".join(_cell(table["rows"][m]) for m in ("VideoBERT", "mean clip features", "random"))
-            print(f"| {label} ({table['queries']}) | {what} | {cells} |")
+            pooled = pooled_precision(run, subsets, glimpse, args.k)
+            print(f"| {label} ({table['queries']}) | {what} | {cells} | {pooled:.1f} |")
     history = history_precision(run, args.k, 3, args.seeds)
     cells = " | ".join(_cell(history[m]) for m in ("VideoBERT", "mean clip features", "random"))
-    print(f"| watch history of 3 videos of one recipe ({args.seeds} draws) | whole videos | {cells} |")
+    print(f"| watch history of 3 videos of one recipe ({args.seeds} draws) | whole videos | {cells} | |")
     val = np.flatnonzero(data.subsets == "validation")
     recipes = data.recipes[val]
     pooled = pooled_video(run.model, run.vocab, [data.words[i] for i in val], run.config.pretrain.max_seq_len)
