@@ -49,6 +49,10 @@ def describe(
     A path that cannot be described (missing, a folder, empty, not a video, truncated, shorter than
     one clip) is listed in `failures` with the reason, and the others are still described.
     """
+    if segment_words is not None and segment_words < 1:
+        raise VbertError(f"a segment needs at least one clip, got {segment_words}")
+    if similar < 0:
+        raise VbertError(f"the number of similar videos cannot be negative, got {similar}")
     finished = as_run(run, device)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     videos, failures = [], []

@@ -63,6 +63,11 @@ class FinishedRun:
         return p.alignment_share > 0 and len(p.regime_mix) > 2 and p.regime_mix[2] > 0
 
 
+def rerun(folder: Path, options: str = "") -> str:
+    """ "run `vbert run ...`": the command that runs a run folder's pipeline again with its own config."""
+    return f"run `vbert run --preset {folder / 'config.yaml'} --out {folder}{options}`"
+
+
 def _check_folder(folder: Path, default: bool) -> None:
     hint = "run `make demo` to make it, or name a folder made by `vbert run` with --run"
     if not folder.exists():
@@ -79,8 +84,7 @@ def _check_model(folder: Path) -> None:
     for name in ("videobert.safetensors", "bert_config.json", "joint_vocab.json"):
         if not (pretrain / name).is_file():
             raise DataError(
-                f"{pretrain / name}: missing, so this run has no trained model; finish it with "
-                f"`vbert run --out {folder}` (same --preset)"
+                f"{pretrain / name}: missing, so this run has no trained model; {rerun(folder)} to finish it"
             )
 
 
@@ -91,7 +95,7 @@ def _check_vocabulary(folder: Path, tree: HierarchicalKMeans, vocab: JointVocab)
         raise DataError(
             f"{file}: {tree.vocab_size} visual words, but the model in {folder / 'pretrain'} knows "
             f"{vocab.visual_size}: the vocabulary is from another run or was fitted again after pretraining; "
-            f"run `vbert run --out {folder}` to pretrain on it"
+            f"{rerun(folder)} to pretrain on it"
         )
     pretrain = folder / "pretrain"
     trained_on = (
@@ -102,7 +106,7 @@ def _check_vocabulary(folder: Path, tree: HierarchicalKMeans, vocab: JointVocab)
     if trained_on and trained_on != file_sha256(file):
         raise DataError(
             f"{file}: not the vocabulary the model in {pretrain} was trained on (another vocabulary of the same "
-            f"size: its word ids mean other clips); run `vbert run --out {folder}` to pretrain on it"
+            f"size: its word ids mean other clips); {rerun(folder)} to pretrain on it"
         )
 
 
@@ -113,13 +117,13 @@ def _check_extractor(folder: Path, config: Config) -> None:
         raise DataError(
             f"{path}: the run's features were made with other decoding settings or extractor weights than "
             f"{folder / 'config.yaml'} names now, so new videos would get words of another kind; "
-            f"run `vbert run --out {folder}` again"
+            f"{rerun(folder)} again"
         )
 
 
 def _captioner(folder: Path, device: torch.device) -> tuple[SavedCaptioner | None, str | None]:
     """The captioner the evaluate stage kept, or None and why there is none."""
-    again = f"run `vbert run --out {folder}` again to train and keep it"
+    again = f"{rerun(folder)} again to train and keep it"
     eval_dir = folder / EVALUATE.out
     if not (eval_dir / MANIFEST).is_file():
         return None, f"{eval_dir}: the evaluate stage has not run, so there is no captioner; {again}"
@@ -133,7 +137,10 @@ def _captioner(folder: Path, device: torch.device) -> tuple[SavedCaptioner | Non
         )
     for name in names:
         if not (eval_dir / name).is_file() or file_sha256(eval_dir / name) != outputs[name]:
-            return None, f"{eval_dir / name}: missing or changed since the evaluate stage wrote it; {again}"
+            return None, (
+                f"{eval_dir / name}: missing or changed since the evaluate stage wrote it; "
+                f"{rerun(folder, ' --only evaluate --force')} to make it again"
+            )
     if manifest.get("inputs", {}).get("pretrain") != artifact_identity(folder / "pretrain"):
         return None, (
             f"{eval_dir / CAPTIONER_DIR}: trained on an earlier model (the pretrain stage ran again since); "

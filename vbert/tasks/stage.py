@@ -4,8 +4,8 @@ Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
 task is retried alone. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip
 features" row in `eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
-files' SHA-256, for `vbert describe`; a finished stage without it (made by an older vbert) runs the
-captioning task again.
+files' SHA-256 (and "captioner": the folder), for `vbert describe`; a stage finished by an older
+vbert (no "captioner" in its manifest) runs the captioning task again, keeping the other tables.
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ STAGE_TASKS = {
 
 
 def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
-    """Task JSON files an unfinished earlier run of the stage wrote with this config and these inputs."""
+    """Output files an unfinished earlier run of the stage wrote with this config and these inputs.
+
+    Its captioning counts only with the captioner it kept (the manifest's "captioner": the folder, or
+    None when it kept none); a manifest without that field was written before captioners were kept.
+    """
     path = out / MANIFEST
     if not path.is_file():
         return {}
@@ -68,11 +72,21 @@ def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> di
         return {}  # unreadable: run every task again
     if manifest.get("config_hash") != config_hash or manifest.get("inputs") != inputs:
         return {}
-    return {
+    done = {
         name: sha
         for name, sha in manifest.get("outputs", {}).items()
         if (out / name).is_file() and file_sha256(out / name) == sha
     }
+    if not _captioning_current({**manifest, "outputs": done}):
+        done.pop("captioning.json", None)
+    return done
+
+
+def _captioning_current(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest's captioning kept its captioner as this vbert does (or says it kept none)."""
+    if "captioner" not in manifest:
+        return False  # written before captioners were kept
+    return manifest["captioner"] is None or bool(_captioner_outputs(manifest.get("outputs", {})))
 
 
 def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
@@ -97,15 +111,9 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         )
     inputs_id = input_identities(STAGE, inputs)  # the stage checks them itself (checks_inputs)
     spec = result_config(config)  # how often pretraining logs or saves changes no table
-    if (
-        not force
-        and is_complete(out, spec, inputs_id)
-        and _captioner_outputs(read_json(out / MANIFEST)["outputs"])
-    ):
+    if not force and is_complete(out, spec, inputs_id) and _captioning_current(read_json(out / MANIFEST)):
         return {"skipped": "complete", "folder": str(out)}
     done = {} if force else _finished_earlier(out, json_hash(spec), inputs_id)
-    if not _captioner_outputs(done):  # captioning keeps the captioner: without it, captioning runs again
-        done.pop("captioning.json", None)
     device = str(select_device())
     artifacts = Artifacts(
         config,
@@ -115,6 +123,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         tokens=inputs["tokenize"],
         pretrained=inputs["pretrain"],
         text_only_dir=out / "text-only-bert",
+        captioner_dir=out / CAPTIONER_DIR,
     )
     summary: dict[str, Any] = {}
     outputs: dict[str, str] = {}
@@ -127,9 +136,8 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
             outputs.update(_captioner_outputs(done) if task == "captioning" else {})
             summary.update(summarise(read_json(out / name)))
         else:
-            options = {"captioner_dir": out / CAPTIONER_DIR} if task == "captioning" else {}
             try:
-                result, text = RUNNERS[task](config, device, artifacts, **options)
+                result, text = RUNNERS[task](config, device, artifacts)
             except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
                 raise
             except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
@@ -150,8 +158,9 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
                 outputs[name] = file_sha256(out / name)
                 outputs.update(result.get("captioner", {}) if task == "captioning" else {})
                 summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
-        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=False)  # progress so far
-    write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=not failures)
+        kept = CAPTIONER_DIR if _captioner_outputs(outputs) else None
+        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept)  # so far
+    write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, not failures, captioner=kept)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
         raise StageError(
