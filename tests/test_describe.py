@@ -18,10 +18,14 @@ import pytest
 from test_pipeline_e2e import micro_config
 
 from vbert.cli import main
+from vbert.config import Config
+from vbert.core.stages import resolve
+from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.data.video import read_frames
 from vbert.describe import describe, open_run, recommend, same_recipe_precision, similar_videos
 from vbert.describe.similar import dataset_videos, unit_rows
 from vbert.pipeline import runner as pipeline
+from vbert.tasks.captioner_stage import STAGE as CAPTIONER
 from vbert.visual_words.vocab import fit_vocab
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -35,6 +39,34 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("describe-run")
     pipeline.run_pipeline(micro_config(folder), folder / "run")
     return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def cached_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The same micro config, its artifacts built in the stage cache (the captioner stage and what it needs).
+
+    Built by the first test, before any test decodes a large video: SynthCook's generator forks worker
+    processes, and a fork taken while OpenCV's thread pool is running can hang in the child.
+    """
+    config = micro_config(tmp_path_factory.mktemp("describe-cache-config"))
+    resolve(CAPTIONER, config)
+    return config
+
+
+def test_a_config_describes_from_the_stage_cache_with_the_captioner_table_3_keeps(
+    cached_config: Config, run_dir: Path
+) -> None:
+    config = cached_config  # the run's config: its stage cache holds the same artifacts
+    video = resolve(GENERATE, config) / "videos" / "sc_val_00000.mp4"  # the cache's own copy
+    result = describe(video, run=config, similar=2)
+    assert result.run.folder is None and "stage cache" in result.run.name and result.failures == []
+    described = result.videos[0]
+    assert described.words == _tokens(run_dir)["sc_val_00000"]["words"]
+    assert described.segments[0].caption is not None
+    assert "sc_val_00000" not in [v["video_id"] for v in described.similar]  # its own file, left out
+    cached = resolve(CAPTIONER, config) / "captioner" / "captioner.safetensors"
+    kept = run_dir / "eval" / "captioner" / "captioner.safetensors"
+    assert cached.read_bytes() == kept.read_bytes()  # trained alone, the same captioner as Table 3's row
 
 
 def _tokens(run: Path) -> dict[str, dict]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vbert.config import Config
 from vbert.core.manifest import atomic_write_bytes, atomic_write_json
 from vbert.describe.run import DEFAULT_RUN, FinishedRun, as_run
 from vbert.describe.storyboard import segment_title, storyboard
@@ -37,7 +38,7 @@ class Described:
 
 def describe(
     paths: str | Path | Sequence[str | Path],
-    run: FinishedRun | str | Path = DEFAULT_RUN,
+    run: FinishedRun | Config | str | Path = DEFAULT_RUN,
     out: str | Path | None = None,
     sentences: Sequence[str] = (),
     similar: int = 0,
@@ -46,6 +47,8 @@ def describe(
 ) -> Described:
     """Describe video files with a finished run; with `out`, write describe.json, describe.md and storyboards.
 
+    `run`: a `vbert run` folder (default `runs/demo`), a `Config` (its stage cache, as the notebooks
+    use), or a run already opened with `open_run`.
     A path that cannot be described (missing, a folder, empty, not a video, truncated, shorter than
     one clip) is listed in `failures` with the reason, and the others are still described.
     """
@@ -82,7 +85,7 @@ def storyboard_names(videos: Sequence[VideoDescription]) -> list[str]:
 def _run_summary(run: FinishedRun) -> dict[str, Any]:
     config = run.config
     return {
-        "run": str(run.folder),
+        "run": run.name,
         "preset": config.name,
         "fps": config.video.fps,
         "clip_frames": config.video.clip_frames,
@@ -134,7 +137,7 @@ def _markdown(result: Described, names: list[str]) -> str:
     run, lines = result.run, ["# vbert describe", ""]
     summary = _run_summary(run)
     lines.append(
-        f"Run `{summary['run']}` (preset {summary['preset']}): {summary['fps']:g} fps, clips of "
+        f"Run: {summary['run']} (preset {summary['preset']}): {summary['fps']:g} fps, clips of "
         f"{summary['clip_frames']} frames ({summary['clip_seconds']:g} s), {summary['extractor']} features, "
         f"{summary['visual_words']} visual words; segments of {summary['segment_clips']} clips. Zero-shot "
         f'template "{summary["zero_shot_template"]}" over {len(run.verbs.names)} verbs and '

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from vbert.config import Config
 from vbert.describe.run import DEFAULT_RUN, FinishedRun, as_run
 from vbert.describe.words import video_words
 from vbert.errors import VbertError
@@ -75,7 +76,7 @@ def dataset_videos(run: FinishedRun) -> DatasetVideos:
 def rank(
     query: np.ndarray, candidates: np.ndarray, exclude: Sequence[int] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candidates [N, D] by cosine similarity to one query [D], best first: (indices [M], similarities [M])."""
+    """Unit-row candidates [N, D] by cosine similarity to one query [D], best first: (indices [M], similarities [M])."""
     similarity = candidates @ unit_rows(query[None])[0]  # [N]
     similarity[list(exclude)] = -np.inf
     order = np.argsort(-similarity, kind="stable")
@@ -106,7 +107,7 @@ def similar_videos(
 
 
 def recommend(
-    history: Sequence[str | Path], run: FinishedRun | str | Path = DEFAULT_RUN, n: int = 10
+    history: Sequence[str | Path], run: FinishedRun | Config | str | Path = DEFAULT_RUN, n: int = 10
 ) -> list[dict[str, Any]]:
     """Rank the run's dataset for a watch history: the `n` videos nearest the history's mean embedding.
 
@@ -142,7 +143,7 @@ def _precision(
 
 
 def same_recipe_precision(
-    run: FinishedRun | str | Path = DEFAULT_RUN,
+    run: FinishedRun | Config | str | Path = DEFAULT_RUN,
     k: int = 5,
     subsets: Sequence[str] | None = ("validation",),
     glimpse: int | None = None,

@@ -15,7 +15,7 @@ segments of the run's sentence length: `vocab.words_per_segment` clips (16, the 
   head on [CLS]; noise when the run's pretraining did not train it, as the tiny preset's does not).
 
 With `similar`, the nearest videos of the run's dataset (`vbert.describe.similar`), leaving out the
-video itself when it is one of them (a file of the run's `synthcook/videos/`).
+video itself when it is one of them (a file of the run's own `videos/` folder).
 `vbert.describe.report.describe` does this for several paths and writes the files.
 """
 
@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from vbert.config import Config
 from vbert.describe.run import DEFAULT_RUN, FinishedRun, as_run
 from vbert.describe.similar import similar_videos
 from vbert.describe.words import VideoWords, video_words
@@ -97,13 +98,14 @@ def _captions(run: FinishedRun, words: list[list[int]], features: list[np.ndarra
 
 def _same_video(run: FinishedRun, path: Path) -> list[str]:
     """The run's own video that `path` is (a file of the run's dataset folder), left out of its similar videos."""
-    videos = (run.folder / "synthcook" / "videos").resolve()
-    return [path.stem] if path.resolve().parent == videos else []
+    if run.videos is None:
+        return []
+    return [path.stem] if path.resolve().parent == (run.videos / "videos").resolve() else []
 
 
 def describe_video(
     path: str | Path,
-    run: FinishedRun | str | Path = DEFAULT_RUN,
+    run: FinishedRun | Config | str | Path = DEFAULT_RUN,
     sentences: Sequence[str] = (),
     similar: int = 0,
     segment_words: int | None = None,

@@ -199,3 +199,21 @@ def caption_table(
         "num_train": len(train),
         "num_val": len(val),
     }
+
+
+def keep_captioner(
+    config: Config, folder: str | Path, device: str = "cpu", artifacts: Any = None
+) -> dict[str, str]:
+    """Train only the captioner Table 3 keeps ("VideoBERT + clip features") and write it into `folder`.
+
+    The same training as its row of `caption_table` (same data, seed and settings), without decoding
+    or scoring; returns its files' SHA-256 (keyed "captioner/<file>").
+    """
+    artifacts = artifacts or Artifacts(config)
+    train = load_segments(artifacts.tokens(), ("training",))
+    clips = segment_features(FeatureStore(artifacts.features()), train)
+    model, vocab, tokenizer = artifacts.load_videobert(device)
+    words = [s.video_words for s in train]
+    videobert = caption_features(model, tokenizer, vocab, words, max_len=config.pretrain.max_seq_len)
+    inputs = caption_inputs(KEPT_INPUT, clips, videobert)
+    return train_and_decode(config, KEPT_INPUT, inputs, train, [], device, save_to=folder)["files"]
