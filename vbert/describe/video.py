@@ -116,7 +116,8 @@ def describe_video(
     video = video_words(path, run)
     start = time.perf_counter()
     config = run.config
-    spans = segment_spans(len(video.words), segment_words or config.vocab.words_per_segment)
+    per_segment = segment_words if segment_words is not None else config.vocab.words_per_segment
+    spans = segment_spans(len(video.words), per_segment)
     words = [video.words[a:b] for a, b in spans]
     max_len = config.pretrain.max_seq_len
     mlm = run.model.mlm
