@@ -2,6 +2,7 @@
 
     from vbert.describe import describe
     result = describe(["my_video.mp4"], run="runs/demo", out="described", sentences=["slice the bread"])
+    result = describe("my_video.mp4", run=load_config("tiny"))  # a config: its stage cache, as notebooks use
 
 Modules, in the order they build on each other: `run` (open and check a run folder), `words` (a
 video -> clips -> features -> visual words), `similar` (VideoBERT video embeddings, nearest videos, a
