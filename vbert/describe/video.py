@@ -81,15 +81,23 @@ def _top(scores: np.ndarray, names: list[str], k: int) -> list[tuple[str, float]
     return [(names[i], round(float(scores[i]), 4)) for i in order]
 
 
-def _captions(run: FinishedRun, words: list[list[int]], features: list[np.ndarray]) -> list[str | None]:
-    """A caption per segment from the run's captioner (None each without one)."""
+def _captions(
+    run: FinishedRun,
+    words: list[list[int]],
+    features: list[np.ndarray],
+    context: list[tuple[list[int], list[int]]],
+) -> list[str | None]:
+    """A caption per segment from the run's captioner (None each without one), each read in `context`."""
     captioner = run.captioner
     if captioner is None:
         return [None] * len(words)
     max_len = run.config.pretrain.max_seq_len
     videobert = None
     if captioner.input != "clip features":
-        videobert = caption_features(run.model, run.tokenizer, run.vocab, words, captioner.template, max_len)
+        around = context if run.config.eval.caption_context else None  # as the captioner was trained
+        videobert = caption_features(
+            run.model, run.tokenizer, run.vocab, words, captioner.template, max_len, context=around
+        )
     x, mask = pad_inputs(caption_inputs(captioner.input, features, videobert))  # [S, n, D], [S, n]
     device = next(captioner.model.parameters()).device
     decoded = greedy_decode(captioner.model, x.to(device), mask.to(device), captioner.max_len)
@@ -124,7 +132,8 @@ def describe_video(
     zero_shot = zero_shot_scores(
         mlm, run.tokenizer, run.vocab, config.eval.zero_shot_template, words, run.verbs, run.nouns, max_len
     )
-    captions = _captions(run, words, [video.features[a:b] for a, b in spans])
+    context = [(list(video.words[:a]), list(video.words[b:])) for a, b in spans]  # the rest of the video
+    captions = _captions(run, words, [video.features[a:b] for a, b in spans], context)
     pairs = [(sentence, w) for w in words for sentence in sentences]
     aligned = alignment_scores(run.model, run.tokenizer, run.vocab, pairs, max_len).reshape(len(spans), -1)
     segments = [

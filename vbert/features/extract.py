@@ -265,6 +265,9 @@ def extract_features(
         worker_init_fn=_single_thread_worker if workers else None,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        # forkserver: workers start from a fresh process, not forked from this one, whose OpenCV
+        # threads (a caller that decoded video first) would leave a forked worker blocked on their locks
+        multiprocessing_context="forkserver" if workers else None,
     )
     my_failures: list[dict] = []  # decoding failures of this rank's videos (listing failures: see _finalize)
     pending: list[dict[str, Any]] = []  # decoded videos waiting for a full network batch

@@ -219,6 +219,9 @@ def keep_captioner(
     clips = segment_features(FeatureStore(artifacts.features()), train)
     model, vocab, tokenizer = artifacts.load_videobert(device)
     words = [s.video_words for s in train]
-    videobert = caption_features(model, tokenizer, vocab, words, max_len=config.pretrain.max_seq_len)
+    context = [(s.before, s.after) for s in train] if config.eval.caption_context else None
+    videobert = caption_features(
+        model, tokenizer, vocab, words, max_len=config.pretrain.max_seq_len, context=context
+    )
     inputs = caption_inputs(KEPT_INPUT, clips, videobert)
     return train_and_decode(config, KEPT_INPUT, inputs, train, [], device, save_to=folder)["files"]
