@@ -205,6 +205,26 @@ def test_cli_extract_runs_on_a_folder(
     assert code == 0
     assert "9 clips from 5 videos, 2 failures" in capsys.readouterr().out
     assert main(["extract", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: expected a video file" in err and "nothing is there" in err
+
+
+def test_cli_extract_takes_a_single_video_file(
+    video_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from vbert.cli import main
+
+    args = ["--set", "video.crop_size=32", "--weights", "none"]
+    assert main(["extract", str(video_folder / "charlie.mp4"), "--out", str(tmp_path / "one"), *args]) == 0
+    assert "3 clips from 1 videos, 0 failures" in capsys.readouterr().out
+    store = FeatureStore(tmp_path / "one")
+    assert store.videos() == ["charlie"] and len(store.clips_of("charlie")[0]) == 3
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video", encoding="utf-8")
+    assert main(["extract", str(text), "--out", str(tmp_path / "two"), *args]) == 2
+    assert "notes.txt: expected a video file" in capsys.readouterr().err
+    assert main(["extract", str(video_folder / "short.mp4"), "--out", str(tmp_path / "three"), *args]) == 2
+    assert "short.mp4: video too short" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- annotation files, listing failures, bad folders

@@ -13,6 +13,9 @@ from vbert.bert.hf import export_hf, load_hf_bert
 from vbert.bert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM
 from vbert.bert.wordpiece import train_wordpiece
 from vbert.errors import DataError
+from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.saved import export_videobert
+from vbert.pretraining.videobert import VideoBertForPretraining
 
 transformers.logging.set_verbosity_error()
 
@@ -265,3 +268,70 @@ def test_sharded_checkpoints_and_old_layernorm_names(hf_dir: Path, tmp_path: Pat
     index.write_text(json.dumps({"weight_map": {"x": "../outside.safetensors"}}), encoding="utf-8")
     with pytest.raises(DataError, match="outside the directory"):
         load_hf_bert(tmp_path / "sharded")
+
+
+# ---------------------------------------------------------------- VideoBERT's export: the joint vocabulary
+
+
+def test_videobert_export_reads_visual_words_by_name_and_matches_vbert_on_a_joint_sequence(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = ["chop the onions", "stir the soup", "slice the tomatoes", "add the salt to the pan"] * 10
+    tokenizer = train_wordpiece(corpus, vocab_size=60, out_dir=tmp_path / "tok")
+    vocab = JointVocab.from_tokenizer(tokenizer, visual_size=9)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=vocab.size,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=40,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+    )
+    model = VideoBertForPretraining(config, vocab).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    export_videobert(model, vocab, tokenizer, tmp_path / "export")
+    transformers.logging.set_verbosity_warning()  # the load report (unexpected weights) is a warning
+    try:
+        hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "export"))
+        mlm = transformers.BertForMaskedLM.from_pretrained(str(tmp_path / "export")).eval()
+        fill = transformers.pipeline("fill-mask", model=str(tmp_path / "export"), device="cpu")
+    finally:
+        transformers.logging.set_verbosity_error()
+    assert len(hf_tokenizer) == vocab.size == mlm.config.vocab_size
+    assert "UNEXPECTED" not in caplog.text and "MISSING" not in caplog.text
+
+    # the joint string reads as vbert's own sequence: [CLS] text [>] video [SEP]
+    text = tokenizer("add the [MASK] to the pan", add_special_tokens=False)["input_ids"]
+    ids, types = vocab.sequence(text, vocab.visual_ids([3, 0, 8, 8]))
+    encoded = hf_tokenizer("add the [MASK] to the pan [>] [V3] [V0][V8] [V8]")["input_ids"]
+    assert encoded == ids.tolist()
+    assert hf_tokenizer.convert_ids_to_tokens(ids.tolist()[-5:]) == ["[V3]", "[V0]", "[V8]", "[V8]", "[SEP]"]
+    ids_t, types_t = torch.from_numpy(ids)[None], torch.from_numpy(types)[None]  # [1, L]
+    with torch.no_grad():
+        ours = model.mlm(ids_t, types_t).logits  # [1, L, V]
+        theirs = mlm(input_ids=ids_t, token_type_ids=types_t).logits
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
+
+    # fill-mask on a joint string works and names the visual words it predicts
+    guesses = fill("add the salt [>] [V3] [MASK] [V8]", top_k=vocab.size)
+    names = {g["token_str"] for g in guesses}
+    assert {"[V0]", "[V8]", "[>]"} <= names and len(guesses) == vocab.size
+    assert all("[V" in g["sequence"] for g in guesses)
+
+
+def test_export_refuses_a_tokenizer_smaller_than_the_model(tmp_path: Path) -> None:
+    tokenizer = train_wordpiece(["stir the soup"] * 10, vocab_size=30, out_dir=tmp_path / "tok")
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer) + 3, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=32
+        )
+    )
+    with pytest.raises(ValueError, match=r"has \d+ tokens and 0 extra tokens.*name the other ids"):
+        export_hf(model, tmp_path / "export", tokenizer)
+    with pytest.raises(ValueError, match="already in the tokenizer"):
+        export_hf(model, tmp_path / "export", tokenizer, extra_tokens=["[CLS]", "[V1]", "[>]"])

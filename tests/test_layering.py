@@ -26,6 +26,7 @@ LAYERS = [
     ("vbert.bert",),
     ("vbert.pretraining",),
     ("vbert.tasks",),
+    ("vbert.describe",),  # a finished run used on new videos: above the tasks it calls
     ("vbert.pipeline",),
     ("vbert.cli", "vbert.__main__"),
 ]

@@ -333,7 +333,7 @@ def _readme_blocks() -> list[str]:
 def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path, monkeypatch) -> None:
     _, out, _ = run
     blocks = _readme_blocks()
-    assert len(blocks) >= 5  # resolve a stage, load, tokenize a video, score a sentence, export
+    assert len(blocks) >= 6  # resolve a stage, load, tokenize a video, score a sentence, export, describe
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "demo").symlink_to(out)
     monkeypatch.chdir(tmp_path)
@@ -349,6 +349,10 @@ def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path,
     assert len(namespace["scores"]) == len(namespace["sentences"])
     assert all(0.0 <= float(p) <= 1.0 for p in namespace["scores"])
     assert (tmp_path / "my-videobert" / "config.json").is_file()
+    described = json.loads((tmp_path / "described" / "describe.json").read_text(encoding="utf-8"))
+    assert described["videos"][0]["words"] == tokens["sc_val_00001"]["words"]
+    assert described["videos"][0]["segments"][0]["caption"] is not None
+    assert len(namespace["described"].videos[0].similar) == 3
 
 
 def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_path: Path, capsys) -> None:

@@ -162,3 +162,59 @@ def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path,
         (tmp_path / "run" / folder).mkdir(parents=True)
     with pytest.raises(TrainingStopped):
         pipeline.run_pipeline(load_config("tiny"), tmp_path / "run", only=["evaluate"])
+
+
+def test_the_evaluate_stage_keeps_the_captioner_and_redoes_captioning_for_a_stage_that_kept_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vbert.config import load_config
+    from vbert.core.manifest import file_sha256, read_manifest
+    from vbert.tasks import cli as tasks_cli
+    from vbert.tasks.captioner_file import FILES
+
+    calls: list[str] = []
+
+    def runner(task: str) -> object:
+        def run(config, device, artifacts=None):
+            calls.append(task)
+            if task != "captioning":
+                return {
+                    "rows": {
+                        "VideoBERT, cross-modal": {"verb top-1": 1, "noun top-1": 2},
+                        "VideoBERT alignment": {"R@5": 3},
+                    }
+                }, ""
+            artifacts.captioner_dir.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                (artifacts.captioner_dir / name).write_text(name, encoding="utf-8")
+            kept = {f"captioner/{name}": file_sha256(artifacts.captioner_dir / name) for name in FILES}
+            return {"rows": [{"scores": {"BLEU-4": 0.1, "CIDEr": 0.2}}], "captioner": kept}, ""
+
+        return run
+
+    for task in ("zero-shot", "captioning", "retrieval"):
+        monkeypatch.setitem(tasks_cli.RUNNERS, task, runner(task))
+    config, run = load_config("tiny"), tmp_path / "run"
+    for folder in ("synthcook", "features", "vocab", "tokenize", "pretrain"):
+        (run / folder).mkdir(parents=True)
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    manifest = read_manifest(run / "eval")
+    assert manifest["captioner"] == "captioner" and {f"captioner/{n}" for n in FILES} <= set(
+        manifest["outputs"]
+    )
+    calls.clear()
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == []  # complete, captioner kept: nothing runs
+    # a stage finished by a vbert that kept no captioner: only captioning runs again
+    manifest.pop("captioner")
+    (run / "eval" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == ["captioning"] and read_manifest(run / "eval")["captioner"] == "captioner"
+    # a kept captioner changed since: captioning runs again
+    (run / "eval" / "captioner" / FILES[0]).write_text("edited", encoding="utf-8")
+    manifest = read_manifest(run / "eval")
+    manifest["complete"] = False  # as an interrupted run leaves it
+    (run / "eval" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    calls.clear()
+    pipeline.run_pipeline(config, run, only=["evaluate"])
+    assert calls == ["captioning"]

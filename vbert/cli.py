@@ -64,6 +64,11 @@ COMMANDS: list[tuple[str, str, str]] = [
         "the whole pipeline, stage by stage, with a report (what `make demo` runs)",
     ),
     (
+        "describe",
+        "vbert.describe.cli",
+        "your own videos with a finished run: visual words, verbs, nouns, captions, similar videos",
+    ),
+    (
         "bench",
         "vbert.pretraining.bench",
         "benchmarks: `vbert bench pretrain` times vbert against a plain transformers loop",

@@ -6,16 +6,23 @@ A checkpoint directory written by `save_pretrained` holds `config.json` and the 
 `bert.`, head under `cls.predictions`) both load. The only structural difference from
 transformers is our fused QKV projection: split into query/key/value on export, concatenated
 on import.
+
+On export, `extra_tokens` names the ids a model has beyond its tokenizer's vocabulary (VideoBERT's
+visual words and `[>]`, appended after the WordPiece ids): the exported tokenizer gets them, in
+order, so that it and the model have the same vocabulary size and the tokens are read from text
+and printed by name.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from tokenizers import AddedToken
 
 from vbert.bert.model import BertConfig, BertForMaskedLM
 from vbert.core.manifest import atomic_write_json
@@ -225,12 +232,14 @@ def load_hf_bert(directory: str | Path, **config_overrides: Any) -> BertForMaske
 # ---------------------------------------------------------------- export
 
 
-def vbert_to_hf_state(model: BertForMaskedLM) -> dict[str, torch.Tensor]:
-    """vbert tensors -> transformers BertForMaskedLM names (QKV split; pooler kept under bert.pooler)."""
+def vbert_to_hf_state(model: BertForMaskedLM, pooler: bool = True) -> dict[str, torch.Tensor]:
+    """vbert tensors -> transformers BertForMaskedLM names (QKV split; pooler under bert.pooler, or left out)."""
     ours = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     hidden = model.config.hidden_size
     out: dict[str, torch.Tensor] = {}
     for theirs, name in _name_map(model.config.num_layers).items():
+        if theirs in _POOLER and not pooler:
+            continue
         key = theirs if theirs.startswith("cls.") else f"bert.{theirs}"
         out[key] = ours[name].clone()
     for i in range(model.config.num_layers):
@@ -264,12 +273,47 @@ def hf_config_dict(config: BertConfig) -> dict[str, Any]:
     }
 
 
-def export_hf(model: BertForMaskedLM, directory: str | Path, tokenizer: Any = None) -> Path:
-    """Write `model` (and optionally a tokenizer) as a directory transformers.BertForMaskedLM loads."""
+def export_hf(
+    model: BertForMaskedLM,
+    directory: str | Path,
+    tokenizer: Any = None,
+    extra_tokens: Sequence[str] = (),
+    pooler: bool = True,
+) -> Path:
+    """Write `model` (and optionally a tokenizer) as a directory transformers.BertForMaskedLM loads.
+
+    `extra_tokens` names the model's ids after the tokenizer's vocabulary, in order; they are added to
+    the exported tokenizer (matched in text as written, case kept), which must then have exactly the
+    model's vocabulary size. `pooler=False` leaves `bert.pooler.*` out: BertForMaskedLM has no pooler,
+    so transformers reports those tensors as unexpected when it loads them.
+    """
     directory = Path(directory)
+    if tokenizer is not None and len(tokenizer) + len(extra_tokens) != model.config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens and {len(extra_tokens)} extra tokens were named, but "
+            f"the model's vocabulary has {model.config.vocab_size}: name the other ids in extra_tokens"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_json(directory / "config.json", hf_config_dict(model.config))
-    save_file(vbert_to_hf_state(model), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        vbert_to_hf_state(model, pooler), str(directory / "model.safetensors"), metadata={"format": "pt"}
+    )
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory))
+    if tokenizer is not None and extra_tokens:
+        _add_tokens(type(tokenizer).from_pretrained(str(directory)), list(extra_tokens), directory)
     return directory
+
+
+def _add_tokens(tokenizer: Any, names: list[str], directory: Path) -> None:
+    """Append `names` to a saved tokenizer as tokens of their own (ids in order), and save it again."""
+    first = len(tokenizer)
+    tokenizer.add_tokens([AddedToken(name, normalized=False) for name in names])
+    ids = tokenizer.convert_tokens_to_ids(names)
+    if ids != list(range(first, first + len(names))):
+        clash = [name for name, i in zip(names, ids) if i < first] or names
+        raise ValueError(
+            f"extra tokens must be new and distinct; {clash[0]!r} is already in the tokenizer's vocabulary "
+            "or named twice"
+        )
+    tokenizer.save_pretrained(str(directory))

@@ -115,7 +115,7 @@ def _same_stem_failure(video_id: str, files: list[Path]) -> dict[str, str]:
 def list_videos(
     source: VideoDataset | str | Path, video_dir: str | Path | None = None
 ) -> tuple[list[tuple[str, Path]], list[dict]]:
-    """(video id, path) pairs of a dataset, a video folder (or SynthCook folder), or a YouCook2 annotation file.
+    """(video id, path) pairs of a dataset, a video folder (or SynthCook folder), one video file or a YouCook2 annotation file.
 
     The failures found while listing come with them: the dataset's own (entries it could not
     load), annotated videos without a file, and video ids that two files claim (a.mp4, a.mkv).
@@ -153,9 +153,12 @@ def list_videos(
         raise DataError(
             f"{video_dir}: a video folder is only used with a YouCook2 annotation file, not with {path}"
         )
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:  # one video: its id is the file's stem
+        return [(path.stem, path)], failures
     if not path.is_dir():
         raise DataError(
-            f"{path}: expected a folder of videos, a SynthCook folder or a YouCook2 annotation file"
+            f"{path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}), a folder of videos, a SynthCook "
+            "folder or a YouCook2 annotation file" + ("" if path.exists() else " (nothing is there)")
         )
     folder = path / "videos" if (path / "videos").is_dir() else path
     files = _video_files(folder, recursive=False)
@@ -262,6 +265,9 @@ def extract_features(
         worker_init_fn=_single_thread_worker if workers else None,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        # forkserver: workers start from a fresh process, not forked from this one, whose OpenCV
+        # threads (a caller that decoded video first) would leave a forked worker blocked on their locks
+        multiprocessing_context="forkserver" if workers else None,
     )
     my_failures: list[dict] = []  # decoding failures of this rank's videos (listing failures: see _finalize)
     pending: list[dict[str, Any]] = []  # decoded videos waiting for a full network batch
@@ -409,7 +415,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source",
         nargs="?",
         default=None,
-        help="video folder, SynthCook folder or YouCook2 annotation file (default: the preset's SynthCook)",
+        help="video file, video folder, SynthCook folder or YouCook2 annotation file (default: the preset's "
+        "SynthCook)",
     )
     parser.add_argument(
         "--video-dir",

@@ -10,6 +10,10 @@ at `V_text + K` (K = k**depth). A sequence is one of
 with token type 0 for [CLS] and text, 1 for [>], video and the [SEP] that closes a video.
 Pretraining, zero-shot classification, generation, forecasting and retrieval all build their
 inputs with `JointVocab.sequence`.
+
+Outside vbert (the Hugging Face export's tokenizer, printed sequences) visual word `w` is the token
+`[V{w}]` (`[V0]`, `[V1]`, ...) and the separator is `[>]`; `JointVocab.added_tokens()` lists them in
+id order.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+NEXT_TOKEN = "[>]"  # the paper's new token between text and video
+
+
+def visual_token(word: int) -> str:
+    """The name of visual word `word` outside vbert: `[V{word}]`."""
+    return f"[V{int(word)}]"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,10 @@ class JointVocab:
     def special_ids(self) -> tuple[int, ...]:
         """Ids masking never touches: [PAD], [CLS], [SEP], [MASK] and [>]."""
         return (self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.next_id)
+
+    def added_tokens(self) -> list[str]:
+        """Names of the ids after the text vocabulary, in id order: `[V0]` ... `[V{K-1}]`, then `[>]`."""
+        return [visual_token(w) for w in range(self.visual_size)] + [NEXT_TOKEN]
 
     def visual_ids(self, words: np.ndarray) -> np.ndarray:
         """Visual word numbers [n] -> joint ids [n]."""

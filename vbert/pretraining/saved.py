@@ -1,6 +1,12 @@
 """A finished pretraining folder: the final weights (safetensors), the encoder's config, the joint
 vocabulary, the WordPiece tokenizer and a `transformers` export; written once training ends, read
 by every downstream task.
+
+The export (`hf/`, `export_videobert`) is a BertForMaskedLM over the joint vocabulary whose tokenizer
+holds the visual words as `[V0]` ... and `[>]` (`JointVocab.added_tokens`), so
+`transformers.pipeline("fill-mask")` reads and prints them by name. A string gives every token type 0;
+VideoBERT gives `[>]`, the video and the closing [SEP] type 1, so for its exact logits pass
+`token_type_ids` yourself. The pooler and the alignment head stay in `videobert.safetensors`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ def save_pretrained(model: VideoBertForPretraining, vocab: JointVocab, tokenizer
     atomic_write_json(out_dir / "bert_config.json", dataclasses.asdict(model.config))
     atomic_write_json(out_dir / "joint_vocab.json", vocab.to_dict())
     tokenizer.save_pretrained(str(out_dir / "tokenizer"))
-    export_hf(model.mlm, out_dir / "hf", tokenizer)
+    export_videobert(model, vocab, tokenizer, out_dir / "hf")
+
+
+def export_videobert(
+    model: VideoBertForPretraining, vocab: JointVocab, tokenizer: Any, directory: str | Path
+) -> Path:
+    """Write a `transformers` BertForMaskedLM directory whose tokenizer knows the visual words and `[>]`."""
+    return export_hf(model.mlm, directory, tokenizer, extra_tokens=vocab.added_tokens(), pooler=False)
 
 
 def load_pretrained(

@@ -54,11 +54,14 @@ class Artifacts:
         run_dir: str | Path | None = None,
         step: int | None = None,
         text_only_dir: str | Path | None = None,
+        captioner_dir: str | Path | None = None,
         **paths: str | Path | None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.text_only_dir = Path(text_only_dir) if text_only_dir is not None else None  # where to train it
+        # where captioning keeps its "VideoBERT + clip features" captioner (None: nowhere)
+        self.captioner_dir = Path(captioner_dir) if captioner_dir is not None else None
         self.step = step  # evaluate VideoBERT as it was at this training step (a kept checkpoint)
         unknown = set(paths) - set(self.NAMES)
         if unknown:

@@ -6,12 +6,14 @@
 
 The same encoder-decoder (`vbert.tasks.captioning`), trained the same way on the training
 segments, captions the validation segments; BLEU-3/4, METEOR, ROUGE-L and CIDEr as the paper
-reports them (percent, CIDEr as is).
+reports them (percent, CIDEr as is). With `captioner_dir`, the captioner of the "VideoBERT + clip
+features" row is kept there (`vbert.tasks.captioner_file`), for `vbert describe`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from vbert.config import Config
 from vbert.features.store import FeatureStore
 from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.caption_metrics import caption_scores_many, require_scorers
+from vbert.tasks.captioner_file import KEPT_INPUT, save_captioner
 from vbert.tasks.captioning import (
     CaptionModel,
     CaptionVocab,
@@ -31,7 +34,7 @@ from vbert.tasks.captioning import (
     train_captioner,
 )
 from vbert.tasks.data import EvalSegment, load_segments, segment_features
-from vbert.tasks.embeddings import caption_features
+from vbert.tasks.embeddings import CAPTION_TEMPLATE, caption_features
 
 INPUTS = ("clip features", "VideoBERT", "VideoBERT + clip features")
 
@@ -66,10 +69,12 @@ def train_and_decode(
     val_inputs: list[np.ndarray],
     device: str = "cpu",
     beam: bool = False,
+    save_to: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train one captioner and caption the validation inputs (greedy; also beam when `beam`), unscored.
 
-    Returns {"input", "captions", "loss"} and, with `beam`, "beam_captions".
+    Returns {"input", "captions", "loss"} and, with `beam`, "beam_captions"; with `save_to`, the trained
+    captioner is written there and "files" maps its files to their SHA-256.
     """
     ecfg = config.eval
     torch.manual_seed(config.seed)
@@ -88,6 +93,11 @@ def train_and_decode(
         seed=config.seed,
         device=device,
     )
+    files = (
+        save_captioner(model, vocab, save_to, kind, ecfg.caption_max_len, CAPTION_TEMPLATE)
+        if save_to is not None
+        else None
+    )
     decoded: dict[str, list[str]] = {"greedy": [], "beam": []}
     for start in range(0, len(val_inputs), 64):
         x, mask = pad_inputs(val_inputs[start : start + 64])
@@ -101,6 +111,8 @@ def train_and_decode(
     out: dict[str, Any] = {"input": kind, "captions": decoded["greedy"], "loss": history}
     if beam:
         out["beam_captions"] = decoded["beam"]
+    if files is not None:
+        out["files"] = files
     return out
 
 
@@ -140,8 +152,13 @@ def caption_table(
     kinds: Sequence[str] = INPUTS,
     beam: bool = False,
     artifacts: Any = None,
+    captioner_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind."""
+    """Table 3 on the config's data (`artifacts`: cache or run folder): one row per input kind.
+
+    With `captioner_dir`, the "VideoBERT + clip features" captioner is kept there and "captioner" maps
+    its files to their SHA-256.
+    """
     require_scorers()  # before minutes of training, not after
 
     artifacts = artifacts or Artifacts(config)
@@ -174,13 +191,37 @@ def caption_table(
             caption_inputs(kind, clips["validation"], videobert["validation"]),
             device,
             beam,
+            captioner_dir if kind == KEPT_INPUT else None,
         )
         for kind in kinds
     ]
+    kept = {name: sha for row in rows for name, sha in row.pop("files", {}).items()}
     score_rows(rows, val)  # one Java start for METEOR instead of one per row
     return {
+        **({"captioner": kept} if kept else {}),
         "rows": rows,
         "references": [list(s.references) for s in val],
         "num_train": len(train),
         "num_val": len(val),
     }
+
+
+def keep_captioner(
+    config: Config, folder: str | Path, device: str = "cpu", artifacts: Any = None
+) -> dict[str, str]:
+    """Train only the captioner Table 3 keeps ("VideoBERT + clip features") and write it into `folder`.
+
+    The same training as its row of `caption_table` (same data, seed and settings), without decoding
+    or scoring; returns its files' SHA-256 (keyed "captioner/<file>").
+    """
+    artifacts = artifacts or Artifacts(config)
+    train = load_segments(artifacts.tokens(), ("training",))
+    clips = segment_features(FeatureStore(artifacts.features()), train)
+    model, vocab, tokenizer = artifacts.load_videobert(device)
+    words = [s.video_words for s in train]
+    context = [(s.before, s.after) for s in train] if config.eval.caption_context else None
+    videobert = caption_features(
+        model, tokenizer, vocab, words, max_len=config.pretrain.max_seq_len, context=context
+    )
+    inputs = caption_inputs(KEPT_INPUT, clips, videobert)
+    return train_and_decode(config, KEPT_INPUT, inputs, train, [], device, save_to=folder)["files"]

@@ -112,8 +112,9 @@ def run_data_size(
 def run_captioning(
     config: Config, device: str, artifacts: Artifacts | None = None, beam: bool = False
 ) -> tuple[dict[str, Any], str]:
-    """Table 3."""
-    result = caption_table(config, device, beam=beam, artifacts=artifacts)
+    """Table 3 (its "VideoBERT + clip features" captioner is kept in `artifacts.captioner_dir`, if set)."""
+    keep = artifacts.captioner_dir if artifacts is not None else None
+    result = caption_table(config, device, beam=beam, artifacts=artifacts, captioner_dir=keep)
     lines = ["| input | BLEU-3 | BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---:|---:|---:|---:|---:|"]
     for row in result["rows"]:
         lines.append(f"| {row['input']} | " + " | ".join(format_scores(row["scores"]).values()) + " |")

@@ -7,8 +7,12 @@
   paper): the neighbouring clips' words can follow as context (`context`), so that the encoder reads
   the segment in its video, which is what a model of the whole video can add to one clip's features.
 - `pooled_video`: BERT's pooled [CLS] output of a video-only sequence `[CLS] v... [SEP]` -> [H]
-  (for recipe classification and "more videos like this"); long videos are cut into windows that
-  fit the model, whose pooled outputs are averaged.
+  (for recipe classification); long videos are cut into windows that fit the model, whose pooled
+  outputs are averaged.
+- `mean_video`: the encoder's outputs at the video tokens of the same sequences, averaged over every
+  token of the video -> [H]: the VideoBERT video embedding of "videos like this one"
+  (`vbert.describe.similar`). Unlike the pooled [CLS], it needs no trained pooler (the tiny preset
+  trains none) and it ranked same-recipe videos better from a few clips (docs/benchmarks.md).
 - `alignment_scores`: the linguistic-visual alignment probability of (sentence, visual words) pairs.
 """
 
@@ -106,12 +110,10 @@ def _video_only(words: Sequence[int], vocab: Any) -> tuple[list[int], list[int]]
     return ids.tolist(), types.tolist()
 
 
-@torch.no_grad()
-def pooled_video(
-    model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128, batch_size: int = 64
-) -> np.ndarray:
-    """[N, H]: pooled [CLS] output of each video's words (windows of max_len - 2 words, averaged)."""
-    model.eval()
+def _video_windows(
+    videos: Sequence[Sequence[int]], vocab: Any, max_len: int
+) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """Video-only input rows of windows of max_len - 2 words, and the video each row belongs to."""
     width = max_len - 2
     rows, owner = [], []
     for n, words in enumerate(videos):
@@ -121,6 +123,16 @@ def pooled_video(
         for start in range(0, len(words), width):
             rows.append(_video_only(words[start : start + width], vocab))
             owner.append(n)
+    return rows, owner
+
+
+@torch.no_grad()
+def pooled_video(
+    model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128, batch_size: int = 64
+) -> np.ndarray:
+    """[N, H]: pooled [CLS] output of each video's words (windows of max_len - 2 words, averaged)."""
+    model.eval()
+    rows, owner = _video_windows(videos, vocab, max_len)
     pooled = np.zeros((len(rows), model.config.hidden_size), np.float32)
     for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
         hidden = model.bert(ids, types, mask)  # [B, L, H]
@@ -129,6 +141,24 @@ def pooled_video(
     counts = np.bincount(owner, minlength=len(videos))[:, None]
     np.add.at(out, owner, pooled)
     return out / counts
+
+
+@torch.no_grad()
+def mean_video(
+    model: Any, vocab: Any, videos: Sequence[Sequence[int]], max_len: int = 128, batch_size: int = 64
+) -> np.ndarray:
+    """[N, H]: the encoder's output at each video token of `[CLS] v... [SEP]`, averaged over the whole video."""
+    model.eval()
+    rows, owner = _video_windows(videos, vocab, max_len)
+    sums = np.zeros((len(videos), model.config.hidden_size), np.float64)
+    counts = np.zeros(len(videos), np.float64)
+    for start, ids, types, mask in _batches(rows, vocab.pad_id, batch_size, _device(model)):
+        hidden = model.bert(ids, types, mask).float()  # [B, L, H]
+        is_video = ((ids >= vocab.text_size) & (ids < vocab.next_id)).float()[..., None]  # [B, L, 1]
+        chunk = owner[start : start + len(ids)]
+        np.add.at(sums, chunk, (hidden * is_video).sum(1).cpu().double().numpy())  # [B, H] per window
+        np.add.at(counts, chunk, is_video.sum((1, 2)).cpu().double().numpy())
+    return (sums / counts[:, None]).astype(np.float32)
 
 
 @torch.no_grad()

@@ -2,11 +2,15 @@
 
 Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `eval/manifest.json`
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
-task is retried alone.
+task is retried alone. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip
+features" row in `eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
+files' SHA-256 (and "captioner": the folder), for `vbert describe`; a stage finished by an older
+vbert (no "captioner" in its manifest) runs the captioning task again, keeping the other tables.
 """
 
 from __future__ import annotations
 
+import shutil
 import traceback
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from vbert.pretraining.stage import STAGE as PRETRAIN
 from vbert.pretraining.stage import result_config
 from vbert.pretraining.trainer import TrainingStopped
 from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.captioner_file import CAPTIONER_DIR, FILES
 from vbert.tasks.cli import RUNNERS, write_result
 from vbert.visual_words.tokenize import STAGE as TOKENIZE
 from vbert.visual_words.vocab import STAGE as VOCAB
@@ -53,7 +58,11 @@ STAGE_TASKS = {
 
 
 def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
-    """Task JSON files an unfinished earlier run of the stage wrote with this config and these inputs."""
+    """Output files an unfinished earlier run of the stage wrote with this config and these inputs.
+
+    Its captioning counts only with the captioner it kept (the manifest's "captioner": the folder, or
+    None when it kept none); a manifest without that field was written before captioners were kept.
+    """
     path = out / MANIFEST
     if not path.is_file():
         return {}
@@ -63,11 +72,27 @@ def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> di
         return {}  # unreadable: run every task again
     if manifest.get("config_hash") != config_hash or manifest.get("inputs") != inputs:
         return {}
-    return {
+    done = {
         name: sha
         for name, sha in manifest.get("outputs", {}).items()
         if (out / name).is_file() and file_sha256(out / name) == sha
     }
+    if not _captioning_current({**manifest, "outputs": done}):
+        done.pop("captioning.json", None)
+    return done
+
+
+def _captioning_current(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest's captioning kept its captioner as this vbert does (or says it kept none)."""
+    if "captioner" not in manifest:
+        return False  # written before captioners were kept
+    return manifest["captioner"] is None or bool(_captioner_outputs(manifest.get("outputs", {})))
+
+
+def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
+    """The captioner's files among a manifest's outputs (all of them, or none)."""
+    names = [f"{CAPTIONER_DIR}/{name}" for name in FILES]
+    return {name: outputs[name] for name in names} if all(name in outputs for name in names) else {}
 
 
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
@@ -86,7 +111,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         )
     inputs_id = input_identities(STAGE, inputs)  # the stage checks them itself (checks_inputs)
     spec = result_config(config)  # how often pretraining logs or saves changes no table
-    if not force and is_complete(out, spec, inputs_id):
+    if not force and is_complete(out, spec, inputs_id) and _captioning_current(read_json(out / MANIFEST)):
         return {"skipped": "complete", "folder": str(out)}
     done = {} if force else _finished_earlier(out, json_hash(spec), inputs_id)
     device = str(select_device())
@@ -98,6 +123,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         tokens=inputs["tokenize"],
         pretrained=inputs["pretrain"],
         text_only_dir=out / "text-only-bert",
+        captioner_dir=out / CAPTIONER_DIR,
     )
     summary: dict[str, Any] = {}
     outputs: dict[str, str] = {}
@@ -107,6 +133,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         if name in done:
             print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
             outputs[name] = done[name]
+            outputs.update(_captioner_outputs(done) if task == "captioning" else {})
             summary.update(summarise(read_json(out / name)))
         else:
             try:
@@ -124,12 +151,16 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
                 failures.append({"item": task, "reason": reason})
                 for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
                     stale.unlink(missing_ok=True)
+                if task == "captioning":
+                    shutil.rmtree(out / CAPTIONER_DIR, ignore_errors=True)
             else:
                 write_result(out, task, result, text)
                 outputs[name] = file_sha256(out / name)
+                outputs.update(result.get("captioner", {}) if task == "captioning" else {})
                 summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
-        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=False)  # progress so far
-    write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, complete=not failures)
+        kept = CAPTIONER_DIR if _captioner_outputs(outputs) else None
+        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept)  # so far
+    write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, not failures, captioner=kept)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
         raise StageError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -227,7 +228,11 @@ def generate_synthcook(
                 errors[item_id] = error
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver: workers forked from a fresh process, not from this one, whose OpenCV or torch
+        # threads (a caller that decoded video first) would leave a forked child blocked on their locks
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+        ) as pool:
             for item_id, error in pool.map(_render_job, todo, chunksize=2):
                 if error:
                     errors[item_id] = error
