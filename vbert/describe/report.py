@@ -1,10 +1,10 @@
 """`describe`: several videos in one call, and the files it writes.
 
-describe.json                    the run, its settings, every video (clips, words, segments with
-                                 verbs, nouns, caption and alignment, similar videos, timings)
-                                 and the paths that could not be described, with the reason
-describe.md                      the same as tables
-storyboard-<video file stem>.png one per video (`vbert.describe.storyboard`)
+- `describe.json`: the run, its settings, every video (clips, words, segments with verbs, nouns,
+  caption and alignment, similar videos, timings) and the paths that could not be described, with
+  the reason;
+- `describe.md`: the same as tables;
+- `storyboard-<video file stem>.png`: one per video (`vbert.describe.storyboard`).
 """
 
 from __future__ import annotations

@@ -4,11 +4,10 @@ The "evaluate" stage trains one captioner per row of Table 3 and keeps one of th
 "VideoBERT + clip features" row (`KEPT_INPUT`: the paper's best input, and the one that uses both
 the model and the clip features), in `eval/captioner/`:
 
-    captioner.safetensors   the CaptionModel's weights
-    captioner.json          format version, the input kind, the input width, the encoder-decoder's
-                            sizes (BertConfig fields, decoder layers), caption length, and the
-                            template of the VideoBERT features
-    caption_vocab.json      the caption vocabulary, one word per id ([PAD], [BOS], [EOS], [UNK] first)
+- `captioner.safetensors`: the CaptionModel's weights;
+- `captioner.json`: format version, the input kind, the input width, the encoder-decoder's sizes
+  (BertConfig fields, decoder layers), caption length, and the template of the VideoBERT features;
+- `caption_vocab.json`: the caption vocabulary, one word per id ([PAD], [BOS], [EOS], [UNK] first).
 
 The stage records the three files' SHA-256 in `eval/manifest.json`; `load_captioner` reads them
 back (a missing or malformed file is a DataError naming it).
