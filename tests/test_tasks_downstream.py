@@ -396,3 +396,18 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
     write_manifest(model, "pretrain", {}, inputs={"tokens": "0" * 64})
     with pytest.raises(DataError, match="pretrained on other tokens.*--text-model"):
         Artifacts(config, tokens=elsewhere, pretrained=model).text_only()
+
+
+def test_exemplar_clips_pick_the_nearest_clip_and_refuse_words_of_another_vocabulary() -> None:
+    from vbert.tasks.generation import exemplar_clips
+
+    class Store:
+        def clips_of(self, video_id):
+            vectors = np.array([[0.0, 0.0], [1.0, 1.0], [0.9, 1.0]], dtype=np.float32)  # [3 clips, D]
+            return vectors, np.array([0.0, 1.5, 3.0]), np.array([1.5, 3.0, 4.5])
+
+    centroids = np.array([[0.0, 0.0], [1.0, 1.0]], dtype=np.float32)  # 2 words
+    records = [{"video_id": "v", "words": [0, 1, 1]}]
+    assert exemplar_clips(records, Store(), centroids) == {0: ("v", 0.0, 1.5), 1: ("v", 1.5, 3.0)}
+    with pytest.raises(DataError, match="visual word 5 is outside a vocabulary of 2 words"):
+        exemplar_clips([{"video_id": "v", "words": [0, 5, 1]}], Store(), centroids)

@@ -88,6 +88,11 @@ def exemplar_clips(
         except KeyError:
             continue
         words = np.asarray(record["words"])
+        if len(words) and int(words.max()) >= len(centroids):
+            raise DataError(
+                f"video {record['video_id']}: visual word {int(words.max())} is outside a vocabulary of "
+                f"{len(centroids)} words: the tokens were made with another vocabulary (tokenize again)"
+            )
         if len(words) != len(vectors):
             raise DataError(
                 f"video {record['video_id']}: {len(words)} visual words but {len(vectors)} clip features"
