@@ -604,6 +604,8 @@ def test_eval_forecasting_and_classification_on_the_run(run, tmp_path: Path, cap
         "forecast (VideoBERT)",
         "current step's words (same again)",
         "true next step's words (exact forecast)",
+        "repeat the current step (labels)",
+        "most common next step (training statistics)",
     ]
     for row in forecasting["rows"].values():
         assert set(row) == {"verb top-1", "noun top-1"} and all(0.0 <= v <= 100.0 for v in row.values())

@@ -411,3 +411,32 @@ def test_exemplar_clips_pick_the_nearest_clip_and_refuse_words_of_another_vocabu
     assert exemplar_clips(records, Store(), centroids) == {0: ("v", 0.0, 1.5), 1: ("v", 1.5, 3.0)}
     with pytest.raises(DataError, match="visual word 5 is outside a vocabulary of 2 words"):
         exemplar_clips([{"video_id": "v", "words": [0, 5, 1]}], Store(), centroids)
+
+
+def test_label_baselines_repeat_the_step_or_take_its_most_common_successor() -> None:
+    from vbert.tasks.data import EvalSegment, EvalVideo
+    from vbert.tasks.forecasting import label_baselines, next_step_counts
+
+    def video(*steps: str) -> EvalVideo:
+        segs = [
+            EvalSegment("v", "training", "r", i, i + 1, s, *s.split(), [1], i) for i, s in enumerate(steps)
+        ]
+        return EvalVideo("v", "training", "r", [1] * len(steps), segs)
+
+    train = [
+        video("crack egg", "whisk egg", "fry egg"),
+        video("crack egg", "whisk egg"),
+        video("crack egg", "pour milk"),
+    ]
+    assert next_step_counts(train)[("crack", "egg")] == {("whisk", "egg"): 2, ("pour", "milk"): 1}
+    val = video("crack egg", "whisk egg", "cut bread", "whisk egg")
+    examples = [{"current": a, "next": b} for a, b in zip(val.segments, val.segments[1:])]
+    rows = label_baselines(examples, train)
+    # most common next: crack->whisk (right), whisk->fry (wrong), cut bread unseen -> overall most common (whisk egg: right)
+    assert rows["most common next step (training statistics)"] == pytest.approx(
+        {"verb top-1": 200 / 3, "noun top-1": 200 / 3}
+    )
+    # repeat: crack egg->whisk egg (noun right), whisk egg->cut bread (none), cut bread->whisk egg (none)
+    assert rows["repeat the current step (labels)"] == pytest.approx(
+        {"verb top-1": 0.0, "noun top-1": 100 / 3}
+    )

@@ -176,9 +176,10 @@ def run_forecasting(
     model, vocab, tokenizer = _model(artifacts, device)
     tokens = artifacts.tokens()
     videos = load_videos(tokens, ("validation",))
-    train = [s for v in load_videos(tokens, ("training",)) for s in v.segments]
+    train_videos = load_videos(tokens, ("training",))
+    train = [s for v in train_videos for s in v.segments]
     _, _, verbs, nouns = with_labels(train, [s for v in videos for s in v.segments])
-    for v in videos:  # YouCook2: verb and noun read from each caption
+    for v in [*videos, *train_videos]:  # YouCook2: verb and noun read from each caption
         v.segments = fill_labels(v.segments, verbs=verbs, nouns=nouns)
     result = forecasting_table(
         model,
@@ -189,6 +190,7 @@ def run_forecasting(
         verbs,
         nouns,
         config.pretrain.max_seq_len,
+        train_videos=train_videos,
     )
     result.pop("examples"), result.pop("predicted")
     text = (
