@@ -440,3 +440,30 @@ def test_label_baselines_repeat_the_step_or_take_its_most_common_successor() -> 
     assert rows["repeat the current step (labels)"] == pytest.approx(
         {"verb top-1": 0.0, "noun top-1": 100 / 3}
     )
+
+
+def test_generation_is_measured_by_the_labels_of_the_words_it_writes(tokenizer) -> None:
+    from vbert.tasks.data import EvalSegment
+    from vbert.tasks.generation import generation_table, purity, word_labels
+
+    def seg(verb: str, noun: str, words: list[int]) -> EvalSegment:
+        return EvalSegment("v", "training", "r", 0, 1, f"{verb} the {noun}", verb, noun, words)
+
+    train = [seg("cut", "tomato", [3, 3, 4]), seg("cut", "egg", [4, 5]), seg("crack", "egg", [5, 5])]
+    verbs, nouns = word_labels(train, "verb"), word_labels(train, "noun")
+    assert verbs == {3: "cut", 4: "cut", 5: "crack"} and nouns[3] == "tomato" and nouns[5] == "egg"
+    assert purity([3, 4, 5, 0], verbs, "cut") == 0.5  # word 0 was never labelled: not the verb
+    vocab = JointVocab(text_size=len(tokenizer), visual_size=6)
+    val = [seg("cut", "tomato", [3, 3, 3])]
+    rows = generation_table(
+        ScriptedVideoBert(vocab), tokenizer, vocab, val, train, num_words=5, temperatures=(0.0,)
+    )
+    # the scripted model writes 3, 4, 5, 0, 1 for "cut the tomato": five distinct words, two of them cut's
+    # and two tomato's (word 4 is once tomato, once egg: the first seen wins the tie)
+    assert rows["greedy"] == {"distinct words": 5.0, "verb purity": 40.0, "noun purity": 40.0}
+    assert rows["the segment's own words"] == {
+        "distinct words": 1.0,
+        "verb purity": 100.0,
+        "noun purity": 100.0,
+    }
+    assert set(rows) == {"greedy", "the segment's own words", "random words"}
