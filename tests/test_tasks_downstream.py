@@ -23,7 +23,7 @@ from vbert.tasks.data import fill_labels, label_sets, load_segments, load_videos
 from vbert.tasks.embeddings import alignment_scores, caption_features, pooled_video
 from vbert.tasks.forecasting import forecast, forecasting_examples, word_accuracy
 from vbert.tasks.generation import text_to_video
-from vbert.tasks.retrieval import candidate_pool, recall_at_k, retrieval_scores, windows
+from vbert.tasks.retrieval import candidate_pool, label_reader_recall, recall_at_k, retrieval_scores, windows
 
 WORDS = [
     "now",
@@ -116,6 +116,25 @@ def test_retrieval_in_chunks_equals_one_pass(model_and_vocab, tokenizer) -> None
     )
     assert np.allclose(whole[:, 1:].ravel(), direct, atol=1e-6)  # one-window videos score their only window
     assert retrieval_scores(model, tokenizer, vocab, [], videos, max_len=32).shape == (0, 3)
+
+
+def test_label_reader_recall_by_hand() -> None:
+    # three candidates share label a (1/3 at k=1), one is alone (1); at k=2: 2/3 and 1
+    got = label_reader_recall(["a", "a", "b", "a"], ks=(1, 2, 3))
+    assert got == pytest.approx(
+        {"R@1": 100 * (3 / 3 + 1) / 4, "R@2": 100 * (3 * 2 / 3 + 1) / 4, "R@3": 100.0}
+    )
+    # a reader of labels equals recall@k of scores that are 1 on the same label, 0 elsewhere (ties at random)
+    labels = np.random.default_rng(0).integers(0, 5, 40).tolist()
+    same = (np.array(labels)[:, None] == np.array(labels)[None, :]).astype(float)
+    trials = [
+        recall_at_k(same + 1e-9 * rng.random(same.shape), range(40), ks=(1, 3))
+        for rng in (np.random.default_rng(s) for s in range(200))
+    ]
+    mean = {k: np.mean([t[k] for t in trials]) for k in ("R@1", "R@3")}
+    assert mean == pytest.approx(label_reader_recall(labels, ks=(1, 3)), abs=2.0)
+    with pytest.raises(VbertError, match="at least one"):
+        label_reader_recall([])
 
 
 def test_candidate_pool_is_a_seeded_sample_above_the_cap() -> None:
