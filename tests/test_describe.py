@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -18,11 +19,12 @@ import pytest
 from test_pipeline_e2e import micro_config
 
 from vbert.cli import main
-from vbert.config import Config
+from vbert.config import Config, load_config
 from vbert.core.stages import resolve
 from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.data.video import read_frames
 from vbert.describe import describe, open_run, recommend, same_recipe_precision, similar_videos
+from vbert.describe.run import FinishedRun
 from vbert.describe.similar import dataset_videos, unit_rows
 from vbert.pipeline import runner as pipeline
 from vbert.tasks.captioner_stage import STAGE as CAPTIONER
@@ -300,3 +302,15 @@ def test_same_recipe_precision_of_each_embedding_against_random(run_dir: Path) -
     assert table["rows"]["random"]["std"] > 0 and table["rows"]["VideoBERT"]["std"] == 0
     glimpse = same_recipe_precision(run_dir, k=3, seeds=2, glimpse=1, subsets=None)
     assert glimpse["queries"] == len(_tokens(run_dir)) and glimpse["glimpse"] == 1
+
+
+def test_alignment_trained_follows_the_recipe() -> None:
+    def trained(*overrides: str) -> bool:
+        return FinishedRun.alignment_trained.fget(
+            SimpleNamespace(config=load_config("tiny", list(overrides)))
+        )
+
+    assert trained()  # the tiny preset's second phase
+    assert not trained("pretrain.alignment_share=0")
+    assert not trained("pretrain.alignment_from_step=2400")  # a phase that never starts
+    assert not trained("pretrain.regime_mix=[1,0,0]")

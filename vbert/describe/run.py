@@ -71,9 +71,14 @@ class FinishedRun:
 
     @property
     def alignment_trained(self) -> bool:
-        """Whether pretraining trained the alignment head (the tiny preset does not)."""
+        """Whether pretraining trained the alignment head: alignment pairs, drawn before its last step."""
         p = self.config.pretrain
-        return p.alignment_share > 0 and len(p.regime_mix) > 2 and p.regime_mix[2] > 0
+        return (
+            p.alignment_share > 0
+            and len(p.regime_mix) > 2
+            and p.regime_mix[2] > 0
+            and p.alignment_from_step < p.steps
+        )
 
 
 def rerun(folder: Path | None, options: str = "") -> str:
