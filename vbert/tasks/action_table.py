@@ -11,8 +11,8 @@ Rows of Table 1, all on the same validation segments and label sets::
 
 The text-only BERT is trained by the same pretraining code with `pretrain.regime_mix = [1, 0, 0]`
 (only text-only masked prediction), on the same narrations, for the same steps. Table 2 trains
-VideoBERT on 10/25/50/100% of the training videos for the same number of epochs (steps scaled by
-the fraction) and reports zero-shot top-5.
+VideoBERT on 25/50/100% of the training videos, each for the preset's steps (the same compute, so
+that the rows differ in data only), and reports zero-shot top-5.
 """
 
 from __future__ import annotations
