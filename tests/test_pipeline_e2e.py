@@ -723,6 +723,11 @@ def test_eval_data_size_trains_on_fractions_of_the_run_and_caches_them_by_code(
     assert _read(tmp_path / "eval" / "data-size.json") == rows  # the same code, retrained: the same numbers
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_vbert_pretrain_checkpoints_and_exits_with_130(run, tmp_path: Path) -> None:
     """A real `vbert pretrain`, sent SIGINT as a terminal's Ctrl-C sends it (to the process group) once
     its first checkpoint is on disk: the signal handler is then installed, and with 100,000 steps to go
@@ -749,7 +754,14 @@ def test_ctrl_c_during_vbert_pretrain_checkpoints_and_exits_with_130(run, tmp_pa
     log = tmp_path / "stderr.txt"
     with open(log, "w", encoding="utf-8") as stderr:  # a file, not a pipe nobody reads while it trains
         job = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            # A test run started in the background (`make test &`) ignores SIGINT, and a child inherits
+            # that; vbert keeps an ignored SIGINT ignored. A terminal's job does not ignore it.
+            preexec_fn=_default_sigint,
         )
         try:
             first = folder / "checkpoints" / "latest.json"

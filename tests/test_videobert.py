@@ -68,7 +68,7 @@ def test_losses_per_regime_match_a_direct_computation():
     p = aligned[joint]
     y = batch["align_labels"][joint].float()
     torch.testing.assert_close(out["align"], F.binary_cross_entropy(p, y), rtol=1e-4, atol=1e-5)
-    total = out["text_mlm"] + out["video_mlm"] + out["joint_mlm"] + out["align"]
+    total = out["text_mlm"] + out["video_mlm"] + out["joint_mlm"] + cfg.pretrain.align_weight * out["align"]
     torch.testing.assert_close(out["loss"], total)
 
 
