@@ -100,10 +100,16 @@ def main() -> None:
             )
     with timed(rows, "caption metrics, 3 rows (one METEOR process)"):
         score_rows(decoded, val_seg)
-    videos = load_videos(tokens, ("validation",))
-    queries = [s.sentence for v in videos for s in v.segments]
-    with timed(rows, f"retrieval ({len(queries)} sentences x {len(videos)} videos)"):
-        retrieval_scores(model, tokenizer, vocab, queries, [v.words for v in videos], max_len)
+    segments = [s for v in load_videos(tokens, ("validation",)) for s in v.segments if len(s.video_words)]
+    with timed(rows, f"retrieval ({len(segments)} captions x {len(segments)} segments)"):
+        retrieval_scores(
+            model,
+            tokenizer,
+            vocab,
+            [s.sentence for s in segments],
+            [s.video_words for s in segments],
+            max_len,
+        )
 
     print(f"\nload average at end {os.getloadavg()}\n")
     print("| part | wall s | CPU s |\n|---|---:|---:|")

@@ -1,6 +1,6 @@
 """The course's headline numbers over several seeds: mean, spread and every value.
 
-    VBERT_CACHE=runs/cache OMP_NUM_THREADS=2 python benchmarks/seed_spread.py --preset tiny \
+    VBERT_CACHE=runs/cache OMP_NUM_THREADS=1 python benchmarks/seed_spread.py --preset tiny \
         --seeds 0 1 2 --out runs/seeds
 
 Each seed is a whole pipeline of its own (`--set seed=S`): its own SynthCook videos, features,

@@ -7,7 +7,8 @@ cut into windows (as long as the sentence leaves room for, half-overlapping) and
 Recall@k is the share of captions whose own segment is among the k best-ranked.
 
 Several segments can show the same verb and noun, and a model that reads only those cannot tell
-them apart: `label_reader_recall` gives what such a reader reaches, the ceiling to read recall against.
+them apart: `label_reader_recall` gives what such a reader reaches, the level to read recall against
+(a model could pass it only by reading more than the action: the container, the kitchen).
 
 Every caption is scored against every candidate, so the cost grows with the square of the number of
 validation videos: with more of them than `eval.retrieval_max_videos`, retrieval ranks the segments
