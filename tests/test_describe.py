@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from test_pipeline_e2e import micro_config
+from micro_run import micro_config
 
 from vbert.cli import main
 from vbert.config import Config, load_config

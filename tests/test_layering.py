@@ -185,3 +185,17 @@ def test_the_checks_catch_what_they_guard(tmp_path: Path) -> None:
     assert cycles(edges) == [["vbert.core.a", "vbert.core.b"]]
     assert ("vbert.tasks.t", "vbert.errors", False, 2) in edges  # inside a function
     assert not [e for e in edges if e[0] == "vbert.tasks.u"]  # TYPE_CHECKING only: not an import at run time
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in helper modules (toy_tokens, micro_run) or conftest, not in test files."""
+    offenders = []
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            offenders += [f"{path.name} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not offenders, offenders
