@@ -29,6 +29,7 @@ from vbert.errors import DataError
 from vbert.features.extract import SPEC_FILE, extraction_spec
 from vbert.features.extractors import Extractor, build_extractor
 from vbert.pretraining.joint_vocab import JointVocab
+from vbert.pretraining.stage import trained_input
 from vbert.pretraining.videobert import VideoBertForPretraining
 from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.captioner_file import CAPTIONER_DIR, FILES, SavedCaptioner, load_captioner
@@ -117,11 +118,7 @@ def _check_vocabulary(
             f"{file}: {tree.vocab_size} visual words, but the model in {pretrain} knows {vocab.visual_size}: "
             f"the vocabulary is from another run or was fitted again after pretraining; {advice} to pretrain on it"
         )
-    trained_on = (
-        read_manifest(pretrain).get("inputs", {}).get("visual_vocab")
-        if (pretrain / MANIFEST).is_file()
-        else None
-    )
+    trained_on = trained_input(pretrain, "visual_vocab")
     if trained_on and trained_on != file_sha256(file):
         raise DataError(
             f"{file}: not the vocabulary the model in {pretrain} was trained on (another vocabulary of the same "

@@ -123,6 +123,14 @@ def tokens_vocab_hash(data: str | Path) -> str | None:
     return read_manifest(folder).get("inputs", {}).get("vocab_file") or None
 
 
+def trained_input(folder: Path, name: str) -> str | None:
+    """The SHA-256 a pretrained model folder's manifest records for its input `name` ("tokens",
+    "visual_vocab"); None when the folder has no manifest or the manifest no such input."""
+    if not (folder / MANIFEST).is_file():
+        return None
+    return read_manifest(folder).get("inputs", {}).get(name)
+
+
 def vocab_for_tokens(data: str | Path) -> Path:
     """The vocabulary the tokens in `data` were made with, where `vbert run` puts it (`../vocab/`)."""
     recorded = tokens_vocab_hash(data)

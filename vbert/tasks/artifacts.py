@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vbert.config import Config
-from vbert.core.manifest import MANIFEST, cached_stage, file_sha256, read_manifest
+from vbert.core.manifest import cached_stage, file_sha256
 from vbert.core.run_folder import run_folder_of
 from vbert.core.stages import code_digest, resolve
 from vbert.data.synthcook.generate import STAGE as GENERATE
@@ -22,7 +22,13 @@ from vbert.features.extract import STAGE as EXTRACT
 from vbert.pretraining.joint_vocab import JointVocab
 from vbert.pretraining.saved import load_pretrained
 from vbert.pretraining.stage import STAGE as PRETRAIN
-from vbert.pretraining.stage import run_pretraining, tokens_vocab_hash, trained_with, training_recipe
+from vbert.pretraining.stage import (
+    run_pretraining,
+    tokens_vocab_hash,
+    trained_input,
+    trained_with,
+    training_recipe,
+)
 from vbert.pretraining.videobert import VideoBertForPretraining
 from vbert.visual_words.token_file import token_file, tokens_visual_size
 from vbert.visual_words.tokenize import STAGE as TOKENIZE
@@ -156,11 +162,7 @@ class Artifacts:
                 f"{model}: the model knows {visual_size} visual words, but the tokens in {tokens} were "
                 f"made with a vocabulary of {theirs}; evaluate it on tokens of its own vocabulary"
             )
-        trained = (
-            read_manifest(model).get("inputs", {}).get("visual_vocab")
-            if (model / MANIFEST).is_file()
-            else None
-        )
+        trained = trained_input(model, "visual_vocab")
         made = tokens_vocab_hash(tokens)
         if trained and made and trained != made:
             raise DataError(
@@ -190,9 +192,9 @@ class Artifacts:
     def _check_model_trained_on_tokens(self) -> None:
         """The text-only BERT is trained on the tokens: refuse when the model given saw other ones."""
         model = self.paths.get("pretrained")
-        if model is None or not (model / MANIFEST).is_file():
+        if model is None:
             return
-        trained_on = read_manifest(model).get("inputs", {}).get("tokens")
+        trained_on = trained_input(model, "tokens")
         if trained_on and trained_on != file_sha256(token_file(self.tokens())):
             raise DataError(
                 f"{model}: this model was pretrained on other tokens than {self.tokens()}, so a "
