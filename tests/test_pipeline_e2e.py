@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from micro_run import micro_config
+from safetensors.torch import load_file
 
 from vbert.config import Config, load_config
 from vbert.core.manifest import file_sha256
@@ -34,6 +36,7 @@ from vbert.data.video import write_video
 from vbert.errors import DataError
 from vbert.features.store import FeatureStore
 from vbert.pipeline import runner as pipeline
+from vbert.tasks.artifacts import Artifacts, masked_text_steps
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -334,6 +337,23 @@ def test_readme_library_examples_run_against_a_finished_run(run, tmp_path: Path,
     assert described["videos"][0]["words"] == tokens["sc_val_00001"]["words"]
     assert described["videos"][0]["segments"][0]["caption"] is not None
     assert len(namespace["described"].videos[0].similar) == 3
+
+
+def test_the_text_only_bert_trained_beside_the_other_tasks_is_the_one_trained_here(
+    run, tmp_path: Path
+) -> None:
+    """The evaluate stage trains Table 1's text-only BERT in a child process: the same weights as here."""
+    config, out, _ = run
+    here = Artifacts(
+        config, tokens=out / "tokenize", pretrained=out / "pretrain", text_only_dir=tmp_path / "text-only"
+    ).text_only()
+    beside = out / "eval" / "text-only-bert"
+    logged = [
+        json.loads(line) for line in (beside / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert logged[-1]["step"] == masked_text_steps(config.pretrain)
+    ours, theirs = load_file(here / "videobert.safetensors"), load_file(beside / "videobert.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
 def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_path: Path, capsys) -> None:

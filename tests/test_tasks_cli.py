@@ -10,7 +10,14 @@ import pytest
 
 from vbert.cli import main
 from vbert.pipeline import runner as pipeline
+from vbert.tasks import stage as evaluate_stage
 from vbert.tasks.cli import TASKS, write_result
+
+
+@pytest.fixture
+def scripted_zero_shot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' zero-shot runners are scripted: no text-only BERT is trained beside them."""
+    monkeypatch.setattr(evaluate_stage, "_alongside", lambda *args: None)
 
 
 def test_eval_lists_its_tasks(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +55,7 @@ def test_evaluate_stage_comes_after_pretrain() -> None:
 
 
 def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripted_zero_shot: None
 ) -> None:
     from vbert.config import load_config
     from vbert.core.manifest import read_manifest, write_manifest
@@ -83,7 +90,7 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
 
     with pytest.raises(StageError, match=r"1 of 3 tasks failed \(captioning: ModuleNotFoundError"):
         pipeline.run_pipeline(config, run, only=["evaluate"])
-    assert calls == ["zero-shot", "captioning", "retrieval"]  # the failure did not stop retrieval
+    assert calls == ["captioning", "retrieval", "zero-shot"]  # the failure stopped no other task
     manifest = read_manifest(run / "eval")
     assert manifest["complete"] is False and [f["item"] for f in manifest["failures"]] == ["captioning"]
     assert sorted(manifest["outputs"]) == ["retrieval.json", "zero-shot.json"]
@@ -112,7 +119,7 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     pipeline.run_pipeline(config, run, only=["evaluate"])
     assert calls == []  # complete: nothing runs
     pipeline.run_pipeline(config, run, only=["evaluate"], force=True)
-    assert calls == ["zero-shot", "captioning", "retrieval"]  # forced: every task again
+    assert calls == ["captioning", "retrieval", "zero-shot"]  # forced: every task again
 
     # A pretraining setting that changes no table (how many checkpoints it keeps) reruns nothing.
     calls.clear()
@@ -132,19 +139,56 @@ def test_evaluate_stage_keeps_finished_tasks_and_retries_only_a_failed_one(
     write_manifest(run / "pretrain", "pretrain", {"steps": 2})
 
     def interrupted(config, device, artifacts=None):
-        calls.append("captioning")
+        calls.append("retrieval")
         raise KeyboardInterrupt
 
     calls.clear()
-    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", interrupted)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_pipeline(config, run, only=["evaluate"])
-    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", captions))
+    monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", runner("retrieval", retrieval))
     pipeline.run_pipeline(config, run, only=["evaluate"])
-    assert calls == ["zero-shot", "captioning", "captioning", "retrieval"]
+    assert calls == ["captioning", "retrieval", "retrieval", "zero-shot"]
 
 
-def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path, monkeypatch) -> None:
+def test_the_text_only_bert_trained_beside_the_other_tasks_fails_zero_shot_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vbert.config import load_config
+    from vbert.core.manifest import read_manifest
+    from vbert.errors import StageError
+    from vbert.tasks import cli as tasks_cli
+
+    calls: list[str] = []
+
+    def runner(task: str, result: dict) -> object:
+        def run(config, device, artifacts=None):
+            calls.append(task)
+            return result, ""
+
+        return run
+
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", runner("captioning", {"rows": [{"scores": {}}]}))
+    monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", runner("retrieval", {"rows": {}}))
+    monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", runner("zero-shot", {}))
+    monkeypatch.setitem(evaluate_stage.STAGE_TASKS, "captioning", lambda result: {})
+    monkeypatch.setitem(evaluate_stage.STAGE_TASKS, "retrieval", lambda result: {})
+    run = tmp_path / "run"
+    for folder in ("synthcook", "features", "vocab", "tokenize", "pretrain"):
+        (run / folder).mkdir(parents=True)
+    # the child process finds no token file in tokenize/: its error is zero-shot's, the others finish
+    with pytest.raises(StageError, match="1 of 3 tasks failed") as failed:
+        pipeline.run_pipeline(load_config("tiny"), run, only=["evaluate"])
+    assert calls == ["captioning", "retrieval"]  # zero-shot never ran without its text-only BERT
+    reason = read_manifest(run / "eval")["failures"][0]
+    assert reason["item"] == "zero-shot"
+    assert "text-only BERT (trained beside the other tasks): DataError" in reason["reason"]
+    assert str(run / "tokenize") in reason["reason"] and reason["reason"] in str(failed.value)
+
+
+def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(
+    tmp_path, monkeypatch, scripted_zero_shot
+) -> None:
     from vbert.config import load_config
     from vbert.pretraining.trainer import TrainingStopped
     from vbert.tasks import cli as tasks_cli
@@ -155,9 +199,9 @@ def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path,
     def never(config, device, artifacts=None):
         raise AssertionError("a task ran after the stop")
 
-    monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", stopped)
-    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", never)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "captioning", stopped)
     monkeypatch.setitem(tasks_cli.RUNNERS, "retrieval", never)
+    monkeypatch.setitem(tasks_cli.RUNNERS, "zero-shot", never)
     for folder in ("synthcook", "features", "vocab", "tokenize", "pretrain"):
         (tmp_path / "run" / folder).mkdir(parents=True)
     with pytest.raises(TrainingStopped):
@@ -165,7 +209,7 @@ def test_a_stop_signal_during_an_evaluation_task_stops_the_whole_stage(tmp_path,
 
 
 def test_the_evaluate_stage_keeps_the_captioner_and_redoes_captioning_for_a_stage_that_kept_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripted_zero_shot: None
 ) -> None:
     from vbert.config import load_config
     from vbert.core.manifest import file_sha256, read_manifest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -415,6 +416,32 @@ def test_given_tokens_are_never_paired_with_the_presets_own_folders(tmp_path, mo
     write_manifest(model, "pretrain", {}, inputs={"tokens": "0" * 64})
     with pytest.raises(DataError, match="pretrained on other tokens.*--text-model"):
         Artifacts(config, tokens=elsewhere, pretrained=model).text_only()
+
+
+def test_the_text_only_bert_trains_on_as_many_masked_sentences_as_videobert() -> None:
+    from vbert.config import load_config
+    from vbert.tasks.artifacts import masked_text_steps, text_only_config
+
+    tiny = load_config(
+        "tiny"
+    ).pretrain  # 32 video-text pairs a step, all masked for 900 steps, then a quarter
+    assert masked_text_steps(tiny) == 900 + round(1500 * 0.25)
+    # the paper's mix: 8 text-only and 16 video-text of 32 a step, every pair masked (alignment pairs too)
+    paper_mix = dataclasses.replace(tiny, regime_mix=(0.25, 0.25, 0.5), mask_alignment_pairs=True)
+    assert masked_text_steps(paper_mix) == 2400 * 24 // 32
+    # alignment pairs left whole from the start: only the text-only examples and the other pairs count
+    whole = dataclasses.replace(
+        paper_mix, mask_alignment_pairs=False, alignment_share=0.5, alignment_from_step=0
+    )
+    assert masked_text_steps(whole) == 2400 * (8 + 16 * 0.5) // 32
+    # an alignment phase after the last step leaves every pair masked
+    assert masked_text_steps(dataclasses.replace(tiny, alignment_from_step=10_000)) == 2400
+    config = text_only_config(load_config("tiny"))
+    assert (config.pretrain.steps, config.pretrain.regime_mix, config.pretrain.alignment_share) == (
+        1275,
+        (1, 0, 0),
+        0,
+    )
 
 
 def test_exemplar_clips_pick_the_nearest_clip_and_refuse_words_of_another_vocabulary() -> None:

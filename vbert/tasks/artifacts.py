@@ -12,13 +12,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from vbert.config import Config
+from vbert.config import Config, PretrainConfig
 from vbert.core.manifest import cached_stage, file_sha256
 from vbert.core.run_folder import run_folder_of
 from vbert.core.stages import code_digest, resolve
 from vbert.data.synthcook.generate import STAGE as GENERATE
 from vbert.errors import DataError
 from vbert.features.extract import STAGE as EXTRACT
+from vbert.pretraining.data import regime_counts
 from vbert.pretraining.joint_vocab import JointVocab
 from vbert.pretraining.saved import load_pretrained
 from vbert.pretraining.stage import STAGE as PRETRAIN
@@ -184,7 +185,10 @@ class Artifacts:
         if out is None:
             return resolve(PRETRAIN, config)
         self._check_model_trained_on_tokens()
-        if not trained_with(out, training_recipe(config, file_sha256(token_file(self.tokens())))):
+        tokens = token_file(self.tokens())
+        if not tokens.is_file():
+            raise DataError(f"{tokens}: token file not found (run `vbert tokenize` first)")
+        if not trained_with(out, training_recipe(config, file_sha256(tokens))):
             # checkpoints of the same recipe (killed part-way) continue; of another recipe, start over
             run_pretraining(config, self.tokens(), out, resume="if-same")
         return out
@@ -217,9 +221,32 @@ class Artifacts:
 def text_only_config(config: Config) -> Config:
     """The same config with pretraining on text alone (the text-only BERT of Table 1).
 
+    It trains on as many masked sentences as VideoBERT predicted words of (`masked_text_steps`), so
+    that the two priors of Table 1 differ in what the model saw beside the text, not in how much text.
     Its visual rows are never trained, so they start random whatever `visual_init` says.
     """
-    return dataclasses.replace(
-        config,
-        pretrain=dataclasses.replace(config.pretrain, regime_mix=(1.0, 0.0, 0.0), visual_init="random"),
+    steps = masked_text_steps(config.pretrain)
+    pretrain = dataclasses.replace(
+        config.pretrain,
+        steps=steps,
+        warmup_steps=min(config.pretrain.warmup_steps, steps),
+        regime_mix=(1.0, 0.0, 0.0),
+        alignment_share=0.0,
+        visual_init="random",
     )
+    return dataclasses.replace(config, pretrain=pretrain)
+
+
+def masked_text_steps(pretrain: PretrainConfig) -> int:
+    """Steps of text-only batches that hold as many masked sentences as VideoBERT's pretraining.
+
+    A VideoBERT batch masks the text of its text-only examples and of its video-text pairs, except
+    the alignment pairs that `mask_alignment_pairs: false` leaves whole (drawn from
+    `alignment_from_step` on). The tiny preset: 900 steps of masked pairs, then 1,500 steps in which
+    a quarter of them are masked, so 900 + 1,500 x 0.25 = 1,275 steps.
+    """
+    text, video, joint = regime_counts(pretrain.batch_size, pretrain.regime_mix)
+    unmasked = 0.0 if pretrain.mask_alignment_pairs else pretrain.alignment_share
+    before = min(max(pretrain.alignment_from_step, 0), pretrain.steps)
+    sentences = before * (text + joint) + (pretrain.steps - before) * (text + joint * (1.0 - unmasked))
+    return max(1, round(sentences / pretrain.batch_size))

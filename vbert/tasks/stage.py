@@ -2,18 +2,27 @@
 
 Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `eval/manifest.json`
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
-task is retried alone. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip
-features" row in `eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
+task is retried alone. Zero-shot runs last: the text-only BERT it compares with is trained in a
+child process while captioning and retrieval run (`TextOnlyBeside`), so on two cores it adds no
+time. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip features" row in
+`eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
 files' SHA-256 (and "captioner": the folder), for `vbert describe`; a stage finished by an older
 vbert (no "captioner" in its manifest) runs the captioning task again, keeping the other tables.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import shutil
 import traceback
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from vbert.config import Config
 from vbert.core.device import select_device
@@ -95,6 +104,91 @@ def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
     return {name: outputs[name] for name in names} if all(name in outputs for name in names) else {}
 
 
+def _train_text_only(
+    config: Config, inputs: dict[str, Path], folder: Path, threads: int, report: Connection
+) -> None:
+    """Child process: train the text-only BERT into `folder` (resuming its checkpoints); report any error."""
+    torch.set_num_threads(threads)  # as many as the parent uses: the same arithmetic as in the parent
+    try:
+        Artifacts(
+            config, tokens=inputs["tokenize"], pretrained=inputs["pretrain"], text_only_dir=folder
+        ).text_only()
+    except TrainingStopped as err:  # SIGTERM or Ctrl-C: a checkpoint is written; the parent stops too
+        report.send(("stopped", str(err), err.exit_code))
+    except BaseException as err:  # noqa: BLE001 - sent to the parent, which records it as zero-shot's failure
+        report.send(("failed", f"{type(err).__name__}: {err}", 1))
+    else:
+        report.send(None)
+    finally:
+        report.close()
+
+
+class TextOnlyBeside:
+    """The text-only BERT of Table 1 trained in a child process while captioning and retrieval run.
+
+    Only zero-shot needs it, so on a machine with a second core it costs no time of its own. The
+    child runs the same training code with the parent's thread count, so it trains the same model as
+    `Artifacts.text_only` would in this process; its checkpoints make a stopped run resume. A child
+    that fails leaves its error for `wait`; on leaving the block early (an error, Ctrl-C) the child
+    is sent SIGTERM, which ends its training at a checkpoint.
+    """
+
+    def __init__(self, config: Config, inputs: dict[str, Path], folder: Path) -> None:
+        self.args = (config, inputs, folder, torch.get_num_threads())
+        self.process: BaseProcess | None = None
+        self.receive: Connection | None = None
+
+    def __enter__(self) -> TextOnlyBeside:
+        # forkserver: a fresh process, not a fork of this one and its threads (see vbert.features.extract)
+        context = multiprocessing.get_context("forkserver")
+        self.receive, send = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_train_text_only, args=(*self.args, send), name="text-only BERT"
+        )
+        self.process.start()
+        send.close()
+        return self
+
+    def wait(self) -> None:
+        """Wait for the child; a training error of its own is raised here as a StageError."""
+        assert self.process is not None and self.receive is not None
+        try:
+            outcome = self.receive.recv()
+        except EOFError:  # ended without a word: killed, or out of memory
+            outcome = (
+                "failed",
+                f"its process ended without finishing (exit code {self.process.exitcode})",
+                1,
+            )
+        self.process.join()
+        if outcome is None:
+            return
+        kind, reason, exit_code = outcome
+        if kind == "stopped":
+            raise TrainingStopped(f"text-only BERT: {reason}", exit_code)
+        raise StageError(f"text-only BERT (trained beside the other tasks): {reason}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()  # SIGTERM: the trainer writes a checkpoint and stops
+        if self.process is not None:
+            self.process.join()
+        if self.receive is not None:
+            self.receive.close()
+
+
+def _alongside(
+    config: Config, inputs: dict[str, Path], out: Path, done: dict[str, str]
+) -> TextOnlyBeside | None:
+    """A child that trains the text-only BERT beside the other tasks, when zero-shot still needs it.
+
+    Not under torchrun: the child would try to join the training's process group.
+    """
+    if "zero-shot.json" in done or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    return TextOnlyBeside(config, inputs, out / "text-only-bert")
+
+
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
     """The "evaluate" stage: zero-shot, captioning and retrieval tables of the pretrained model, into `out`.
 
@@ -125,41 +219,52 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         text_only_dir=out / "text-only-bert",
         captioner_dir=out / CAPTIONER_DIR,
     )
-    summary: dict[str, Any] = {}
+    summaries: dict[str, dict[str, Any]] = {}
     outputs: dict[str, str] = {}
     failures: list[dict[str, str]] = []
-    for task, summarise in STAGE_TASKS.items():
-        name = f"{task}.json"
-        if name in done:
-            print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
-            outputs[name] = done[name]
-            outputs.update(_captioner_outputs(done) if task == "captioning" else {})
-            summary.update(summarise(read_json(out / name)))
-        else:
-            try:
-                result, text = RUNNERS[task](config, device, artifacts)
-            except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
-                raise
-            except Exception as err:  # noqa: BLE001 - recorded, and the stage fails once the other tasks ran
-                if not isinstance(err, VbertError):  # a user-facing error says all in its message
-                    traceback.print_exc()
-                reason = f"{type(err).__name__}: {err}"
-                print(
-                    f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks",
-                    flush=True,
-                )
-                failures.append({"item": task, "reason": reason})
-                for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
-                    stale.unlink(missing_ok=True)
-                if task == "captioning":
-                    shutil.rmtree(out / CAPTIONER_DIR, ignore_errors=True)
+    beside = _alongside(config, inputs, out, done)
+    with beside if beside is not None else contextlib.nullcontext():
+        for task in sorted(
+            STAGE_TASKS, key=lambda t: t == "zero-shot"
+        ):  # zero-shot last: it waits for `beside`
+            name = f"{task}.json"
+            if name in done:
+                print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
+                outputs[name] = done[name]
+                outputs.update(_captioner_outputs(done) if task == "captioning" else {})
+                summaries[task] = STAGE_TASKS[task](read_json(out / name))
             else:
-                write_result(out, task, result, text)
-                outputs[name] = file_sha256(out / name)
-                outputs.update(result.get("captioner", {}) if task == "captioning" else {})
-                summary.update(summarise(read_json(out / name)))  # as stored, as a resumed run reads it
-        kept = CAPTIONER_DIR if _captioner_outputs(outputs) else None
-        write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept)  # so far
+                try:
+                    if task == "zero-shot" and beside is not None:
+                        beside.wait()  # its text-only BERT, trained while the other tasks ran
+                    result, text = RUNNERS[task](config, device, artifacts)
+                except TrainingStopped:  # asked to stop (SIGTERM, Ctrl-C): the whole stage stops
+                    raise
+                except Exception as err:  # noqa: BLE001 - recorded; the stage fails once the other tasks ran
+                    if not isinstance(err, VbertError):  # a user-facing error says all in its message
+                        traceback.print_exc()
+                    reason = f"{type(err).__name__}: {err}"
+                    print(
+                        f"[vbert run] evaluate: {task} failed ({reason}); going on with the other tasks",
+                        flush=True,
+                    )
+                    failures.append({"item": task, "reason": reason})
+                    for stale in (out / name, out / f"{task}.md"):  # an earlier run's table is not this run's
+                        stale.unlink(missing_ok=True)
+                    if task == "captioning":
+                        shutil.rmtree(out / CAPTIONER_DIR, ignore_errors=True)
+                else:
+                    write_result(out, task, result, text)
+                    outputs[name] = file_sha256(out / name)
+                    outputs.update(result.get("captioner", {}) if task == "captioning" else {})
+                    summaries[task] = STAGE_TASKS[task](
+                        read_json(out / name)
+                    )  # as stored, as a resumed run reads it
+            kept = CAPTIONER_DIR if _captioner_outputs(outputs) else None
+            write_manifest(
+                out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept
+            )  # so far
+    summary = {key: value for task in STAGE_TASKS for key, value in summaries.get(task, {}).items()}
     write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, not failures, captioner=kept)
     if failures:
         listed = "; ".join(f"{f['item']}: {f['reason']}" for f in failures)
