@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +266,44 @@ def test_the_evaluate_stage_keeps_the_captioner_and_redoes_captioning_for_a_stag
     calls.clear()
     pipeline.run_pipeline(config, run, only=["evaluate"])
     assert calls == ["captioning"]
+
+
+PARENT_SCRIPT = """\
+import multiprocessing, signal, sys, time
+from pathlib import Path
+
+from vbert.tasks.stage import stop_when_parent_ends
+
+
+def child(flag: str) -> None:
+    stop_when_parent_ends()
+    signal.signal(signal.SIGTERM, lambda *_: (Path(flag).write_text("SIGTERM"), sys.exit(0)))
+    Path(flag + ".started").write_text("")
+    time.sleep(120)
+
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("forkserver").Process(target=child, args=(sys.argv[1],))
+    process.start()
+    time.sleep(120)
+"""
+
+
+def test_a_child_of_the_evaluate_stage_is_stopped_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of `vbert run` cannot stop the text-only BERT's process: it stops itself (SIGTERM)."""
+    script, flag = tmp_path / "parent.py", tmp_path / "child-stopped"
+    script.write_text(PARENT_SCRIPT, encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, str(script), str(flag)])
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{flag}.started").exists():
+            assert time.monotonic() < deadline and parent.poll() is None, "the child never started"
+            time.sleep(0.1)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert flag.exists() and flag.read_text() == "SIGTERM"  # without the watcher it sleeps on
+    finally:
+        parent.kill()

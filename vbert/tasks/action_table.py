@@ -10,7 +10,8 @@ Rows of Table 1, all on the same validation segments and label sets::
                                      an upper bound of the same spirit, trained on training segments)
 
 The text-only BERT is trained by the same pretraining code with `pretrain.regime_mix = [1, 0, 0]`
-(only text-only masked prediction), on the same narrations, for the same steps. Table 2 trains
+(only text-only masked prediction), on the same narrations, for as many masked sentences as
+VideoBERT predicted words of (`vbert.tasks.artifacts.masked_text_steps`). Table 2 trains
 VideoBERT on 25/50/100% of the training videos, each for the preset's steps (the same compute, so
 that the rows differ in data only), and reports zero-shot top-5.
 """

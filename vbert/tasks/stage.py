@@ -16,6 +16,8 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -104,10 +106,31 @@ def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
     return {name: outputs[name] for name in names} if all(name in outputs for name in names) else {}
 
 
+def stop_when_parent_ends() -> threading.Thread | None:
+    """In a child process: a watcher that sends this process SIGTERM once its parent has ended.
+
+    A parent killed outright (SIGKILL, out of memory) cannot stop its children; without this, the
+    child would go on writing into a folder that the next run resumes from. SIGTERM makes a training
+    child write a checkpoint and stop (`vbert.core.graceful_stop`).
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child
+        return None
+
+    def watch() -> None:
+        parent.join()  # returns when the parent process has ended
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="stop when parent ends", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def _train_text_only(
     config: Config, inputs: dict[str, Path], folder: Path, threads: int, report: Connection
 ) -> None:
     """Child process: train the text-only BERT into `folder` (resuming its checkpoints); report any error."""
+    stop_when_parent_ends()
     torch.set_num_threads(threads)  # as many as the parent uses: the same arithmetic as in the parent
     try:
         Artifacts(
