@@ -1,4 +1,4 @@
-"""Classroom assignments: every notebook 01-08 ends with a graded section; student versions carry no
+"""Classroom assignments: every notebook 01-08 (03a and 03b for lesson 03) ends with a graded section; student versions carry no
 solution; nbgrader's autograder gives full marks to the committed (solution) notebooks and none to
 untouched student versions.
 
@@ -46,11 +46,15 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return assignments.release(tmp_path_factory.mktemp("assignments") / "release")
 
 
+def _number(path: Path) -> str:
+    return path.name.split("_")[0]
+
+
 def test_notebooks_01_to_08_end_with_a_graded_section() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
+    assert [_number(p) for p in NOTEBOOKS] == ["01", "02", "03a", "03b", "04", "05", "06", "07", "08"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_number)
 def test_graded_section_has_two_to_four_exercises_of_different_kinds(path: Path) -> None:
     assert assignments.section_problems(path) == []
     cells = _graded(path)

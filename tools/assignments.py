@@ -1,7 +1,7 @@
 """Classroom assignments from the course notebooks, with nbgrader.
 
-The committed notebooks are the instructor's (solution) versions. Each of notebooks 01-08 ends
-with a graded section: cells tagged `graded`, marked for nbgrader (`### BEGIN SOLUTION` /
+The committed notebooks are the instructor's (solution) versions. Each of notebooks 01-08 (lesson
+03 in two notebooks, 03a and 03b) ends with a graded section: cells tagged `graded`, marked for nbgrader (`### BEGIN SOLUTION` /
 `### END SOLUTION`, `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`, and `nbgrader` cell
 metadata with a grade id and points). This script turns them into what a course needs:
 
@@ -74,7 +74,7 @@ def graded_notebooks(folder: Path = ROOT / "notebooks") -> list[Path]:
     """The course notebooks that end with a graded section, in order."""
     return [
         p
-        for p in sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+        for p in sorted(folder.glob("[0-9][0-9]*_*.ipynb"))  # 03a_..., 03b_... too
         if any(is_graded(c) for c in nbformat.read(p, as_version=4).cells)
     ]
 
