@@ -37,6 +37,7 @@ from vbert.errors import DataError
 from vbert.features.store import FeatureStore
 from vbert.pipeline import runner as pipeline
 from vbert.tasks.artifacts import Artifacts, masked_text_steps
+from vbert.tasks.stage import text_only_ahead
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -354,6 +355,19 @@ def test_the_text_only_bert_trained_beside_the_other_tasks_is_the_one_trained_he
     assert logged[-1]["step"] == masked_text_steps(config.pretrain)
     ours, theirs = load_file(here / "videobert.safetensors"), load_file(beside / "videobert.safetensors")
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_vbert_run_starts_the_text_only_bert_beside_pretraining_unless_it_is_trained(
+    run, tmp_path: Path, monkeypatch
+) -> None:
+    config, out, _ = run
+    assert text_only_ahead(config, out) is None  # trained by the run: nothing to start
+    other = tmp_path / "run"
+    shutil.copytree(out / "tokenize", other / "tokenize")
+    ahead = text_only_ahead(config, other)
+    assert ahead is not None and ahead.args[2] == other / "eval" / "text-only-bert"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert text_only_ahead(config, other) is None  # under torchrun the child would join the group
 
 
 def test_eval_at_a_kept_training_step_follows_the_model_over_training(run, tmp_path: Path, capsys) -> None:

@@ -18,6 +18,7 @@ and why, the Table 1 and Table 3 analogues, figures, the exact config and the pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from vbert.config import Config, add_config_arguments, config_from_args, save_config
@@ -28,6 +29,7 @@ from vbert.features.extract import STAGE as EXTRACT
 from vbert.pipeline.report import write_report
 from vbert.pretraining.stage import STAGE as PRETRAIN
 from vbert.tasks.stage import STAGE as EVALUATE
+from vbert.tasks.stage import text_only_ahead
 from vbert.visual_words.tokenize import STAGE as TOKENIZE
 from vbert.visual_words.vocab import STAGE as VOCAB
 
@@ -55,16 +57,23 @@ def run_pipeline(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    resolver = Resolver(config, run_dir, force=force, only=only if only else [s.name for s in STAGES])
-    for stage in STAGES:
-        if only and stage.name not in only:
-            continue
-        print(f"[vbert run] {stage.name}: {stage.description}", flush=True)
-        try:
-            resolver.folder(stage)
-        except StageError:  # finished in part: report what there is, then fail
-            write_report(config, run_dir, resolver.results)
-            raise
+    names = only if only else [s.name for s in STAGES]
+    resolver = Resolver(config, run_dir, force=force, only=names)
+    with contextlib.ExitStack() as beside:
+        for stage in STAGES:
+            if stage.name not in names:
+                continue
+            if stage is PRETRAIN and EVALUATE.name in names:
+                # the text-only BERT of Table 1 needs only the tokens: it trains while VideoBERT does
+                ahead = text_only_ahead(config, run_dir)
+                if ahead is not None:
+                    beside.enter_context(ahead)
+            print(f"[vbert run] {stage.name}: {stage.description}", flush=True)
+            try:
+                resolver.folder(stage)
+            except StageError:  # finished in part: report what there is, then fail
+                write_report(config, run_dir, resolver.results)
+                raise
     write_report(config, run_dir, resolver.results)
     return resolver.results
 

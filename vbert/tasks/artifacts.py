@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vbert.config import Config, PretrainConfig
-from vbert.core.manifest import cached_stage, file_sha256
+from vbert.core.manifest import cached_stage, file_lock, file_sha256
 from vbert.core.run_folder import run_folder_of
 from vbert.core.stages import code_digest, resolve
 from vbert.data.synthcook.generate import STAGE as GENERATE
@@ -42,6 +42,10 @@ OPTIONS = {
     "pretrained": "--model",
     "text_only": "--text-model",
 }
+
+
+EVAL_DIR = "eval"  # the evaluate stage's folder in a `vbert run` folder
+TEXT_ONLY_DIR = "text-only-bert"  # the text-only BERT of Table 1, inside it
 
 
 class Artifacts:
@@ -179,7 +183,7 @@ class Artifacts:
         config = text_only_config(self.config)
         out = self.text_only_dir
         if out is None and self.run_dir is not None:
-            out = self.run_dir / "eval" / "text-only-bert"
+            out = self.run_dir / EVAL_DIR / TEXT_ONLY_DIR
         if out is None and "tokens" in self.paths:
             return self._text_only_on_given_tokens(config)
         if out is None:
@@ -188,9 +192,11 @@ class Artifacts:
         tokens = token_file(self.tokens())
         if not tokens.is_file():
             raise DataError(f"{tokens}: token file not found (run `vbert tokenize` first)")
-        if not trained_with(out, training_recipe(config, file_sha256(tokens))):
-            # checkpoints of the same recipe (killed part-way) continue; of another recipe, start over
-            run_pretraining(config, self.tokens(), out, resume="if-same")
+        # one trainer at a time: `vbert run` starts it beside pretraining, and the evaluate stage waits
+        with file_lock(out.parent / f".{out.name}.lock"):
+            if not text_only_trained(self.config, tokens, out):
+                # checkpoints of the same recipe (killed part-way) continue; of another recipe, start over
+                run_pretraining(config, self.tokens(), out, resume="if-same")
         return out
 
     def _check_model_trained_on_tokens(self) -> None:
@@ -235,6 +241,14 @@ def text_only_config(config: Config) -> Config:
         visual_init="random",
     )
     return dataclasses.replace(config, pretrain=pretrain)
+
+
+def text_only_trained(config: Config, tokens: str | Path, folder: Path) -> bool:
+    """Whether `folder` holds the text-only BERT of `config` trained to the end on these tokens."""
+    path = token_file(tokens)
+    return path.is_file() and trained_with(
+        folder, training_recipe(text_only_config(config), file_sha256(path))
+    )
 
 
 def masked_text_steps(pretrain: PretrainConfig) -> int:

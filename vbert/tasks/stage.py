@@ -3,8 +3,8 @@
 Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `eval/manifest.json`
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
 task is retried alone. Zero-shot runs last: the text-only BERT it compares with is trained in a
-child process while captioning and retrieval run (`TextOnlyBeside`), so on two cores it adds no
-time. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip features" row in
+child process, from before pretraining when `vbert run` starts it (`text_only_ahead`), else while
+captioning and retrieval run (`TextOnlyBeside`), so on two cores it adds little time. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip features" row in
 `eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
 files' SHA-256 (and "captioner": the folder), for `vbert describe`; a stage finished by an older
 vbert (no "captioner" in its manifest) runs the captioning task again, keeping the other tables.
@@ -36,7 +36,7 @@ from vbert.features.extract import STAGE as EXTRACT
 from vbert.pretraining.stage import STAGE as PRETRAIN
 from vbert.pretraining.stage import result_config
 from vbert.pretraining.trainer import TrainingStopped
-from vbert.tasks.artifacts import Artifacts
+from vbert.tasks.artifacts import EVAL_DIR, TEXT_ONLY_DIR, Artifacts, text_only_trained
 from vbert.tasks.captioner_file import CAPTIONER_DIR, FILES
 from vbert.tasks.cli import RUNNERS, write_result
 from vbert.visual_words.tokenize import STAGE as TOKENIZE
@@ -132,10 +132,10 @@ def _train_text_only(
     """Child process: train the text-only BERT into `folder` (resuming its checkpoints); report any error."""
     stop_when_parent_ends()
     torch.set_num_threads(threads)  # as many as the parent uses: the same arithmetic as in the parent
+    os.environ["VBERT_QUIET"] = "1"  # no progress bar of its own across the parent's
     try:
-        Artifacts(
-            config, tokens=inputs["tokenize"], pretrained=inputs["pretrain"], text_only_dir=folder
-        ).text_only()
+        model = inputs.get("pretrain")  # not yet trained when started beside pretraining
+        Artifacts(config, tokens=inputs["tokenize"], pretrained=model, text_only_dir=folder).text_only()
     except TrainingStopped as err:  # SIGTERM or Ctrl-C: a checkpoint is written; the parent stops too
         report.send(("stopped", str(err), err.exit_code))
     except BaseException as err:  # noqa: BLE001 - sent to the parent, which records it as zero-shot's failure
@@ -200,6 +200,22 @@ class TextOnlyBeside:
             self.receive.close()
 
 
+def text_only_ahead(config: Config, run_dir: Path) -> TextOnlyBeside | None:
+    """The text-only BERT of a run folder, to train from the moment its tokens exist (None under torchrun).
+
+    `vbert run` starts it before the pretrain stage, so that it trains on the second core while
+    VideoBERT pretrains; the evaluate stage then finds it trained, or waits for it (training holds a
+    lock on the folder).
+    """
+    folder, tokens = run_dir / EVAL_DIR / TEXT_ONLY_DIR, run_dir / TOKENIZE.out
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or text_only_trained(config, tokens, folder):
+        return None
+    print(
+        f"[vbert run] training the text-only BERT of Table 1 beside the other stages, in {folder}", flush=True
+    )
+    return TextOnlyBeside(config, {"tokenize": tokens}, folder)
+
+
 def _alongside(
     config: Config, inputs: dict[str, Path], out: Path, done: dict[str, str]
 ) -> TextOnlyBeside | None:
@@ -207,9 +223,12 @@ def _alongside(
 
     Not under torchrun: the child would try to join the training's process group.
     """
+    folder = out / TEXT_ONLY_DIR
     if "zero-shot.json" in done or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
-    return TextOnlyBeside(config, inputs, out / "text-only-bert")
+    if text_only_trained(config, inputs["tokenize"], folder):
+        return None  # trained beside pretraining (`text_only_ahead`) or by an earlier run
+    return TextOnlyBeside(config, inputs, folder)
 
 
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
@@ -239,7 +258,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
         vocab=inputs["vocab"],
         tokens=inputs["tokenize"],
         pretrained=inputs["pretrain"],
-        text_only_dir=out / "text-only-bert",
+        text_only_dir=out / TEXT_ONLY_DIR,
         captioner_dir=out / CAPTIONER_DIR,
     )
     summaries: dict[str, dict[str, Any]] = {}
@@ -303,7 +322,7 @@ STAGE = Stage(
     "evaluate",
     "downstream tasks: zero-shot, captioning, retrieval (vbert.tasks)",
     run_stage,
-    folder="eval",
+    folder=EVAL_DIR,
     needs=(GENERATE, EXTRACT, VOCAB, TOKENIZE, PRETRAIN),
     key=result_config,
     code=("vbert.tasks",),
