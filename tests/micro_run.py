@@ -13,6 +13,7 @@ name: micro
 data: {num_train_videos: 12, num_val_videos: 4, action_clips_per_class: 4, width: 48, height: 48,
        min_step_seconds: 1.6, max_step_seconds: 2.2, max_steps: 4, action_clip_seconds: 1.6}
 video: {crop_size: 32}
+features: {num_workers: 0}  # decoding in the test's own process, where a test can watch it
 vocab: {k: 3, depth: 2}
 text: {vocab_size: 200}
 model: {hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}

@@ -27,6 +27,7 @@ def _config(**extra: object):
         "features.weights=none",
         "video.crop_size=32",
         "features.batch_size=3",
+        "features.num_workers=0",  # decoding in this process, where a test can watch it
         *[f"{k}={v}" for k, v in extra.items()],
     ]
     return load_config("tiny", sets)
