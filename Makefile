@@ -26,7 +26,7 @@ help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
 	@echo "make execute-notebooks   re-execute and store every notebook in place"
-	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
+	@echo "make assignments   student versions + autograder material of notebooks/exercises/ in release/"
 	@echo "make book    the course website from the stored notebooks (not re-executed), README, docs/ and"
 	@echo "             the API reference, in build/book/html; any warning fails it (docs/book.md)"
 	@echo "make unit    the unit tests only;  make notebooks   the notebooks under nbval only"

@@ -34,8 +34,8 @@ _spec.loader.exec_module(assignments)
 
 NOTEBOOKS = assignments.graded_notebooks()
 LESSONS = [assignments.lesson_of(p) for p in NOTEBOOKS]
-EXERCISE = re.compile(r"^### Graded exercise \d+ \((implement|predict, then check|ablation)", re.MULTILINE)
-HEADING = re.compile(r"^### Graded exercise (\d+) \(([^)]*), (\d+) points?\): (.+)$")
+EXERCISE = re.compile(r"^## Graded exercise \d+ \((implement|predict, then check|ablation)", re.MULTILINE)
+HEADING = re.compile(r"^## Graded exercise (\d+) \(([^)]*), (\d+) points?\): (.+)$")
 
 
 def _graded(path: Path) -> list[nbformat.NotebookNode]:
@@ -193,13 +193,14 @@ class TestStudentVersions:
         for s in scores:
             assert s.auto_max > 0 and s.manual_max > 0, s
             assert s.auto == 0 and s.manual == 0 and s.manual_pending == 0, s
-        for path in NOTEBOOKS:  # each untouched notebook runs up to its first unsolved cell
+        for path in NOTEBOOKS:  # an untouched notebook runs until it needs a missing solution
             graded = released / "course" / "autograded" / "untouched" / path.stem / path.name
             cells = [c for c in nbformat.read(graded, as_version=4).cells if c.cell_type == "code"]
             failed = [i for i, c in enumerate(cells) if any(o.output_type == "error" for o in c.outputs)]
             unsolved = next(i for i, c in enumerate(cells) if assignments.nbgrader_meta(c).get("solution"))
-            assert failed and failed[0] == unsolved, (path.name, failed, unsolved)
-            assert cells[unsolved].outputs[-1].ename == "NotImplementedError", path.name
+            assert failed and failed[0] >= unsolved, (path.name, failed, unsolved)  # setup cells run
+            error = next(o for o in cells[failed[0]].outputs if o.output_type == "error")
+            assert error.ename == "NotImplementedError", (path.name, error.ename)  # a stub, not a bug
         with open(released / "course" / "grades.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == len(NOTEBOOKS) and {float(r["auto"]) for r in rows} == {0.0}
