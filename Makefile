@@ -25,7 +25,7 @@ PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with t
 help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
-	@echo "make execute-notebooks   re-execute and store every notebook in place"
+	@echo "make execute-notebooks   re-execute and store every notebook (lessons, exercises) in place"
 	@echo "make assignments   student versions + autograder material of notebooks/exercises/ in release/"
 	@echo "make book    the course website from the stored notebooks (not re-executed), README, docs/ and"
 	@echo "             the API reference, in build/book/html; any warning fails it (docs/book.md)"
@@ -67,7 +67,7 @@ notebooks: install
 
 # Stored quiet (VBERT_QUIET=1): a progress bar's widget cannot be shown on the web (make book).
 execute-notebooks: install
-	for nb in notebooks/*.ipynb; do \
+	for nb in notebooks/*.ipynb notebooks/exercises/*.ipynb; do \
 		VBERT_QUIET=1 OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done

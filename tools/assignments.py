@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for s in grade_folder(args.course.resolve(), args.submissions.resolve()):
                 print(
-                    f"{s.student:<16} {s.assignment:<40} autograded {s.auto:g}/{s.auto_max:g}, written "
+                    f"{s.student:<16} {s.assignment:<46} autograded {s.auto:g}/{s.auto_max:g}, written "
                     f"{s.manual:g}/{s.manual_max:g} ({s.manual_pending} answer(s) to read)"
                 )
     except AssignmentError as error:
