@@ -25,8 +25,8 @@ PYTEST_NOTEBOOK_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with t
 help:
 	@echo "make demo    run the pipeline on SynthCook (preset $(PRESET)), report in runs/demo"
 	@echo "make test    install, run the unit tests and execute every notebook under nbval"
-	@echo "make execute-notebooks   re-execute and store every notebook in place"
-	@echo "make assignments   student versions + autograder material of notebooks 01-08 in release/"
+	@echo "make execute-notebooks   re-execute and store every notebook (lessons, exercises) in place"
+	@echo "make assignments   student versions + autograder material of notebooks/exercises/ in release/"
 	@echo "make book    the course website from the stored notebooks (not re-executed), README, docs/ and"
 	@echo "             the API reference, in build/book/html; any warning fails it (docs/book.md)"
 	@echo "make unit    the unit tests only;  make notebooks   the notebooks under nbval only"
@@ -67,7 +67,7 @@ notebooks: install
 
 # Stored quiet (VBERT_QUIET=1): a progress bar's widget cannot be shown on the web (make book).
 execute-notebooks: install
-	for nb in notebooks/*.ipynb; do \
+	for nb in notebooks/*.ipynb notebooks/exercises/*.ipynb; do \
 		VBERT_QUIET=1 OMP_NUM_THREADS=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done

@@ -1,10 +1,10 @@
-"""Classroom assignments: every notebook 01-08 (03a and 03b for lesson 03) ends with a graded section; student versions carry no
-solution; nbgrader's autograder gives full marks to the committed (solution) notebooks and none to
-untouched student versions.
+"""Classroom assignments: every lesson 01-08 (03a and 03b for lesson 03) has an exercise notebook in
+notebooks/exercises/ and ends with a short section that links it; no lesson holds graded work or a
+solution; student versions carry no solution; nbgrader's autograder gives full marks to the
+committed (solution) exercise notebooks and none to untouched student versions.
 
-The release is generated once per test process; the autograder runs only each notebook's graded
-section (seconds), and the two test classes go to different xdist workers: about two minutes on 2
-cores (docs/benchmarks.md).
+The release is generated once per test process; each exercise notebook runs in seconds, and the two
+test classes go to different xdist workers (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ sys.modules["assignments"] = assignments
 _spec.loader.exec_module(assignments)
 
 NOTEBOOKS = assignments.graded_notebooks()
-EXERCISE = re.compile(r"^### Graded exercise \d+ \((implement|predict, then check|ablation)", re.MULTILINE)
+LESSONS = [assignments.lesson_of(p) for p in NOTEBOOKS]
+EXERCISE = re.compile(r"^## Graded exercise \d+ \((implement|predict, then check|ablation)", re.MULTILINE)
+HEADING = re.compile(r"^## Graded exercise (\d+) \(([^)]*), (\d+) points?\): (.+)$")
 
 
 def _graded(path: Path) -> list[nbformat.NotebookNode]:
@@ -50,12 +52,52 @@ def _number(path: Path) -> str:
     return path.name.split("_")[0]
 
 
-def test_notebooks_01_to_08_end_with_a_graded_section() -> None:
+def test_lessons_01_to_08_have_an_exercise_notebook() -> None:
     assert [_number(p) for p in NOTEBOOKS] == ["01", "02", "03a", "03b", "04", "05", "06", "07", "08"]
+    assert all(lesson.is_file() for lesson in LESSONS)
+    assert all(p.name.endswith("_exercises.ipynb") for p in NOTEBOOKS)
+
+
+def _exercises(path: Path) -> list[tuple[re.Match, int]]:
+    """(heading match, points of its graded cells) of each graded exercise of a notebook, in order."""
+    found = []
+    for cell in _graded(path):
+        heading = HEADING.match(cell.source.split("\n", 1)[0]) if cell.cell_type == "markdown" else None
+        if heading:
+            found.append([heading, 0])
+        elif found and assignments.nbgrader_meta(cell).get("grade"):
+            found[-1][1] += assignments.nbgrader_meta(cell)["points"]
+    return [tuple(f) for f in found]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_number)
-def test_graded_section_has_two_to_four_exercises_of_different_kinds(path: Path) -> None:
+def test_exercise_headings_state_their_points(path: Path) -> None:
+    exercises = _exercises(path)
+    assert [int(h.group(1)) for h, _ in exercises] == list(range(1, len(exercises) + 1))
+    for heading, points in exercises:
+        assert int(heading.group(3)) == points, heading.group(0)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_number)
+def test_lesson_ends_with_a_short_exercises_section_and_holds_no_solution(path: Path) -> None:
+    lesson = nbformat.read(assignments.lesson_of(path), as_version=4)
+    last = lesson.cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## Exercises\n"), last.source[:80]
+    assert f"](exercises/{path.name})" in last.source
+    for heading, points in _exercises(path):  # each exercise: its kind, its points and its title
+        kind, title = heading.group(2), heading.group(4)
+        plural = "point" if points == 1 else "points"
+        assert f"**{kind[0].upper() + kind[1:]}** ({points} {plural}): {title}" in last.source
+    for cell in lesson.cells:
+        assert not assignments.is_graded(cell) and not assignments.nbgrader_meta(cell)
+        assert not any(marker in cell.source for marker in assignments.MARKERS)
+        assert not re.search(r"^\s*#+ ?Solution|\*Answer:\*|YOUR CODE HERE", cell.source, re.MULTILINE)
+    headings = [line for c in lesson.cells if c.cell_type == "markdown" for line in c.source.splitlines()]
+    assert sum("exercise" in line.lower() for line in headings if line.startswith("#")) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_number)
+def test_exercise_notebook_has_two_to_four_exercises_of_different_kinds(path: Path) -> None:
     assert assignments.section_problems(path) == []
     cells = _graded(path)
     kinds = [m.group(1) for c in cells if c.cell_type == "markdown" for m in EXERCISE.finditer(c.source)]
@@ -110,24 +152,9 @@ def test_leak_check_finds_a_solution_line_left_in_a_student_version(tmp_path: Pa
     ]
 
 
-def test_lesson_cells_are_hidden_from_the_kernel_and_restored() -> None:
-    lesson = nbformat.v4.new_code_cell("train_for_an_hour()", execution_count=3)
-    lesson.outputs = [nbformat.v4.new_output("stream", text="done\n")]
-    graded = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["graded"]})
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# title"), lesson, graded])
-    nb, _ = assignments.HideLessonCells().preprocess(nb, {})
-    assert [c.cell_type for c in nb.cells] == ["markdown", "raw", "code"]
-    assert "outputs" not in nb.cells[1]
-    nb, _ = assignments.RestoreLessonCells().preprocess(nb, {})
-    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
-    assert nb.cells[1].source == "train_for_an_hour()" and nb.cells[1].outputs == []
-    assert assignments.LESSON_MARK not in nb.cells[1].metadata
-    nbformat.validate(nb)
-
-
-def test_release_refuses_a_notebook_without_a_graded_section(tmp_path: Path) -> None:
+def test_release_refuses_a_lesson_notebook(tmp_path: Path) -> None:
     with pytest.raises(assignments.AssignmentError, match="no cell is tagged 'graded'"):
-        assignments.release(tmp_path / "out", [ROOT / "notebooks" / "00_introduction.ipynb"])
+        assignments.release(tmp_path / "out", [ROOT / "notebooks" / "01_attention.ipynb"])
 
 
 def test_release_keeps_a_course_that_holds_grades(tmp_path: Path) -> None:
@@ -166,6 +193,14 @@ class TestStudentVersions:
         for s in scores:
             assert s.auto_max > 0 and s.manual_max > 0, s
             assert s.auto == 0 and s.manual == 0 and s.manual_pending == 0, s
+        for path in NOTEBOOKS:  # an untouched notebook runs until it needs a missing solution
+            graded = released / "course" / "autograded" / "untouched" / path.stem / path.name
+            cells = [c for c in nbformat.read(graded, as_version=4).cells if c.cell_type == "code"]
+            failed = [i for i, c in enumerate(cells) if any(o.output_type == "error" for o in c.outputs)]
+            unsolved = next(i for i, c in enumerate(cells) if assignments.nbgrader_meta(c).get("solution"))
+            assert failed and failed[0] >= unsolved, (path.name, failed, unsolved)  # setup cells run
+            error = next(o for o in cells[failed[0]].outputs if o.output_type == "error")
+            assert error.ename == "NotImplementedError", (path.name, error.ename)  # a stub, not a bug
         with open(released / "course" / "grades.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == len(NOTEBOOKS) and {float(r["auto"]) for r in rows} == {0.0}

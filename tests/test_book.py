@@ -177,6 +177,43 @@ def test_site_follows_course_order(site: Path) -> None:
     assert positions == sorted(positions)
 
 
+def test_exercise_notebooks_are_shown_as_students_receive_them(site: Path) -> None:
+    exercises = build_book.exercise_notebooks(ROOT)
+    assert exercises, "no exercise notebook found"
+    index = (site / "exercises.html").read_text(encoding="utf-8")
+    for path in exercises:
+        page = (site / "notebooks" / "exercises" / f"{path.stem}.html").read_text(encoding="utf-8")
+        assert f'href="notebooks/exercises/{path.stem}.html"' in index, path.name
+        assert "YOUR CODE HERE" in page and "YOUR ANSWER HERE" in page, path.name
+        assert "BEGIN SOLUTION" not in page and "HIDDEN TESTS" not in page, path.name
+        lesson = path.stem.removesuffix("_exercises")
+        assert f'href="../{lesson}.html"' in page, f"{path.name} does not link back to its lesson"
+        lesson_page = (site / "notebooks" / f"{lesson}.html").read_text(encoding="utf-8")
+        assert f'href="exercises/{path.stem}.html"' in lesson_page, f"{lesson} does not link {path.name}"
+
+
+def test_student_version_drops_solutions_hidden_tests_answers_and_outputs() -> None:
+    graded = {"nbgrader": {"solution": True, "grade": True, "grade_id": "a", "points": 1}}
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "def f(x):\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION",
+                outputs=[nbformat.v4.new_output("stream", text="42\n")],
+                execution_count=1,
+            ),
+            nbformat.v4.new_code_cell(
+                "assert f(1)\n### BEGIN HIDDEN TESTS\nassert f(2) == 42\n### END HIDDEN TESTS"
+            ),
+            nbformat.v4.new_markdown_cell("The model answer.", metadata=graded),
+        ]
+    )
+    cells = build_book.student_version(notebook).cells
+    assert cells[0].source == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert cells[0].outputs == [] and cells[0].execution_count is None
+    assert cells[1].source == "assert f(1)"
+    assert cells[2].source == "YOUR ANSWER HERE"
+
+
 def test_api_reference_covers_every_module(site: Path) -> None:
     modules = build_book.package_modules()
     assert "vbert.tasks.zero_shot" in modules and not any(m.endswith("__main__") for m in modules)

@@ -1,4 +1,5 @@
-"""Every notebook declares the python3 kernel and imports only installed packages (vbert, not siblings)."""
+"""Every notebook, lessons and exercise notebooks, declares the python3 kernel and imports only installed
+packages (vbert, not siblings)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXERCISE_NOTEBOOKS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 FIRST_CELL_NEEDS = ("seed", "select_device", "VBERT_PRESET", "__version__")
+# An exercise notebook runs on the CPU with small data of its own: no device, no preset.
+EXERCISE_FIRST_CELL_NEEDS = ("seed", "__version__")
 
 
 def _imported_modules(source: str) -> set[str]:
@@ -27,7 +31,9 @@ def _imported_modules(source: str) -> set[str]:
     return names
 
 
-def notebook_problems(path: Path, repo: Path = ROOT) -> list[str]:
+def notebook_problems(
+    path: Path, repo: Path = ROOT, first_cell_needs: tuple[str, ...] = FIRST_CELL_NEEDS
+) -> list[str]:
     """Everything wrong with one notebook's kernel, imports and first cell (empty when fine)."""
     nb = nbformat.read(path, as_version=4)
     problems = []
@@ -51,19 +57,24 @@ def notebook_problems(path: Path, repo: Path = ROOT) -> list[str]:
         if module != "vbert" and not installed and repo in origin.parents:
             problems.append(f"imports {module} from the repository, not an install")
     first = code[0] if code else ""
-    problems += [f"first code cell lacks {n}" for n in FIRST_CELL_NEEDS if n not in first]
+    problems += [f"first code cell lacks {n}" for n in first_cell_needs if n not in first]
     return problems
 
 
 def test_notebooks_exist_and_are_numbered() -> None:
-    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("00_")
-    for path in NOTEBOOKS:
+    assert NOTEBOOKS and NOTEBOOKS[0].name.startswith("00_") and EXERCISE_NOTEBOOKS
+    for path in NOTEBOOKS + EXERCISE_NOTEBOOKS:
         assert re.match(r"\d\d[a-z]?_", path.name), path.name  # 03a_..., 03b_...: one lesson in two parts
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_kernel_imports_and_first_cell(path: Path) -> None:
     assert notebook_problems(path) == []
+
+
+@pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_notebook_kernel_imports_and_first_cell(path: Path) -> None:
+    assert notebook_problems(path, first_cell_needs=EXERCISE_FIRST_CELL_NEEDS) == []
 
 
 def test_the_check_catches_a_bad_notebook(tmp_path: Path) -> None:

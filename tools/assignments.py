@@ -1,18 +1,21 @@
-"""Classroom assignments from the course notebooks, with nbgrader.
+"""Classroom assignments from the course's exercise notebooks, with nbgrader.
 
-The committed notebooks are the instructor's (solution) versions. Each of notebooks 01-08 (lesson
-03 in two notebooks, 03a and 03b) ends with a graded section: cells tagged `graded`, marked for nbgrader (`### BEGIN SOLUTION` /
-`### END SOLUTION`, `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS`, and `nbgrader` cell
-metadata with a grade id and points). This script turns them into what a course needs:
+Each lesson 01-08 (lesson 03 in two notebooks, 03a and 03b) has its graded exercises in a notebook of
+their own, `notebooks/exercises/<lesson>_exercises.ipynb`, and ends with a short "Exercises" section
+that links it. The committed exercise notebooks are the instructor's (solution) versions: every cell
+is tagged `graded` and carries nbgrader metadata (a grade id, points for graded cells), solutions are
+marked `### BEGIN SOLUTION` / `### END SOLUTION` and hidden tests `### BEGIN HIDDEN TESTS` /
+`### END HIDDEN TESTS`. This script turns them into what a course needs:
 
     python tools/assignments.py release [--out release]
         student versions (solutions, hidden tests and outputs removed) in OUT/student/, and the
         autograder material (an nbgrader course: source/, release/, gradebook.db) in OUT/course/.
-    python tools/assignments.py grade SUBMISSIONS [--course release/course] [--whole-notebook]
+    python tools/assignments.py grade SUBMISSIONS [--course release/course]
         autograde SUBMISSIONS/<student>/<notebook>.ipynb; prints and writes COURSE/grades.csv.
 
-A graded section depends only on its own setup cell, so by default the autograder executes the
-graded cells alone (seconds per notebook instead of minutes); `--whole-notebook` runs everything.
+An exercise notebook runs on its own (its setup cell imports what the exercises use and makes their
+small data; no lesson kernel, no trained model), so the autograder executes the whole of it, in
+seconds.
 """
 
 from __future__ import annotations
@@ -29,13 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
 from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
-GRADED_TAG = "graded"  # cell tag of every cell of a notebook's graded section
-LESSON_MARK = "vbert_skipped_lesson_cell"  # metadata key set while a lesson cell is hidden from the kernel
+EXERCISES = ROOT / "notebooks" / "exercises"
+SUFFIX = "_exercises"  # notebooks/exercises/<lesson>_exercises.ipynb goes with notebooks/<lesson>.ipynb
+GRADED_TAG = "graded"  # cell tag of every cell of an exercise notebook (and of no lesson cell)
 SOLUTION_RE = re.compile(
     r"^\s*#+\s*BEGIN SOLUTION\s*$(.*?)^\s*#+\s*END SOLUTION\s*$", re.MULTILINE | re.DOTALL
 )
@@ -66,17 +68,22 @@ class Score:
 
 
 def is_graded(cell: nbformat.NotebookNode) -> bool:
-    """True for a cell of a notebook's graded section."""
+    """True for a cell of a graded assignment (every cell of an exercise notebook)."""
     return GRADED_TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def graded_notebooks(folder: Path = ROOT / "notebooks") -> list[Path]:
-    """The course notebooks that end with a graded section, in order."""
+def graded_notebooks(folder: Path = EXERCISES) -> list[Path]:
+    """The exercise notebooks, in course order (their names start with their lesson's number)."""
     return [
         p
-        for p in sorted(folder.glob("[0-9][0-9]*_*.ipynb"))  # 03a_..., 03b_... too
+        for p in sorted(folder.glob(f"[0-9][0-9]*_*{SUFFIX}.ipynb"))  # 03a_..., 03b_... too
         if any(is_graded(c) for c in nbformat.read(p, as_version=4).cells)
     ]
+
+
+def lesson_of(notebook: Path) -> Path:
+    """The lesson notebook an exercise notebook belongs to (notebooks/<lesson>.ipynb)."""
+    return notebook.parent.parent / f"{notebook.stem.removesuffix(SUFFIX)}.ipynb"
 
 
 def assignment_id(notebook: Path) -> str:
@@ -90,25 +97,28 @@ def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
 
 
 def section_problems(notebook: Path) -> list[str]:
-    """What is wrong with a notebook's graded section as an assignment (empty when fine)."""
+    """What is wrong with an exercise notebook as an assignment (empty when fine)."""
     cells = nbformat.read(notebook, as_version=4).cells
     name, problems = notebook.name, []
-    first = next((i for i, c in enumerate(cells) if is_graded(c)), None)
-    if first is None:
+    if not any(is_graded(c) for c in cells):
         return [f"{name}: no cell is tagged {GRADED_TAG!r}"]
-    if not all(is_graded(c) for c in cells[first:]):
-        problems.append(f"{name}: the graded section is not the end of the notebook")
+    loose = [i for i, c in enumerate(cells) if not (is_graded(c) and nbgrader_meta(c))]
+    if loose:
+        problems.append(f"{name}: cells {loose} lack the {GRADED_TAG!r} tag or nbgrader metadata")
     ids = [nbgrader_meta(c).get("grade_id") for c in cells if nbgrader_meta(c)]
     if len(ids) != len(set(ids)) or None in ids:
         problems.append(f"{name}: nbgrader grade ids are missing or repeated: {ids}")
     for cell in cells:
         meta = nbgrader_meta(cell)
-        if meta and not is_graded(cell):
-            problems.append(f"{name}: nbgrader cell {meta.get('grade_id')} is outside the graded section")
         if meta.get("solution") and cell.cell_type == "code" and not SOLUTION_RE.search(cell.source):
             problems.append(f"{name}: solution cell {meta['grade_id']} has no BEGIN/END SOLUTION markers")
         if meta.get("grade") and meta.get("points", 0) <= 0:
             problems.append(f"{name}: graded cell {meta['grade_id']} has no points")
+    lesson = lesson_of(notebook)
+    if not lesson.is_file():
+        problems.append(f"{name}: its lesson {lesson.name} does not exist")
+    elif f"](../{lesson.name})" not in cells[0].source:
+        problems.append(f"{name}: the first cell does not link back to its lesson ../{lesson.name}")
     return problems
 
 
@@ -144,56 +154,14 @@ def leaked_lines(source: Path, student: Path) -> list[str]:
 # ------------------------------------------------------------------ nbgrader configuration
 
 
-class HideLessonCells(Preprocessor):
-    """Turn every code cell outside the graded section into a raw cell, so the kernel skips it."""
-
-    enabled = Bool(True)  # nbconvert runs only enabled preprocessors
-
-    def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
-        """Hide the lesson's code cells (the graded section runs on its own)."""
-        for cell in nb.cells:
-            if cell.cell_type == "code" and not is_graded(cell):
-                cell.cell_type = "raw"
-                cell.metadata[LESSON_MARK] = True
-                cell.pop("outputs", None)
-                cell.pop("execution_count", None)
-        return nb, resources
-
-
-class RestoreLessonCells(Preprocessor):
-    """Undo HideLessonCells after execution: the lesson's cells come back as code, without outputs."""
-
-    enabled = Bool(True)
-
-    def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
-        """Restore the hidden lesson cells."""
-        for cell in nb.cells:
-            if cell.metadata.pop(LESSON_MARK, False):
-                cell.cell_type = "code"
-                cell.outputs, cell.execution_count = [], None
-        return nb, resources
-
-
-def course_config(course: Path, section_only: bool = True, timeout: int = 600) -> Config:
-    """nbgrader settings for the course folder; section_only executes only the graded cells."""
-    from nbgrader.converters.autograde import Autograde
-
+def course_config(course: Path, timeout: int = 600) -> Config:
+    """nbgrader settings for the course folder."""
     config = Config()
     config.CourseDirectory.root = str(course)
     config.CourseDirectory.course_id = "vbert"
     config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     config.Execute.timeout = timeout
     config.Execute.kernel_name = "python3"
-    if section_only:
-        steps = list(Autograde.class_traits()["autograde_preprocessors"].default())
-        at = [step.__name__ for step in steps].index("Execute")
-        config.Autograde.autograde_preprocessors = [
-            *steps[:at],
-            HideLessonCells,
-            steps[at],
-            RestoreLessonCells,
-            *steps[at + 1 :],
-        ]
     return config
 
 
@@ -241,7 +209,7 @@ def release(out: Path, notebooks: list[Path] | None = None, force: bool = False)
 
     notebooks = graded_notebooks() if notebooks is None else notebooks
     if not notebooks:
-        raise AssignmentError("no notebook has a graded section: nothing to release")
+        raise AssignmentError(f"{EXERCISES}: no exercise notebook to release")
     problems = [p for nb in notebooks for p in section_problems(nb)]
     if problems:
         raise AssignmentError("cannot release:\n  " + "\n  ".join(problems))
@@ -277,7 +245,7 @@ def release(out: Path, notebooks: list[Path] | None = None, force: bool = False)
     return out
 
 
-def grade_submission(course: Path, student: str, notebook: Path, section_only: bool = True) -> Score:
+def grade_submission(course: Path, student: str, notebook: Path) -> Score:
     """Autograde one student's copy of a released notebook; return its points from the gradebook."""
     from nbgrader.converters import Autograde
 
@@ -291,7 +259,7 @@ def grade_submission(course: Path, student: str, notebook: Path, section_only: b
     target = course / "submitted" / student / assignment / notebook.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(notebook, target)
-    _run(Autograde, course_config(course, section_only), assignment_id=assignment, student_id=student)
+    _run(Autograde, course_config(course), assignment_id=assignment, student_id=student)
     return score(course, assignment, student)
 
 
@@ -325,11 +293,11 @@ def _is_written_answer(book, cell: str, notebook: str, assignment: str) -> bool:
     return True
 
 
-def grade_folder(course: Path, submissions: Path, section_only: bool = True) -> list[Score]:
+def grade_folder(course: Path, submissions: Path) -> list[Score]:
     """Autograde SUBMISSIONS/<student>/<notebook>.ipynb for every student; write course/grades.csv."""
     scores = []
     for notebook in sorted(submissions.glob("*/*.ipynb")):
-        scores.append(grade_submission(course, notebook.parent.name, notebook, section_only))
+        scores.append(grade_submission(course, notebook.parent.name, notebook))
     if not scores:
         raise AssignmentError(f"{submissions}: no <student>/<notebook>.ipynb submissions found")
     with open(course / "grades.csv", "w", newline="", encoding="utf-8") as handle:
@@ -354,9 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     grd = sub.add_parser("grade", help="autograde SUBMISSIONS/<student>/<notebook>.ipynb")
     grd.add_argument("submissions", type=Path)
     grd.add_argument("--course", type=Path, default=ROOT / "release" / "course")
-    grd.add_argument(
-        "--whole-notebook", action="store_true", help="execute the lesson too, not only the graded cells"
-    )
     args = parser.parse_args(argv)
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy session notices from its gradebook
@@ -365,9 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             out = release(args.out.resolve(), force=args.force)
             print(f"student versions: {out / 'student'}\nautograder material: {out / 'course'}")
         else:
-            for s in grade_folder(args.course.resolve(), args.submissions.resolve(), not args.whole_notebook):
+            for s in grade_folder(args.course.resolve(), args.submissions.resolve()):
                 print(
-                    f"{s.student:<16} {s.assignment:<40} autograded {s.auto:g}/{s.auto_max:g}, written "
+                    f"{s.student:<16} {s.assignment:<46} autograded {s.auto:g}/{s.auto_max:g}, written "
                     f"{s.manual:g}/{s.manual_max:g} ({s.manual_pending} answer(s) to read)"
                 )
     except AssignmentError as error:

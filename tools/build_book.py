@@ -5,8 +5,9 @@
 The sources are gathered into OUT/src (the README becomes the landing page, notebooks and docs keep
 their relative paths, so the links between them work as they do on GitHub), an API page is written
 for every module found by walking the `vbert` package, and an exercises page is made from the
-lessons' exercise sections. Sphinx then builds OUT/html with the configuration in book/conf.py.
-Notebooks are never executed: their stored outputs are shown. Every warning is an error (a broken
+exercise notebooks (notebooks/exercises/), which the site shows as students receive them: no
+solution, hidden test, model answer or output. Sphinx then builds OUT/html with the configuration in
+book/conf.py. Lessons are never executed: their stored outputs are shown. Every warning is an error (a broken
 internal link, a missing image, a cross-reference that does not resolve), and all of them are
 reported before the build fails. Warnings name the repository's files, not the gathered copies.
 """
@@ -78,26 +79,52 @@ def lessons(root: Path = ROOT) -> list[Path]:
     return sorted((root / "notebooks").glob("[0-9]*.ipynb"))
 
 
+def exercise_notebooks(root: Path = ROOT) -> list[Path]:
+    """The lessons' exercise notebooks in course order (notebooks/exercises/<lesson>_exercises.ipynb)."""
+    return sorted((root / "notebooks" / "exercises").glob("[0-9]*_exercises.ipynb"))
+
+
 def exercises_page(root: Path = ROOT) -> str:
-    """The exercises page: book/exercises.md, then each lesson's exercise sections, linked."""
+    """The exercises page: book/exercises.md, then each lesson's exercise notebook and its exercises."""
     parts = [(root / "book" / "exercises.md").read_text(encoding="utf-8").rstrip(), ""]
-    for path in lessons(root):
-        headings = notebook_headings(path)
-        sections = []
-        for index, (level, text) in enumerate(headings):
-            if level != 2 or "exercise" not in text.lower():
-                continue
-            link = f"notebooks/{path.name}#{heading_anchor(text)}"
-            items = []
-            for sub_level, sub_text in headings[index + 1 :]:
-                if sub_level <= 2:
-                    break
-                items.append(sub_text)
-            sections.append(f"- [{markdown_text(text)}]({link})")
-            sections += [f"  - {item}" for item in items]
-        if sections:
-            parts += [f"## {headings[0][1]}", "", *sections, ""]
+    notebooks = exercise_notebooks(root)
+    for path in notebooks:
+        lesson = root / "notebooks" / f"{path.stem.removesuffix('_exercises')}.ipynb"
+        items = [
+            markdown_text(text) for _, text in notebook_headings(path) if text.startswith("Graded exercise")
+        ]
+        parts += [
+            f"## {lesson_title(lesson)}",
+            "",
+            f"[The exercise notebook](notebooks/exercises/{path.name}), from the end of "
+            f"[the lesson](notebooks/{lesson.name}#exercises):",
+            "",
+            *(f"- {item}" for item in items),
+            "",
+        ]
+    if notebooks:
+        entries = [f"notebooks/exercises/{path.stem}" for path in notebooks]
+        parts += ["```{toctree}", ":hidden:", ":titlesonly:", "", *entries, "```", ""]
     return "\n".join(parts) + "\n"
+
+
+SOLUTION_BLOCK = re.compile(r"^([ \t]*)#+\s*BEGIN SOLUTION\s*$.*?^[ \t]*#+\s*END SOLUTION\s*$", re.M | re.S)
+HIDDEN_BLOCK = re.compile(
+    r"^[ \t]*#+\s*BEGIN HIDDEN TESTS\s*$.*?^[ \t]*#+\s*END HIDDEN TESTS\s*\n?", re.M | re.S
+)
+
+
+def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """An exercise notebook as students receive it: no solution, hidden test, model answer or output."""
+    for cell in notebook.cells:
+        nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "markdown" and nbgrader.get("solution"):
+            cell.source = "YOUR ANSWER HERE"
+        elif cell.cell_type == "code":
+            source = SOLUTION_BLOCK.sub(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", cell.source)
+            cell.source = HIDDEN_BLOCK.sub("", source).rstrip()
+            cell.outputs, cell.execution_count = [], None
+    return notebook
 
 
 def package_modules(package: str = PACKAGE) -> list[str]:
@@ -226,6 +253,10 @@ def gather_sources(src: Path, root: Path = ROOT, package: str = PACKAGE) -> list
     (src / "notebooks").mkdir(exist_ok=True)
     staged = [stage_notebook(path, src / "notebooks" / path.name) for path in lessons(root)]
     problems = [problem for problem in staged if problem]
+    (src / "notebooks" / "exercises").mkdir(exist_ok=True)
+    for path in exercise_notebooks(root):
+        exercise = student_version(nbformat.read(path, as_version=4))
+        nbformat.write(exercise, src / "notebooks" / "exercises" / path.name)
     (src / "exercises.md").write_text(exercises_page(root), encoding="utf-8")
     (src / "api").mkdir()
     for name, text in api_pages(package_modules(package)).items():
