@@ -20,7 +20,7 @@ def test_the_lesson_s_stages_are_highlighted_and_the_others_plain() -> None:
     boxes = _boxes(pipeline_strip("05"))
     assert list(boxes) == [stage.title for stage in COURSE_STAGES]
     highlighted = [title for title, fill in boxes.items() if fill == HIGHLIGHT[0]]
-    assert highlighted == ["joint sequences\n[CLS] text [>] video", "BERT encoder\nMLM + alignment"]
+    assert highlighted == ["joint sequences\n[CLS] text\n[>] video", "BERT encoder\nMLM + alignment"]
     assert all(fill == PLAIN[0] for title, fill in boxes.items() if title not in highlighted)
     plt.close("all")
 

@@ -28,7 +28,7 @@ COURSE_STAGES = (
     StripStage("decode 20 fps,\n1.5 s clips", "vbert.data", ("03a",)),
     StripStage("clip features\n1024-d (S3D)", "vbert.features", ("03b",)),
     StripStage("visual words\nk-means", "vbert.visual_words", ("04",)),
-    StripStage("joint sequences\n[CLS] text [>] video", "vbert.pretraining", ("05",)),
+    StripStage("joint sequences\n[CLS] text\n[>] video", "vbert.pretraining", ("05",)),
     StripStage("BERT encoder\nMLM + alignment", "vbert.bert", ("01", "02", "05")),
     StripStage("tasks: zero-shot,\ncaptions, retrieval", "vbert.tasks", ("06", "07", "08")),
 )
@@ -42,8 +42,8 @@ def pipeline_strip(lesson: str | None = None, ax: Axes | None = None) -> Figure:
     if lesson is not None and lesson not in LESSONS:
         raise ValueError(f"no lesson {lesson!r}; the lessons are {', '.join(LESSONS)}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(13, 2.4))
-    width, step = 1.55, 1.85
+        _, ax = plt.subplots(figsize=(14, 2.6))
+    width, step = 1.75, 2.05
     for i, stage in enumerate(COURSE_STAGES):
         x = i * step
         fill, edge = HIGHLIGHT if lesson in stage.lessons else PLAIN
@@ -52,14 +52,14 @@ def pipeline_strip(lesson: str | None = None, ax: Axes | None = None) -> Figure:
                 (x, 0), width, 1.0, boxstyle="round,pad=0.05", fc=fill, ec=edge, lw=1.5, gid=stage.title
             )
         )
-        ax.text(x + width / 2, 0.62, stage.title, ha="center", va="center", fontsize=9)
+        ax.text(x + width / 2, 0.6, stage.title, ha="center", va="center", fontsize=8.5)
         ax.text(
             x + width / 2,
-            0.2,
+            0.15,
             stage.module,
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=7.5,
             family="monospace",
             color=edge,
         )
