@@ -147,9 +147,10 @@ def _train_text_only(
 
 
 class TextOnlyBeside:
-    """The text-only BERT of Table 1 trained in a child process while captioning and retrieval run.
+    """The text-only BERT of Table 1 trained in a child process while other work runs.
 
-    Only zero-shot needs it, so on a machine with a second core it costs no time of its own. The
+    That work is VideoBERT's pretraining (`text_only_ahead`) or the evaluate stage's captioning and
+    retrieval; only zero-shot needs the text-only BERT, so on a second core it costs no time. The
     child runs the same training code with the parent's thread count, so it trains the same model as
     `Artifacts.text_only` would in this process; its checkpoints make a stopped run resume. A child
     that fails leaves its error for `wait`; on leaving the block early (an error, Ctrl-C) the child
