@@ -680,20 +680,19 @@ def test_eval_data_size_trains_on_fractions_of_the_run_and_caches_them_by_code(
     """
     from vbert.cli import main
     from vbert.core.stages import code_digest
-    from vbert.pretraining import stage as pretrain_stage
     from vbert.tasks import action_table
 
     config, out, _ = run
     monkeypatch.setattr(action_table, "resolve", lambda stage, config: out / stage.out)
     monkeypatch.setenv("VBERT_CACHE", str(tmp_path / "cache"))
-    trained: list[int] = []
-    real_pretraining = pretrain_stage.run_pretraining
 
-    def counting_pretraining(cfg, data, folder, **kwargs):
-        trained.append(cfg.pretrain.steps)
-        return real_pretraining(cfg, data, folder, **kwargs)
+    def trained() -> dict[str, int]:
+        """Each cached fraction model's last logged step, by the time its manifest was written."""
+        return {
+            str(entry.stat().st_mtime_ns): _read_jsonl(entry.parent / "model" / "metrics.jsonl")[-1]["step"]
+            for entry in (tmp_path / "cache").glob("data-size-*/manifest.json")
+        }
 
-    monkeypatch.setattr(action_table, "run_pretraining", counting_pretraining)
     args = [
         "eval",
         "data-size",
@@ -709,7 +708,8 @@ def test_eval_data_size_trains_on_fractions_of_the_run_and_caches_them_by_code(
     rows = _read(tmp_path / "eval" / "data-size.json")
     # the same steps for every fraction (data, not compute, differs); the whole set is the run's own model
     assert [(r["fraction"], r["steps"]) for r in rows] == [(0.25, 8), (0.5, 8), (1.0, 8)]
-    assert trained == [8, 8]
+    first = trained()  # the two smaller fractions, trained side by side in child processes
+    assert sorted(first.values()) == [8, 8]
     zero = _read(out / "eval" / "zero-shot.json")
     val = _segments_of(out, "validation")
     counted = {
@@ -730,11 +730,17 @@ def test_eval_data_size_trains_on_fractions_of_the_run_and_caches_them_by_code(
         assert sum(r["subset"] == "validation" for r in kept) == config.data.num_val_videos  # all stay
     assert subsets == {f: max(1, round(f * train_videos)) for f in (0.25, 0.5)}
     # run again: every fraction's model is reused; with other training code, every one is trained anew
-    assert main(args) == 0 and trained == [8, 8]
+    assert main(args) == 0 and trained() == first
     monkeypatch.setattr(action_table, "code_digest", lambda names: code_digest(names) + "+")
-    assert main(args) == 0 and trained == [8, 8, 8, 8]
-    assert len(list((tmp_path / "cache").glob("data-size-*"))) == 4
+    assert main(args) == 0
+    again = trained()
+    assert len(again) == 4 and {k: again[k] for k in first} == first and sorted(again.values()) == [8] * 4
     assert _read(tmp_path / "eval" / "data-size.json") == rows  # the same code, retrained: the same numbers
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _default_sigint() -> None:

@@ -272,7 +272,7 @@ PARENT_SCRIPT = """\
 import multiprocessing, signal, sys, time
 from pathlib import Path
 
-from vbert.tasks.stage import stop_when_parent_ends
+from vbert.core.graceful_stop import stop_when_parent_ends
 
 
 def child(flag: str) -> None:

@@ -17,6 +17,7 @@ block with an exception.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -85,3 +86,23 @@ def detach_worker_from_signals(worker_id: int = 0) -> None:
         os.setsid()
     except OSError:
         pass  # already a session or group leader: nothing to do
+
+
+def stop_when_parent_ends() -> threading.Thread | None:
+    """In a child process: a watcher that sends this process SIGTERM once its parent has ended.
+
+    A parent killed outright (SIGKILL, out of memory) cannot stop its children; without this, the
+    child would go on writing into a folder that the next run resumes from. SIGTERM makes a training
+    child write a checkpoint and stop (`vbert.core.graceful_stop`).
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child
+        return None
+
+    def watch() -> None:
+        parent.join()  # returns when the parent process has ended
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=watch, name="stop when parent ends", daemon=True)
+    watcher.start()
+    return watcher

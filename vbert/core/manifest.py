@@ -198,6 +198,11 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "vbert"
 
 
+def cached_folder(name: str, key: dict[str, Any], root: str | Path | None = None) -> Path:
+    """The folder `cached_stage` keeps stage `name` under `key` in (built or not)."""
+    return (Path(root) if root is not None else cache_root()) / f"{name}-{json_hash(key)[:12]}"
+
+
 def cached_stage(
     name: str, key: dict[str, Any], build: Callable[[Path], None], root: str | Path | None = None
 ) -> Path:
@@ -206,8 +211,8 @@ def cached_stage(
     `build` must finish by writing a complete manifest into the folder. A file lock makes
     concurrent callers (pytest-xdist workers, two notebooks) wait for one build.
     """
-    root = Path(root) if root is not None else cache_root()
-    folder = root / f"{name}-{json_hash(key)[:12]}"
+    folder = cached_folder(name, key, root)
+    root = folder.parent
     if is_complete(folder):
         return folder
     with file_lock(root / f".{folder.name}.lock"):

@@ -18,6 +18,9 @@ that the rows differ in data only), and reports zero-shot top-5.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from vbert.config import Config
-from vbert.core.manifest import cached_stage, file_sha256, write_manifest
+from vbert.core.child import ChildProcess
+from vbert.core.manifest import cached_folder, cached_stage, file_sha256, is_complete, write_manifest
+from vbert.core.progress import progress
 from vbert.core.stages import code_digest, resolve
 from vbert.errors import DataError, VbertError
 from vbert.features.store import FeatureStore
@@ -221,46 +226,102 @@ def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, 
     return path
 
 
+def _fraction_inputs(config: Config) -> tuple[Path, Path | None]:
+    """The tokens a data-size model subsamples, and the centroids its visual rows start from."""
+    centroids = vocab_file(resolve(VOCAB, config)) if config.pretrain.visual_init == "centroids" else None
+    return resolve(TOKENIZE, config), centroids
+
+
+def _fraction_key(config: Config, fraction: float, tokens: Path, centroids: Path | None) -> dict[str, Any]:
+    """What decides the model of a fraction of the training videos (its stage cache key)."""
+    return {
+        **pretrain_key(config),
+        "tokens": file_sha256(token_file(tokens)),
+        "code": code_digest(PRETRAIN.code),
+        "fraction": fraction,
+        "centroids": file_sha256(centroids) if centroids else None,
+    }
+
+
+def _fraction_model(
+    config: Config, fraction: float, tokens: Path, centroids: Path | None, key: dict[str, Any]
+) -> Path:
+    """The cached model pretrained on `fraction` of the training videos (trained first when missing)."""
+
+    def build(folder: Path) -> None:
+        data = subset_token_file(tokens, fraction, folder / "data", seed=config.seed)
+        run_pretraining(config, data, folder / "model", vocab_file=centroids)
+        write_manifest(folder, "data-size", {"fraction": fraction, "steps": config.pretrain.steps})
+
+    return cached_stage("data-size", key, build) / "model"
+
+
+def _fraction_models(config: Config, fractions: Sequence[float]) -> dict[float, Path]:
+    """The models of `fractions`, those not cached yet trained side by side, one child process each.
+
+    Each child trains what this process would (same code, same thread count), so the models are the
+    same as trained one after the other; a progress bar follows their logged steps.
+    """
+    tokens, centroids = _fraction_inputs(config)
+    keys = {fraction: _fraction_key(config, fraction, tokens, centroids) for fraction in fractions}
+    folders = {fraction: cached_folder("data-size", key) for fraction, key in keys.items()}
+    models = {fraction: folder / "model" for fraction, folder in folders.items() if is_complete(folder)}
+    missing = [fraction for fraction in fractions if fraction not in models]
+    if not missing:
+        return models
+    with contextlib.ExitStack() as stack:
+        children = {
+            fraction: stack.enter_context(
+                ChildProcess(
+                    _fraction_model,
+                    config,
+                    fraction,
+                    tokens,
+                    centroids,
+                    keys[fraction],
+                    name=f"data-size model, {100 * fraction:.0f}% of the videos",
+                )
+            )
+            for fraction in missing
+        }
+        bar = stack.enter_context(progress(total=len(missing) * config.pretrain.steps, desc="Table 2 models"))
+        while not all(child.done() for child in children.values()):
+            bar.n = sum(_logged_step(folders[fraction] / "model") for fraction in missing)
+            bar.refresh()
+            time.sleep(1.0)
+        models.update({fraction: child.result() for fraction, child in children.items()})  # a child's error
+        bar.n = bar.total
+        bar.refresh()
+    return models
+
+
+def _logged_step(model_dir: Path) -> int:
+    """The last step a training run logged in `model_dir/metrics.jsonl` (0 before the first)."""
+    if not (model_dir / "metrics.jsonl").is_file():
+        return 0
+    lines = (model_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return json.loads(lines[-1]).get("step", 0) if lines else 0
+
+
 def data_size_table(
     config: Config, fractions: Sequence[float] = (0.25, 0.5, 1.0), device: str = "cpu"
 ) -> list[dict[str, float]]:
     """Table 2: zero-shot accuracy after pretraining on a fraction of the training videos.
 
     Every fraction trains the same number of steps as the whole set (`pretrain.steps`), so that the
-    rows differ in data only, not in compute: a smaller set is seen more times over.
+    rows differ in data only, not in compute: a smaller set is seen more times over. The fractions'
+    models not cached yet train side by side, one child process each.
     """
     tokens = resolve(TOKENIZE, config)
-    centroids = vocab_file(resolve(VOCAB, config)) if config.pretrain.visual_init == "centroids" else None
     _, val, verbs, nouns = with_labels(
         load_segments(tokens, ("training",)), load_segments(tokens, ("validation",))
     )
     results = []
     steps = config.pretrain.steps
+    models = _fraction_models(config, [f for f in fractions if f != 1.0])
+    models[1.0] = resolve(PRETRAIN, config)  # the whole set: the preset's own pretrained model
     for fraction in fractions:
-
-        def build(folder: Path, fraction: float = fraction) -> None:
-            data = subset_token_file(tokens, fraction, folder / "data", seed=config.seed)
-            run_pretraining(config, data, folder / "model", vocab_file=centroids)
-            write_manifest(folder, "data-size", {"fraction": fraction, "steps": steps})
-
-        if fraction == 1.0:  # the whole set: the preset's own pretrained model
-            model_dir = resolve(PRETRAIN, config)
-        else:
-            model_dir = (
-                cached_stage(
-                    "data-size",
-                    {
-                        **pretrain_key(config),
-                        "tokens": file_sha256(token_file(tokens)),
-                        "code": code_digest(PRETRAIN.code),
-                        "fraction": fraction,
-                        "centroids": file_sha256(centroids) if centroids else None,
-                    },
-                    build,
-                )
-                / "model"
-            )
-        model, vocab, tokenizer = load_pretrained(model_dir, device)
+        model, vocab, tokenizer = load_pretrained(models[fraction], device)
         row = zero_shot_row(
             model,
             tokenizer,

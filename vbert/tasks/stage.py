@@ -13,20 +13,14 @@ vbert (no "captioner" in its manifest) runs the captioning task again, keeping t
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import shutil
-import signal
-import threading
 import traceback
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from vbert.config import Config
+from vbert.core.child import ChildFailed, ChildProcess
 from vbert.core.device import select_device
 from vbert.core.manifest import MANIFEST, file_sha256, is_complete, json_hash, read_json, write_manifest
 from vbert.core.stages import Stage, input_identities
@@ -106,99 +100,34 @@ def _captioner_outputs(outputs: dict[str, str]) -> dict[str, str]:
     return {name: outputs[name] for name in names} if all(name in outputs for name in names) else {}
 
 
-def stop_when_parent_ends() -> threading.Thread | None:
-    """In a child process: a watcher that sends this process SIGTERM once its parent has ended.
-
-    A parent killed outright (SIGKILL, out of memory) cannot stop its children; without this, the
-    child would go on writing into a folder that the next run resumes from. SIGTERM makes a training
-    child write a checkpoint and stop (`vbert.core.graceful_stop`).
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:  # not a multiprocessing child
-        return None
-
-    def watch() -> None:
-        parent.join()  # returns when the parent process has ended
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    watcher = threading.Thread(target=watch, name="stop when parent ends", daemon=True)
-    watcher.start()
-    return watcher
+def _train_text_only(config: Config, inputs: dict[str, Path], folder: Path) -> None:
+    """In a child process: train the text-only BERT into `folder` (resuming its checkpoints)."""
+    model = inputs.get("pretrain")  # not yet trained when started beside pretraining
+    Artifacts(config, tokens=inputs["tokenize"], pretrained=model, text_only_dir=folder).text_only()
 
 
-def _train_text_only(
-    config: Config, inputs: dict[str, Path], folder: Path, threads: int, report: Connection
-) -> None:
-    """Child process: train the text-only BERT into `folder` (resuming its checkpoints); report any error."""
-    stop_when_parent_ends()
-    torch.set_num_threads(threads)  # as many as the parent uses: the same arithmetic as in the parent
-    os.environ["VBERT_QUIET"] = "1"  # no progress bar of its own across the parent's
-    try:
-        model = inputs.get("pretrain")  # not yet trained when started beside pretraining
-        Artifacts(config, tokens=inputs["tokenize"], pretrained=model, text_only_dir=folder).text_only()
-    except TrainingStopped as err:  # SIGTERM or Ctrl-C: a checkpoint is written; the parent stops too
-        report.send(("stopped", str(err), err.exit_code))
-    except BaseException as err:  # noqa: BLE001 - sent to the parent, which records it as zero-shot's failure
-        report.send(("failed", f"{type(err).__name__}: {err}", 1))
-    else:
-        report.send(None)
-    finally:
-        report.close()
-
-
-class TextOnlyBeside:
+class TextOnlyBeside(ChildProcess):
     """The text-only BERT of Table 1 trained in a child process while other work runs.
 
     That work is VideoBERT's pretraining (`text_only_ahead`) or the evaluate stage's captioning and
     retrieval; only zero-shot needs the text-only BERT, so on a second core it costs no time. The
     child runs the same training code with the parent's thread count, so it trains the same model as
-    `Artifacts.text_only` would in this process; its checkpoints make a stopped run resume. A child
-    that fails leaves its error for `wait`; on leaving the block early (an error, Ctrl-C) the child
-    is sent SIGTERM, which ends its training at a checkpoint.
+    `Artifacts.text_only` would in this process; its checkpoints make a stopped run resume.
     """
 
     def __init__(self, config: Config, inputs: dict[str, Path], folder: Path) -> None:
-        self.args = (config, inputs, folder, torch.get_num_threads())
-        self.process: BaseProcess | None = None
-        self.receive: Connection | None = None
-
-    def __enter__(self) -> TextOnlyBeside:
-        # forkserver: a fresh process, not a fork of this one and its threads (see vbert.features.extract)
-        context = multiprocessing.get_context("forkserver")
-        self.receive, send = context.Pipe(duplex=False)
-        self.process = context.Process(
-            target=_train_text_only, args=(*self.args, send), name="text-only BERT"
+        super().__init__(
+            _train_text_only, config, inputs, folder, name="text-only BERT", stop_errors=(TrainingStopped,)
         )
-        self.process.start()
-        send.close()
-        return self
 
     def wait(self) -> None:
-        """Wait for the child; a training error of its own is raised here as a StageError."""
-        assert self.process is not None and self.receive is not None
+        """Wait for the child; its error is raised as a StageError (a stop as TrainingStopped)."""
         try:
-            outcome = self.receive.recv()
-        except EOFError:  # ended without a word: killed, or out of memory
-            outcome = (
-                "failed",
-                f"its process ended without finishing (exit code {self.process.exitcode})",
-                1,
-            )
-        self.process.join()
-        if outcome is None:
-            return
-        kind, reason, exit_code = outcome
-        if kind == "stopped":
-            raise TrainingStopped(f"text-only BERT: {reason}", exit_code)
-        raise StageError(f"text-only BERT (trained beside the other tasks): {reason}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.terminate()  # SIGTERM: the trainer writes a checkpoint and stops
-        if self.process is not None:
-            self.process.join()
-        if self.receive is not None:
-            self.receive.close()
+            self.result()
+        except ChildFailed as err:
+            if err.stopped:
+                raise TrainingStopped(str(err), err.exit_code) from err
+            raise StageError(f"text-only BERT (trained beside the other tasks): {err.reason}") from err
 
 
 def text_only_ahead(config: Config, run_dir: Path) -> TextOnlyBeside | None:
