@@ -24,6 +24,7 @@ from typing import Any
 from vbert.config import load_config
 from vbert.core.device import select_device
 from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.trainer import read_metrics
 from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.cli import RUNNERS
 from vbert.tasks.data import load_videos
@@ -32,8 +33,7 @@ from vbert.tasks.generation import generation_table
 
 def _pretrain_end(folder: Path) -> dict[str, float]:
     """The last logged alignment accuracy of the pretraining run (its metrics.jsonl)."""
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    last = [r for r in rows if "align_acc" in r][-1]
+    last = [r for r in read_metrics(folder) if "align_acc" in r][-1]
     return {"alignment accuracy, end of pretraining": 100.0 * last["align_acc"]}
 
 

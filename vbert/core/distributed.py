@@ -33,9 +33,14 @@ class DistInfo:
         return self.world_size > 1
 
 
+def launched_world_size() -> int:
+    """How many processes torchrun started for this run (1 when it was not started by torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a no-op when alone."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world_size()
     if world <= 1:
         return DistInfo(), device
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

@@ -26,6 +26,7 @@ from vbert.data.youcook2 import index_videos
 from vbert.errors import VbertError
 from vbert.features.store import FeatureStore
 from vbert.pretraining.saved import load_pretrained
+from vbert.pretraining.trainer import read_metrics
 from vbert.tasks.generation import exemplar_clips, text_to_video
 from vbert.visual_words.figures import (
     clips_nearest_word,
@@ -50,14 +51,6 @@ PAPER_TABLE3 = "VideoBERT + S3D: BLEU-3 7.59, BLEU-4 4.33, METEOR 11.94, ROUGE-L
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _metrics(folder: Path) -> list[dict[str, float]]:
-    """Rows of a pretraining folder's metrics.jsonl (empty when absent)."""
-    path = folder / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def collect_failures(run_dir: Path) -> list[dict[str, str]]:
@@ -143,7 +136,7 @@ def loss_figure(run_dir: Path, path: Path) -> Path:
     """Pretraining losses per objective, and text MLM of VideoBERT against the text-only BERT."""
     from matplotlib.figure import Figure
 
-    rows = _metrics(run_dir / "pretrain")
+    rows = read_metrics(run_dir / "pretrain")
     if not rows:
         raise VbertError(f"{run_dir / 'pretrain' / 'metrics.jsonl'}: no pretraining metrics")
     fig = Figure(figsize=(10, 3.6))
@@ -155,7 +148,7 @@ def loss_figure(run_dir: Path, path: Path) -> Path:
     left.set(title="VideoBERT pretraining, per objective", xlabel="step", ylabel="loss")
     left.legend(fontsize=8)
     right.plot(steps, [r.get("text_mlm", np.nan) for r in rows], label="VideoBERT, text MLM")
-    text_only = _metrics(run_dir / "eval" / "text-only-bert")
+    text_only = read_metrics(run_dir / "eval" / "text-only-bert")
     if text_only:
         right.plot(
             [r["step"] for r in text_only],

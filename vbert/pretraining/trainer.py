@@ -71,6 +71,14 @@ class TrainingStopped(VbertError):
         self.exit_code = exit_code  # 128 + the signal number, as if the signal had ended the process
 
 
+def read_metrics(folder: str | Path) -> list[dict[str, float]]:
+    """The rows a training run logged in `folder/metrics.jsonl`, in order (empty when it has none yet)."""
+    path = Path(folder) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def batch_to_device(batch: Batch, device: torch.device) -> Batch:
     """Copy a batch to `device` without blocking the host (the source should be pinned)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -19,7 +19,6 @@ that the rows differ in data only), and reports zero-shot top-5.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from vbert.pretraining.checkpoint import kept_steps
 from vbert.pretraining.saved import load_pretrained
 from vbert.pretraining.stage import STAGE as PRETRAIN
 from vbert.pretraining.stage import pretrain_key, run_pretraining
+from vbert.pretraining.trainer import read_metrics
 from vbert.tasks.artifacts import Artifacts
 from vbert.tasks.data import EvalSegment, load_segments, segment_features, with_labels
 from vbert.tasks.zero_shot import (
@@ -226,6 +226,12 @@ def subset_token_file(tokens: str | Path, fraction: float, out_dir: str | Path, 
     return path
 
 
+def _last_logged_step(model_dir: Path) -> int:
+    """The last step a training run logged in `model_dir` (0 before its first log)."""
+    rows = read_metrics(model_dir)
+    return rows[-1]["step"] if rows else 0
+
+
 def _fraction_inputs(config: Config) -> tuple[Path, Path | None]:
     """The tokens a data-size model subsamples, and the centroids its visual rows start from."""
     centroids = vocab_file(resolve(VOCAB, config)) if config.pretrain.visual_init == "centroids" else None
@@ -286,21 +292,13 @@ def _fraction_models(config: Config, fractions: Sequence[float]) -> dict[float, 
         }
         bar = stack.enter_context(progress(total=len(missing) * config.pretrain.steps, desc="Table 2 models"))
         while not all(child.done() for child in children.values()):
-            bar.n = sum(_logged_step(folders[fraction] / "model") for fraction in missing)
+            bar.n = sum(_last_logged_step(folders[fraction] / "model") for fraction in missing)
             bar.refresh()
             time.sleep(1.0)
         models.update({fraction: child.result() for fraction, child in children.items()})  # a child's error
         bar.n = bar.total
         bar.refresh()
     return models
-
-
-def _logged_step(model_dir: Path) -> int:
-    """The last step a training run logged in `model_dir/metrics.jsonl` (0 before the first)."""
-    if not (model_dir / "metrics.jsonl").is_file():
-        return 0
-    lines = (model_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return json.loads(lines[-1]).get("step", 0) if lines else 0
 
 
 def data_size_table(

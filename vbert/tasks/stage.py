@@ -13,7 +13,6 @@ vbert (no "captioner" in its manifest) runs the captioning task again, keeping t
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import traceback
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from vbert.config import Config
 from vbert.core.child import ChildFailed, ChildProcess
 from vbert.core.device import select_device
+from vbert.core.distributed import launched_world_size
 from vbert.core.manifest import MANIFEST, file_sha256, is_complete, json_hash, read_json, write_manifest
 from vbert.core.stages import Stage, input_identities
 from vbert.data.synthcook.generate import STAGE as GENERATE
@@ -130,20 +130,32 @@ class TextOnlyBeside(ChildProcess):
             raise StageError(f"text-only BERT (trained beside the other tasks): {err.reason}") from err
 
 
+def _text_only_child(config: Config, inputs: dict[str, Path], folder: Path) -> TextOnlyBeside | None:
+    """A child to train the text-only BERT into `folder`, or None when there is nothing to start.
+
+    Nothing when it is trained already, nor under torchrun: the child would try to join the
+    training's process group.
+    """
+    if launched_world_size() > 1 or text_only_trained(config, inputs["tokenize"], folder):
+        return None
+    return TextOnlyBeside(config, inputs, folder)
+
+
 def text_only_ahead(config: Config, run_dir: Path) -> TextOnlyBeside | None:
-    """The text-only BERT of a run folder, to train from the moment its tokens exist (None under torchrun).
+    """The text-only BERT of a run folder, to train from the moment its tokens exist.
 
     `vbert run` starts it before the pretrain stage, so that it trains on the second core while
     VideoBERT pretrains; the evaluate stage then finds it trained, or waits for it (training holds a
     lock on the folder).
     """
-    folder, tokens = run_dir / EVAL_DIR / TEXT_ONLY_DIR, run_dir / TOKENIZE.out
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or text_only_trained(config, tokens, folder):
-        return None
-    print(
-        f"[vbert run] training the text-only BERT of Table 1 beside the other stages, in {folder}", flush=True
-    )
-    return TextOnlyBeside(config, {"tokenize": tokens}, folder)
+    folder = run_dir / EVAL_DIR / TEXT_ONLY_DIR
+    child = _text_only_child(config, {"tokenize": run_dir / TOKENIZE.out}, folder)
+    if child is not None:
+        print(
+            f"[vbert run] training the text-only BERT of Table 1 beside the other stages, in {folder}",
+            flush=True,
+        )
+    return child
 
 
 def _alongside(
@@ -151,14 +163,9 @@ def _alongside(
 ) -> TextOnlyBeside | None:
     """A child that trains the text-only BERT beside the other tasks, when zero-shot still needs it.
 
-    Not under torchrun: the child would try to join the training's process group.
+    None when `text_only_ahead` or an earlier run trained it.
     """
-    folder = out / TEXT_ONLY_DIR
-    if "zero-shot.json" in done or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return None
-    if text_only_trained(config, inputs["tokenize"], folder):
-        return None  # trained beside pretraining (`text_only_ahead`) or by an earlier run
-    return TextOnlyBeside(config, inputs, folder)
+    return None if "zero-shot.json" in done else _text_only_child(config, inputs, out / TEXT_ONLY_DIR)
 
 
 def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -> dict[str, Any]:
