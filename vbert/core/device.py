@@ -33,6 +33,13 @@ def select_device(requested: str | None = None) -> torch.device:
     raise VbertError(f"unknown device '{name}': expected auto, cpu, cuda, cuda:N or mps")
 
 
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity: taskset, a container's cpuset), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and PyTorch (all devices); optionally force deterministic kernels."""
     random.seed(seed)

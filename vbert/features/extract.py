@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vbert.config import Config, add_config_arguments, config_from_args
 from vbert.core.device import select_device
+from vbert.core.distributed import launched_world_size
 from vbert.core.manifest import (
     atomic_write_json,
     file_lock,
@@ -181,7 +182,7 @@ def _dist_info() -> tuple[int, int]:
     """(rank, world size) under torchrun, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("RANK", 0)), launched_world_size()
 
 
 def _finished_videos(out_dir: Path) -> set[str]:
@@ -452,7 +453,7 @@ def main(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(config.features, field, value)
     started_group = False
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.distributed.is_initialized():
+    if launched_world_size() > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("gloo")
         started_group = True
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 
 from vbert.config import Config, add_config_arguments, config_from_args
+from vbert.core.device import usable_cpus
 from vbert.core.manifest import (
     MANIFEST,
     atomic_write_json,
@@ -212,7 +213,7 @@ def generate_synthcook(
     fps = config.data.fps
     todo = [j for j in jobs if not _finished(Path(j["path"]), max(1, int(round(j["duration"] * fps))))]
     write_manifest(root, "generate", key, complete=False)  # the files rendered from here on are this key's
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))  # rendering is CPU-bound
+    workers = max(1, min(workers or usable_cpus(), len(todo) or 1))  # rendering is CPU-bound
     errors: dict[str, str] = {}
     bar = progress(
         total=len(jobs),
@@ -301,7 +302,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `vbert generate`."""
     add_config_arguments(parser)
     parser.add_argument("--out", default="runs/synthcook", help="output folder (default: runs/synthcook)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: the CPU cores it may use)"
+    )
     parser.add_argument(
         "--force",
         action="store_true",
