@@ -92,7 +92,9 @@ GPU = Plan(
     name="gpu",
     device="cuda",
     bench={  # the reference and the fastest variant measured so far (docs/benchmarks.md)
-        "bench-base": "--size base --variants plain-compiled,vbert-bf16res-cudagraphs --warmup 8 --steps 25".split(),
+        "bench-base": (
+            "--size base --variants plain-compiled,vbert-bf16res-cudagraphs --warmup 8 --steps 25"
+        ).split(),
         "bench-paper": "--size paper --variants vbert-bf16res-cudagraphs --warmup 6 --steps 20".split(),
         "agreement": (
             "--size base --variants vbert-eager --warmup 1 --steps 3 --check-agreement 60 "
@@ -182,15 +184,50 @@ class Session:
         """Whether an earlier call finished this part."""
         return self.state.get(part, {}).get("status") == "ok"
 
-    def vbert(self, *args: str) -> list[str]:
-        """The argument list of one `vbert` command, in this Python."""
-        return [sys.executable, "-m", "vbert", *args]
+    def config_arguments(self) -> list[str]:
+        """`--preset P --set K=V ...`: the pipeline's config, as each `vbert` command takes it."""
+        return ["--preset", self.plan.preset, *[arg for s in self.overrides for arg in ("--set", s)]]
 
     def pipeline_command(self, *only: str) -> list[str]:
         """`vbert run` over the session's run folder (all stages, or those in `only`)."""
-        sets = [arg for s in self.overrides for arg in ("--set", s)]
-        command = self.vbert("run", "--preset", self.plan.preset, "--out", str(self.run_dir), *sets)
+        command = vbert_command("run", *self.config_arguments(), "--out", str(self.run_dir))
         return command + (["--only", ",".join(only)] if only else [])
+
+    def zero_shot_steps_command(self) -> list[str]:
+        """`vbert eval zero-shot-steps` over the checkpoints the pipeline's pretraining kept."""
+        model, out = self.run_dir / "pretrain", self.parts_dir / "eval-steps"
+        return vbert_command(
+            "eval", "zero-shot-steps", *self.config_arguments(), "--device", self.plan.device,
+            "--model", str(model), "--out", str(out),
+        )  # fmt: skip
+
+    def bench_command(self, part: str) -> list[str]:
+        """`vbert bench pretrain` as the plan gives it for `part`, its rows into parts/<part>.json."""
+        json_path = self.parts_dir / f"{part}.json"
+        return vbert_command(
+            "bench",
+            "pretrain",
+            *self.plan.bench[part],
+            "--device",
+            self.plan.device,
+            "--json",
+            str(json_path),
+        )
+
+    def finished(self, part: str, log: Path, outcome: tuple[str, str], began: float) -> None:
+        """Record how a part ended; a failure's note ends with the last line of its log (the error)."""
+        status, note = outcome
+        seconds = time.monotonic() - began
+        tail = log_tail(log)
+        if status == "failed" and tail:
+            note = f"{note}: {tail.splitlines()[-1]}"
+        self.record(part, status, seconds, note, tail)
+        print(f"[session] {part}: {status} in {seconds:.1f} s", flush=True)
+
+
+def vbert_command(*args: str) -> list[str]:
+    """The argument list of one `vbert` command, in this Python."""
+    return [sys.executable, "-m", "vbert", *args]
 
 
 def child_env(threads: int | None) -> dict[str, str]:
@@ -266,13 +303,7 @@ def run_part(session: Session, part: str, command: list[str], cores: set[int] | 
         return
     print(f"[session] {part}: up to {budget:.0f} s, log in {log}", flush=True)
     began = time.monotonic()
-    status, note = finish(start(command, log, cores, session.plan.threads), budget)
-    seconds = time.monotonic() - began
-    tail = log_tail(log)
-    if status == "failed" and tail:
-        note = f"{note}: {tail.splitlines()[-1]}"  # the error's own line
-    session.record(part, status, seconds, note, tail)
-    print(f"[session] {part}: {status} in {seconds:.1f} s", flush=True)
+    session.finished(part, log, finish(start(command, log, cores, session.plan.threads), budget), began)
 
 
 def split_cores(plan: Plan) -> tuple[set[int], set[int]] | None:
@@ -425,7 +456,8 @@ def summary_markdown(session: Session, summary: dict[str, Any]) -> str:
     lines = [
         f"# Measurements of one session, plan `{session.plan.name}`: {card}",
         "",
-        f"Written {summary['written']}; deadline {session.deadline_s:.0f} s; this call {summary['wall_s']:.0f} s.",
+        f"Written {summary['written']}; deadline {session.deadline_s:.0f} s; "
+        f"this call {summary['wall_s']:.0f} s.",
         f"torch {env.get('torch', '?')}, CUDA {env.get('cuda')}, Python {env.get('python', '?')}, "
         f"{env.get('cpu_cores', '?')} CPU cores.",
         "",
@@ -452,7 +484,8 @@ def summary_markdown(session: Session, summary: dict[str, Any]) -> str:
         for r in result["rows"]:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
             lines.append(
-                f"| {r['name']} | {r['seq_per_s']:,.1f} | {_percent(r['mfu'])} | {r['peak_mem_gib'] or ''} | {ratio} |"
+                f"| {r['name']} | {r['seq_per_s']:,.1f} | {_percent(r['mfu'])} | "
+                f"{r['peak_mem_gib'] or ''} | {ratio} |"
             )
     lines += [
         "",
@@ -475,7 +508,8 @@ def summary_markdown(session: Session, summary: dict[str, Any]) -> str:
     if agreement:
         lines += ["", f"## Same mathematics ({agreement['steps']} steps, same weights and batches)", ""]
         lines.append(
-            f"- vbert vs plain: largest gap {agreement['max_abs_diff']:.6f}, mean {agreement['mean_abs_diff']:.6f}; "
+            f"- vbert vs plain: largest gap {agreement['max_abs_diff']:.6f}, "
+            f"mean {agreement['mean_abs_diff']:.6f}; "
             f"step 0 {agreement['step0_vbert']:.4f} vs {agreement['step0_plain']:.4f}, "
             f"last {agreement['final_vbert']:.4f} vs {agreement['final_plain']:.4f}"
         )
@@ -581,53 +615,27 @@ def run_session(
         return 2
     cores = split_cores(plan) if "pipeline" in parts else None
     beside = None
+    beside_log = session.parts_dir / "generate-beside.log"
     wanted = not session.done("pipeline") and not session.done("generate-beside") and session.time_left() > 0
     if cores is not None and wanted:
         print(f"[session] rendering SynthCook beside the benchmarks on cores {sorted(cores[1])}", flush=True)
-        beside = (
-            start(
-                session.pipeline_command("generate"),
-                session.parts_dir / "generate-beside.log",
-                cores[1],
-                plan.threads,
-            ),
-            time.monotonic(),
-        )
+        render = start(session.pipeline_command("generate"), beside_log, cores[1], plan.threads)
+        beside = (render, time.monotonic())
     bench_cores = cores[0] if beside is not None else None
     try:
         for part in ("bench-base", "bench-paper", "agreement"):
             if part in parts:
-                json_path = str(session.parts_dir / f"{part}.json")
-                command = session.vbert(
-                    "bench", "pretrain", *plan.bench[part], "--device", plan.device, "--json", json_path
-                )
-                run_part(session, part, command, bench_cores)
+                run_part(session, part, session.bench_command(part), bench_cores)
                 write_summary(session, out)
         if beside is not None:
-            process, began = beside
-            status, note = finish(process, session.time_left())
-            session.record("generate-beside", status, time.monotonic() - began, note)
+            render, began = beside
+            session.finished("generate-beside", beside_log, finish(render, session.time_left()), began)
             beside = None
         if "pipeline" in parts:
             run_part(session, "pipeline", session.pipeline_command())
             write_summary(session, out)
         if "zero-shot-steps" in parts:
-            sets = [arg for s in session.overrides for arg in ("--set", s)]
-            steps_out = str(session.parts_dir / "eval-steps")
-            command = session.vbert(
-                "eval",
-                "zero-shot-steps",
-                "--preset",
-                plan.preset,
-                *sets,
-                "--device",
-                plan.device,
-                "--model",
-                str(session.run_dir / "pretrain"),
-                "--out",
-                steps_out,
-            )
-            run_part(session, "zero-shot-steps", command)
+            run_part(session, "zero-shot-steps", session.zero_shot_steps_command())
     finally:
         if beside is not None:  # leaving early (an error, Ctrl-C): stop the rendering too
             stop(beside[0])

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from vbert.bert.model import IGNORE_INDEX, flops_per_token
-from vbert.pretraining.bench_loops import SIZES, BenchSetup, make_batch
+from vbert.cli import main as cli_main
+from vbert.errors import VbertError
+from vbert.pretraining.bench_loops import SIZES, BenchSetup, check_variant, make_batch
 
 
 # Where these come from: the figures the pretraining-speed targets were set against, each a plain
@@ -180,3 +182,20 @@ def test_variant_names_switch_the_model_they_name() -> None:
     )
     assert trainer.model.net.config.low_precision_residual
     assert all(layer.low_precision_residual for layer in trainer.model.net.bert.layers)
+
+
+@pytest.mark.parametrize(
+    "variant", ["vbert-cudagraph", "plain-bf16res-compiled", "vbert-compiled-cudagraphs", "bert-eager"]
+)
+def test_a_variant_name_with_a_word_it_does_not_know_is_refused(variant: str) -> None:
+    """A misspelt mode or switch would otherwise measure another variant (eager) without a word."""
+    with pytest.raises(VbertError, match="unknown variant"):
+        check_variant(variant)
+
+
+def test_a_misspelt_variant_fails_before_any_variant_is_timed(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "pretrain", "--size", "tiny", "--device", "cpu", "--batch", "4", "--seq-len", "16"]
+    code = cli_main([*args, "--variants", "plain-eager,vbert-cudagraph", "--warmup", "1", "--steps", "1"])
+    out, err = capsys.readouterr()
+    assert code != 0 and "unknown variant 'vbert-cudagraph'" in err
+    assert '"name": "plain-eager"' not in out  # refused before the first variant ran

@@ -6,6 +6,8 @@ of the end-to-end tests with checkpoints every 4 of 12 steps and the alignment p
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import math
 import subprocess
@@ -14,7 +16,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 from micro_run import micro_config
+
+from vbert.config import load_config
+from vbert.pretraining.bench import add_arguments as bench_arguments
+from vbert.pretraining.bench_loops import check_variant
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_session.py"
@@ -151,3 +158,46 @@ def test_a_benchmark_stopped_at_its_cap_keeps_the_rows_it_printed(tmp_path: Path
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["bench"]["bench-base"]["rows"] == [{**row, "ratio": 1.0}]
     assert summary["parts"]["bench-base"]["status"] == "out of time"
+
+
+def _script_module():
+    """benchmarks/gpu_session.py as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("gpu_session", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_plan_is_valid_before_any_gpu_time_is_spent() -> None:
+    """Every setting and benchmark argument of the GPU plan is accepted, and the plan keeps its promises."""
+    script = _script_module()
+    plan = script.PLANS["gpu"]
+    config = load_config(plan.preset, plan.pipeline)
+    base = load_config("base")
+    assert config.data.num_train_videos >= 5000  # the issue's scale
+    steps = config.pretrain.steps
+    assert (
+        config.pretrain.alignment_from_step / steps == base.pretrain.alignment_from_step / base.pretrain.steps
+    )
+    kept = [s for s in range(1, steps + 1) if s % config.pretrain.checkpoint_every == 0]
+    assert len(kept) == config.pretrain.keep_checkpoints  # the zero-shot curve covers the whole run
+    for each in script.PLANS.values():
+        parsed = {}
+        for part, arguments in each.bench.items():
+            parser = argparse.ArgumentParser()
+            bench_arguments(parser)
+            parsed[part] = parser.parse_args(["pretrain", *arguments])
+            for variant in [*parsed[part].variants.split(","), parsed[part].agreement_vbert]:
+                check_variant(variant)
+        assert parsed["agreement"].check_agreement > 0
+        assert each.reference in parsed["bench-base"].variants.split(",")  # the ratios' denominator
+    assert sum(plan.caps_s.values()) < plan.deadline_s
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_the_gpu_plan_refuses_a_machine_without_one(tmp_path: Path) -> None:
+    command = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "needs a CUDA GPU" in done.stdout
+    assert not (tmp_path / "work" / "run").exists()

@@ -38,6 +38,7 @@ from vbert.pretraining.bench_loops import (
     PlainHFLoop,
     StepFn,
     build_variant,
+    check_variant,
     hf_model_from_vbert,
     make_batch,
     variant_flags,
@@ -177,6 +178,9 @@ def agreement(
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Run the throughput comparison (and optionally the agreement check); return the results."""
+    variants = args.variants.split(",")
+    for variant in [*variants, args.agreement_vbert]:  # a misspelt name fails before anything is timed
+        check_variant(variant)
     device = select_device(args.device)
     if args.fp32_matmul_reduction:  # cuBLAS may otherwise reduce split-K partial sums in bf16
         torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
@@ -203,7 +207,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "peak_tflops": peak,
         "rows": [],
     }
-    for variant in args.variants.split(","):
+    for variant in variants:
         step_fn = build_variant(variant, setup, config, device)
         results["rows"].append(
             measure(variant, step_fn, setup, batches, args.warmup, args.steps, device, peak)

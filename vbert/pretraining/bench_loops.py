@@ -24,6 +24,7 @@ from torch import nn
 from vbert.bert.hf import export_hf
 from vbert.bert.model import IGNORE_INDEX, BertConfig, BertForMaskedLM
 from vbert.config import PretrainConfig
+from vbert.errors import VbertError
 from vbert.pretraining.joint_vocab import JointVocab
 from vbert.pretraining.optim import lr_factor
 from vbert.pretraining.trainer import Trainer
@@ -220,6 +221,29 @@ def vbert_trainer(
 
 
 COMPILE_MODES = {"compiled": "default", "cudagraphs": "reduce-overhead", "autotune": "max-autotune"}
+MODEL_SWITCHES = {
+    "fullhead": "full_vocab_head",
+    "padmask": "padding_mask",
+    "bf16res": "low_precision_residual",
+}
+
+
+def check_variant(variant: str) -> list[str]:
+    """The words of a variant name; a VbertError when it has a word this benchmark does not know.
+
+    A name is `plain` or `vbert`, then at most one of `eager` and the compile modes, and (vbert only)
+    any of the model switches: a misspelt word would otherwise measure another variant silently.
+    """
+    words = variant.split("-")
+    modes = [w for w in words[1:] if w == "eager" or w in COMPILE_MODES]
+    allowed = {"eager", *COMPILE_MODES} | (set(MODEL_SWITCHES) if words[0] == "vbert" else set())
+    unknown = [w for w in words[1:] if w not in allowed]
+    if words[0] not in ("plain", "vbert") or unknown or len(modes) > 1:
+        raise VbertError(
+            f"unknown variant {variant!r}: expected plain-MODE or vbert[-SWITCH...][-MODE], with MODE one of "
+            f"eager, {', '.join(COMPILE_MODES)} and SWITCH one of {', '.join(MODEL_SWITCHES)}"
+        )
+    return words
 
 
 def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, device: torch.device) -> StepFn:
@@ -230,23 +254,17 @@ def build_variant(variant: str, setup: BenchSetup, config: PretrainConfig, devic
     ablations `fullhead` (logits at every position) and `padmask` (an all-ones padding mask), and
     `bf16res` (the residual stream in bf16, `BertConfig.low_precision_residual`).
     """
-    words = variant.split("-")
+    words = check_variant(variant)
     mode = next((COMPILE_MODES[w] for w in words if w in COMPILE_MODES), None)
     if words[0] == "plain":
         torch.manual_seed(0)
         hf = hf_model_from_vbert(VbertMLM(setup.bert_config()).net)
         return PlainHFLoop(hf, config, device, mode is not None).train_step
-    if words[0] != "vbert":
-        raise ValueError(f"unknown variant {variant!r}: it starts with 'plain' or 'vbert'")
     cfg = PretrainConfig(**{**asdict(config), "compile": mode is not None, "compile_mode": mode or "default"})
     return vbert_trainer(setup, cfg, device, **variant_flags(variant)).train_step
 
 
 def variant_flags(variant: str) -> dict[str, bool]:
     """The model switches a vbert variant name asks for (`fullhead`, `padmask`, `bf16res`)."""
-    words = variant.split("-")
-    return {
-        "full_vocab_head": "fullhead" in words,
-        "padding_mask": "padmask" in words,
-        "low_precision_residual": "bf16res" in words,
-    }
+    words = check_variant(variant)
+    return {flag: word in words for word, flag in MODEL_SWITCHES.items()}
