@@ -1,6 +1,6 @@
 """Every GPU measurement of docs/benchmarks.md in one call, its results in one folder.
 
-    PYTHONPATH=. python benchmarks/gpu_session.py --out results/gpu               # one GPU, about 9.5 min
+    PYTHONPATH=. python benchmarks/gpu_session.py --out results/gpu               # one GPU, a 570 s deadline
     PYTHONPATH=. python benchmarks/gpu_session.py --plan cpu-check --out runs/gpu-check  # the same parts, CPU
 
 The parts, in order; each is one `vbert` command in a process of its own, with its log kept:
@@ -8,7 +8,7 @@ The parts, in order; each is one `vbert` command in a process of its own, with i
 1. ``environment``: the card, driver, versions and CPU cores, and which of vbert's packages are
    missing (the session stops there if any is, before any GPU time is spent).
 2. ``bench-base``: `vbert bench pretrain` at the VideoBERT-base shape, the compiled plain
-   transformers loop and vbert's fastest variants in the same run (targets: 2.0x and 40% useful MFU).
+   transformers loop and vbert's fastest variant so far in the same run (targets: 2.0x and 40% useful MFU).
 3. ``bench-paper``: the paper-size encoder, 24 x 1024 (target: 45% useful MFU).
 4. ``agreement``: both loops from the same weights on the same batches, in bf16 and fp32 (the same
    mathematics: fp32 curves agree; bf16 within each side's own bf16 noise).

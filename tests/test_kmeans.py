@@ -133,6 +133,19 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
         HierarchicalKMeans.load(tmp_path / "missing.safetensors")
 
 
+def test_a_vocabulary_written_again_is_the_same_bytes(tmp_path):
+    """Its metadata has several keys, which safetensors alone writes in a different order each time."""
+    x = torch.randn(300, 6, generator=torch.Generator().manual_seed(6))
+    tree = HierarchicalKMeans(k=3, depth=2, seed=0).fit(x)
+    written = set()
+    for i in range(10):
+        tree.save(tmp_path / f"vocab-{i}.safetensors", metadata={"features_hash": "abc", "source": "x"})
+        written.add((tmp_path / f"vocab-{i}.safetensors").read_bytes())
+    assert len(written) == 1
+    back = HierarchicalKMeans.load(tmp_path / "vocab-0.safetensors")  # and it reads back
+    assert back.metadata["source"] == "x" and torch.equal(back.assign(x), tree.assign(x))
+
+
 def test_path_and_word_id_reject_out_of_range():
     tree = HierarchicalKMeans(k=12, depth=4)
     assert tree.vocab_size == 20736

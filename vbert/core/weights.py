@@ -2,19 +2,42 @@
 
 Every weight file vbert reads (extractor weights, BERT checkpoints, training checkpoints) comes
 through here, so none can run code on loading, and a corrupt, truncated or foreign file is a
-`DataError` naming it instead of an unpickling traceback.
+`DataError` naming it instead of an unpickling traceback. Files with metadata of several keys are
+written here too (`write_safetensors`), the same bytes for the same contents.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from vbert.core.manifest import atomic_write_bytes
 from vbert.errors import DataError
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """A safetensors file's bytes, the same for the same tensors and metadata: its header's keys sorted.
+
+    safetensors writes the metadata's keys in an order that changes from call to call, so two writes
+    of one vocabulary would otherwise differ (and so would their SHA-256 in a manifest).
+    """
+    raw = save(tensors, metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data stays 8-byte aligned, as safetensors writes it
+    return len(header).to_bytes(8, "little") + header + raw[8 + size :]
+
+
+def write_safetensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """Write `tensors` and string `metadata` as a safetensors file, atomically and reproducibly."""
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
 
 
 def read_torch_file(

@@ -24,10 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from vbert.core.weights import load_matching, load_state_dict
+from vbert.core.weights import load_matching, load_state_dict, write_safetensors
 from vbert.errors import DataError
 
 INPUT_MEAN = (0.45, 0.45, 0.45)
@@ -137,9 +136,7 @@ def save_checkpoint(model: CourseS3D, path: str | Path, **info: Any) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "vbert-course-s3d-1", "config": json.dumps(asdict(model.config))}
     metadata.update({k: json.dumps(v) for k, v in info.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    write_safetensors(path, state, metadata)
     return path
 
 

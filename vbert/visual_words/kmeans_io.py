@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as save_bytes
 
-from vbert.core.manifest import atomic_write_bytes
+from vbert.core.weights import write_safetensors
 from vbert.errors import DataError
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def save_tree(tree: HierarchicalKMeans, path: str | Path, metadata: dict[str, st
         "max_iter": str(tree.max_iter),
         **(metadata or {}),
     }
-    atomic_write_bytes(path, save_bytes(tensors, metadata=meta))
+    write_safetensors(path, tensors, meta)
 
 
 def _read_vocabulary_file(path: Path, with_tensors: bool) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
