@@ -35,7 +35,6 @@ import importlib.metadata
 import io
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -50,6 +49,7 @@ from typing import Any
 
 import torch
 
+from vbert.core.manifest import atomic_write_json, package_versions, read_json
 from vbert.core.run_folder import read_state
 from vbert.pretraining.trainer import read_metrics
 
@@ -176,9 +176,7 @@ class Session:
             "note": note,
             "log_tail": log_tail,
         }
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2), encoding="utf-8")
-        tmp.replace(self.state_path)
+        atomic_write_json(self.state_path, self.state)
 
     def done(self, part: str) -> bool:
         """Whether an earlier call finished this part."""
@@ -335,15 +333,14 @@ def missing_packages() -> list[str]:
 def environment() -> dict[str, Any]:
     """The machine and software this session measures on."""
     env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        **package_versions(),
         "cuda": torch.version.cuda,
         "cpu_cores": os.cpu_count(),
         "java (METEOR)": shutil.which("java") is not None,
         "missing_packages": missing_packages(),
         "card": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU",
     }
-    for name in ("transformers", "triton", "numpy", "opencv-python-headless", "pycocoevalcap"):
+    for name in ("triton", "pycocoevalcap"):  # the compiler of torch.compile, Table 3's scorer
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             env[name] = importlib.metadata.version(name)
     if shutil.which("nvidia-smi"):
@@ -359,7 +356,8 @@ def environment() -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """A part's JSON result, or None where the part wrote none."""
+    return read_json(path) if path.is_file() else None
 
 
 def bench_results(session: Session) -> dict[str, Any]:
@@ -407,6 +405,7 @@ def target_results(plan: Plan, bench: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": target.what,
+                "measure": target.measure,
                 "floor": target.floor,
                 "measured": best[0],
                 "variant": best[1],
@@ -495,11 +494,12 @@ def summary_markdown(session: Session, summary: dict[str, Any]) -> str:
         "|---|---:|---:|---|---|",
     ]
     for t in summary["targets"]:
-        floor = f"{t['floor']:.1f}x" if "plain" in t["target"] else _percent(t["floor"])
+        ratio = t["measure"] == "ratio"
+        floor = f"{t['floor']:.1f}x" if ratio else _percent(t["floor"])
         if t["measured"] is None:
             measured = "not measured"
         else:
-            measured = f"{t['measured']:.2f}x" if "plain" in t["target"] else _percent(t["measured"])
+            measured = f"{t['measured']:.2f}x" if ratio else _percent(t["measured"])
         met = {None: "not measured", True: "yes", False: "no"}[t["met"]]
         lines.append(
             f"| {t['target']} ({t['device'] or card}) | {floor} | {measured} | {t['variant'] or ''} | {met} |"
@@ -601,7 +601,7 @@ def run_session(
     if "environment" in parts and not session.done("environment"):
         began = time.monotonic()
         env = environment()
-        (session.parts_dir / "environment.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
+        atomic_write_json(session.parts_dir / "environment.json", env)
         print(json.dumps(env, indent=2), flush=True)
         if env["missing_packages"]:
             note = f"missing: {', '.join(env['missing_packages'])} (pip install them, then run again)"
