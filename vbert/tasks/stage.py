@@ -4,10 +4,11 @@ Each task runs through `vbert.tasks.cli.RUNNERS`, and its table is recorded in `
 as soon as it is written, so an interrupted stage resumes at its first unfinished task and a failed
 task is retried alone. Zero-shot runs last: the text-only BERT it compares with is trained in a
 child process, from before pretraining when `vbert run` starts it (`text_only_ahead`), else while
-captioning and retrieval run (`TextOnlyBeside`), so on two cores it adds little time. The captioning task also keeps the captioner of Table 3's "VideoBERT + clip features" row in
-`eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its
-files' SHA-256 (and "captioner": the folder), for `vbert describe`; a stage finished by an older
-vbert (no "captioner" in its manifest) runs the captioning task again, keeping the other tables.
+captioning and retrieval run (`TextOnlyBeside`), so on two cores it adds little time. The
+captioning task also keeps the captioner of Table 3's "VideoBERT + clip features" row in
+`eval/captioner/` (`vbert.tasks.captioner_file`), recorded in the manifest with its files' SHA-256
+(and "captioner": the folder), for `vbert describe`; a stage finished by an older vbert (no
+"captioner" in its manifest) runs the captioning task again, keeping the other tables.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ def _retrieval_summary(result: dict[str, Any]) -> dict[str, Any]:
     return {"retrieval R@5": round(result["rows"]["VideoBERT alignment"]["R@5"], 1)}
 
 
-# The tasks of the "evaluate" stage, in order, each with the headline numbers it adds to the stage summary.
+# The tasks of the "evaluate" stage, in the summary's order, each with the headline numbers it adds to it.
 STAGE_TASKS = {
     "zero-shot": _zero_shot_summary,
     "captioning": _captioning_summary,
     "retrieval": _retrieval_summary,
 }
+# The order they run in: zero-shot last, since it waits for the text-only BERT trained beside the others.
+RUN_ORDER = tuple(sorted(STAGE_TASKS, key=lambda task: task == "zero-shot"))
 
 
 def _finished_earlier(out: Path, config_hash: str, inputs: dict[str, str]) -> dict[str, str]:
@@ -203,9 +206,7 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
     failures: list[dict[str, str]] = []
     beside = _alongside(config, inputs, out, done)
     with beside if beside is not None else contextlib.nullcontext():
-        for task in sorted(
-            STAGE_TASKS, key=lambda t: t == "zero-shot"
-        ):  # zero-shot last: it waits for `beside`
+        for task in RUN_ORDER:
             name = f"{task}.json"
             if name in done:
                 print(f"[vbert run] evaluate: {task} finished in an earlier run; kept", flush=True)
@@ -236,13 +237,11 @@ def run_stage(config: Config, inputs: dict[str, Path], out: Path, force: bool) -
                     write_result(out, task, result, text)
                     outputs[name] = file_sha256(out / name)
                     outputs.update(result.get("captioner", {}) if task == "captioning" else {})
-                    summaries[task] = STAGE_TASKS[task](
-                        read_json(out / name)
-                    )  # as stored, as a resumed run reads it
+                    # as stored, as a resumed run reads it
+                    summaries[task] = STAGE_TASKS[task](read_json(out / name))
             kept = CAPTIONER_DIR if _captioner_outputs(outputs) else None
-            write_manifest(
-                out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept
-            )  # so far
+            # the tasks so far: an interrupted stage resumes at its first unfinished task
+            write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, False, captioner=kept)
     summary = {key: value for task in STAGE_TASKS for key, value in summaries.get(task, {}).items()}
     write_manifest(out, "evaluate", spec, inputs_id, outputs, failures, not failures, captioner=kept)
     if failures:
